@@ -1,0 +1,57 @@
+"""Turn a request record into the lines a person reads (and the JSON a script reads)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from dms.sizes import format_size
+
+__all__ = ["progress_line", "request_json", "request_lines", "when"]
+
+
+def when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def progress_line(info: dict[str, Any]) -> str:
+    return (
+        f"{info['state']:<12} files {info['files_done']}/{info['files_total']}"
+        f" ({info['files_failed']} failed)  bytes {format_size(info['bytes_done'])}"
+        f"/{format_size(info['bytes_total'])}  tasks {info['tasks_done']}/{info['tasks_total']}"
+    )
+
+
+def request_lines(request_id: str, info: dict[str, Any], errors: list[dict[str, Any]] | None = None) -> list[str]:
+    params = info.get("params", {})
+    elapsed = ""
+    if info.get("finished_at") and info.get("created_at"):
+        elapsed = f" ({info['finished_at'] - info['created_at']:.1f} s)"
+    lines = [
+        f"request      {request_id}",
+        f"state        {info['state']}",
+        f"source       {params.get('source', '?')}",
+        f"destination  {params.get('destination', '?')}",
+        f"files        {info['files_done']} done, {info['files_failed']} failed, {info['files_total']} total"
+        + (f" ({info['skipped']} entries skipped)" if info.get("skipped") else ""),
+        f"bytes        {format_size(info['bytes_done'])} of {format_size(info['bytes_total'])} copied"
+        f" ({info['bytes_done']} / {info['bytes_total']})",
+        f"tasks        {info['tasks_done']} of {info['tasks_total']}",
+        f"created      {when(info.get('created_at'))}",
+        f"finished     {when(info.get('finished_at'))}{elapsed}",
+    ]
+    if info.get("error"):
+        lines.append(f"error        {info['error']}")
+    for e in errors or []:
+        lines.append(f"  failed     {e['path']}: {e['error']}")
+    return lines
+
+
+def request_json(request_id: str, info: dict[str, Any], errors: list[dict[str, Any]] | None = None) -> str:
+    record = {"request_id": request_id, **info}
+    if errors is not None:
+        record["errors"] = errors
+    return json.dumps(record, sort_keys=True)

@@ -1,0 +1,99 @@
+"""`dms-submit sync SRC DST`: make DST a copy of the tree SRC (like `rsync -a SRC/ DST/`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from dms.cli import EXIT_REQUEST_FAILED, cli
+from dms.cli.connection import control_plane, fail
+from dms.cli.options import SIZE
+from dms.cli.render import progress_line, request_json, request_lines
+from dms.client import new_request_id, submit, wait
+from dms.config import DefaultsConfig, load_config
+from dms.errors import DmsError
+from dms.model import RequestState, SyncParams
+
+__all__ = ["sync"]
+
+
+@cli.command()
+@click.argument("source", type=click.Path(file_okay=False, path_type=str))
+@click.argument("destination", type=click.Path(file_okay=False, path_type=str))
+@click.option("--id", "request_id", help="Request id (default: generated, e.g. 20261124-191500-3fa9c1).")
+@click.option("--parallelism", "-p", type=click.IntRange(1, 1024), help="Transfer tasks in flight at once.")
+@click.option("--chunk-size", type=SIZE, help="Largest piece of one file per task, e.g. 64MiB (default).")
+@click.option(
+    "--copy-method",
+    type=click.Choice(["readwrite", "copy_file_range"]),
+    default="readwrite",
+    show_default=True,
+    help="How bytes move on one node (docs/decisions/0003-copy-method.md).",
+)
+@click.option("--no-fsync", is_flag=True, help="Do not flush data to disk before publishing (faster, less safe).")
+@click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def sync(
+    obj: dict[str, str | None],
+    source: str,
+    destination: str,
+    request_id: str | None,
+    parallelism: int | None,
+    chunk_size: int | None,
+    copy_method: str,
+    no_fsync: bool,
+    wait_: bool,
+    as_json: bool,
+) -> None:
+    """Copy the tree SOURCE into DESTINATION, verified, published file by file atomically.
+
+    With no broker configured (no --broker, DMS_BROKER_URL or --config), the sync runs
+    embedded: a private redis-server and a local worker are started for it and stopped
+    afterwards, so the command always waits.
+    """
+    try:
+        config_path = obj.get("config_path")
+        defaults = load_config(config_path).defaults if config_path else DefaultsConfig()
+        chunk = chunk_size or defaults.chunk_size
+        params = SyncParams(
+            request_id=request_id or new_request_id(),
+            source=os.path.abspath(source),
+            destination=os.path.abspath(destination),
+            parallelism=parallelism or defaults.parallelism,
+            chunk_size=chunk,
+            unit_bytes=chunk,
+            copy_method=copy_method,
+            fsync=not no_fsync,
+        )
+        with control_plane(obj, worker_concurrency=params.parallelism) as plane:
+            submit(plane.app, plane.store, params)
+            embedded = plane.embedded is not None
+            if not (wait_ or embedded):
+                click.echo(
+                    request_json(params.request_id, plane.store.get(params.request_id) or {})
+                    if as_json
+                    else params.request_id
+                )
+                return
+            tty = sys.stderr.isatty() and not as_json
+
+            def show(info: dict[str, object]) -> None:
+                if tty:
+                    click.echo("\r" + progress_line(info) + "\x1b[K", nl=False, err=True)
+
+            info = wait(plane.store, params.request_id, on_progress=show, alive=plane.alive)
+            if tty:
+                click.echo(err=True)
+            errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
+            click.echo(
+                request_json(params.request_id, info, errors)
+                if as_json
+                else "\n".join(request_lines(params.request_id, info, errors))
+            )
+    except DmsError as exc:
+        fail(exc)
+    if info["state"] != RequestState.SUCCEEDED.value:
+        sys.exit(EXIT_REQUEST_FAILED)

@@ -1,0 +1,96 @@
+"""DMS's exception tree: what went wrong, and whether trying again can help.
+
+    DmsError                     root of every DMS-specific failure
+    ├── TransientError           worth retrying as is (broker blip, peer lost)
+    └── FatalError               retrying the same thing cannot help
+        ├── ConfigError          a configuration file or value is unusable
+        ├── RequestError         a sync request is malformed or refused
+        │   ├── PathError        a source or destination path is unusable
+        │   └── RequestExists    the request id is already taken
+        ├── BrokerUnavailable    the control-plane Redis cannot be reached
+        ├── EmbeddedError        the embedded Redis or worker could not start
+        ├── IntegrityError       bytes do not match the digest recorded for them
+        ├── SourceChangedError   a source file changed between planning and copying
+        ├── ProtocolError        bytes on the data port that do not parse
+        └── Cancelled            the request was cancelled
+
+Errno failures of the native core are not here: they arrive as the precise
+built-in OSError subclass (FileNotFoundError, PermissionError, ...), with the
+failing call and path in the message, exactly like os.open() would raise.
+Plain Python on purpose, so tasks can catch these without the extension.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerUnavailable",
+    "Cancelled",
+    "ConfigError",
+    "DmsError",
+    "EmbeddedError",
+    "FatalError",
+    "IntegrityError",
+    "PathError",
+    "ProtocolError",
+    "RequestError",
+    "RequestExists",
+    "SourceChangedError",
+    "TransientError",
+]
+
+
+class DmsError(Exception):
+    """Root of DMS-specific failures."""
+
+    #: Whether the same operation may succeed if simply tried again.
+    retryable = False
+
+
+class TransientError(DmsError):
+    """A failure that may go away by itself: retry with backoff."""
+
+    retryable = True
+
+
+class FatalError(DmsError):
+    """A failure that retrying cannot fix."""
+
+
+class ConfigError(FatalError):
+    """A configuration file or value is unusable; the message names file, key and value."""
+
+
+class RequestError(FatalError):
+    """A sync request is malformed or refused."""
+
+
+class PathError(RequestError):
+    """A source or destination path is missing, unreadable or badly placed."""
+
+
+class RequestExists(RequestError):
+    """The request id is already in use."""
+
+
+class BrokerUnavailable(FatalError):
+    """The control-plane Redis (broker and state store) cannot be reached."""
+
+
+class EmbeddedError(FatalError):
+    """The embedded private Redis or local worker could not be started."""
+
+
+class IntegrityError(FatalError):
+    """Bytes read back do not hash to the digest recorded when they were moved."""
+
+
+class SourceChangedError(FatalError):
+    """A source file changed between planning and copying; its copy would mix versions."""
+
+
+class ProtocolError(FatalError):
+    """Bytes on the data port that do not parse as a DMS frame."""
+
+
+class Cancelled(FatalError):
+    """The request was cancelled."""

@@ -1,0 +1,111 @@
+"""Typed records that cross process boundaries, with their JSON forms.
+
+Records are stored in Redis as compact JSON lists (not dicts) because a large
+sync stores millions of them; the field order below is the wire order.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = [
+    "TERMINAL_STATES",
+    "DirRecord",
+    "FileRecord",
+    "RequestState",
+    "SyncParams",
+    "UnitPiece",
+]
+
+
+class RequestState(enum.StrEnum):
+    PENDING = "PENDING"
+    PLANNING = "PLANNING"
+    TRANSFERRING = "TRANSFERRING"
+    FINALIZING = "FINALIZING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL_STATES = frozenset({RequestState.SUCCEEDED, RequestState.FAILED, RequestState.CANCELLED})
+
+
+@dataclass(frozen=True)
+class SyncParams:
+    """What a user asked for. Stored once per request; tasks carry only the id."""
+
+    request_id: str
+    source: str
+    destination: str
+    parallelism: int = 4
+    chunk_size: int = 64 * 1024 * 1024
+    #: A transfer task closes its unit at this many bytes (default: chunk_size).
+    unit_bytes: int = 64 * 1024 * 1024
+    #: ... or at this many pieces, so tiny files are batched, not one task each.
+    unit_max_files: int = 1000
+    copy_method: str = "readwrite"
+    #: Flush data to stable storage before publishing (syncfs per batch).
+    fsync: bool = True
+    control_queue: str = "dms.control"
+    data_queue: str = "dms.data"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SyncParams:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A regular file as the planner saw it; `file_id` is its position in walk order."""
+
+    file_id: int
+    relpath: str
+    size: int
+    mtime_ns: int
+    atime_ns: int
+    mode: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.file_id, self.relpath, self.size, self.mtime_ns, self.atime_ns, self.mode]
+
+    @classmethod
+    def from_wire(cls, row: list[Any]) -> FileRecord:
+        return cls(*row)
+
+
+@dataclass(frozen=True)
+class DirRecord:
+    relpath: str  # "" is the root of the tree
+    mtime_ns: int
+    atime_ns: int
+    mode: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.relpath, self.mtime_ns, self.atime_ns, self.mode]
+
+    @classmethod
+    def from_wire(cls, row: list[Any]) -> DirRecord:
+        return cls(*row)
+
+
+@dataclass(frozen=True)
+class UnitPiece:
+    """One byte range of one file inside a transfer unit (the file record is inlined)."""
+
+    file: FileRecord
+    offset: int
+    length: int
+
+    def to_wire(self) -> list[Any]:
+        return [*self.file.to_wire(), self.offset, self.length]
+
+    @classmethod
+    def from_wire(cls, row: list[Any]) -> UnitPiece:
+        return cls(FileRecord.from_wire(row[:6]), row[6], row[7])

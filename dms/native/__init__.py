@@ -1,0 +1,31 @@
+"""Python face of the C++ transfer core (chunker, sliced copier, verifier).
+
+The work happens in the compiled module `_core`, with the GIL released around
+every blocking call; see docs/architecture.md ("Native core").
+"""
+
+from __future__ import annotations
+
+from dms.native._core import (
+    DEFAULT_BUFFER_BYTES,
+    DEFAULT_SLICE_BYTES,
+    FileChunker,
+    UnitCopier,
+    Verifier,
+    copy_range,
+    digest_bytes,
+    hash_range,
+    sync_filesystem,
+)
+
+__all__ = [
+    "DEFAULT_BUFFER_BYTES",
+    "DEFAULT_SLICE_BYTES",
+    "FileChunker",
+    "UnitCopier",
+    "Verifier",
+    "copy_range",
+    "digest_bytes",
+    "hash_range",
+    "sync_filesystem",
+]

@@ -1,0 +1,222 @@
+# cython: language_level=3
+# distutils: language = c++
+"""The compiled half of dms.native: cdef classes that own the C++ objects.
+
+Every method converts its Python arguments first, then releases the GIL for
+the C++ call, then builds Python results (python-rocksdb's and pyzmq's shape).
+Long work is sliced: each step() does a bounded amount of I/O so the caller
+can check a cancel flag, report progress and let signals run between slices.
+"""
+
+import os
+
+from libc.stdint cimport uint64_t
+from libcpp.memory cimport unique_ptr
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+from dms.native.includes cimport checksum as c_checksum
+from dms.native.includes cimport chunker as c_chunker
+from dms.native.includes cimport copier as c_copier
+from dms.native.includes cimport io as c_io
+from dms.native.includes.errors cimport register_error_classes, translate_exception
+
+from dms import errors as _errors
+
+register_error_classes(_errors.IntegrityError, _errors.SourceChangedError, _errors.Cancelled, _errors.ProtocolError)
+
+DEFAULT_SLICE_BYTES = 64 * 1024 * 1024
+DEFAULT_BUFFER_BYTES = 1024 * 1024
+
+_METHODS = {"readwrite": c_copier.CopyMethod.ReadWrite, "copy_file_range": c_copier.CopyMethod.CopyFileRange}
+
+STATUS_OK = 0
+STATUS_OS_ERROR = 1
+STATUS_SOURCE_CHANGED = 2
+STATUS_MISMATCH = 3
+
+
+cdef c_copier.CopyMethod _method(str name) except *:
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown copy method {name!r}; expected one of {sorted(_METHODS)}") from None
+
+
+cdef object _outcome_error(const c_copier.PieceOutcome& o):
+    """The exception a failed piece stands for, built like the built-in open() would."""
+    if o.status == c_copier.PieceStatus.OsError:
+        return OSError(o.err, f"{o.call.decode()}: {os.strerror(o.err)}", os.fsdecode(o.path))
+    if o.status == c_copier.PieceStatus.SourceChanged:
+        return _errors.SourceChangedError(os.fsdecode(o.message))
+    if o.status == c_copier.PieceStatus.Mismatch:
+        return _errors.IntegrityError(os.fsdecode(o.message))
+    return None
+
+
+cdef list _outcomes(vector[c_copier.PieceOutcome]& outs):
+    cdef list result = []
+    cdef size_t i
+    for i in range(outs.size()):
+        if outs[i].status == c_copier.PieceStatus.Ok:
+            result.append((outs[i].index, outs[i].digest.hex().decode(), None))
+        else:
+            result.append((outs[i].index, None, _outcome_error(outs[i])))
+    return result
+
+
+cdef class FileChunker:
+    """Cuts files into chunks and packs small files into work units."""
+
+    cdef unique_ptr[c_chunker.FileChunker] _c
+
+    def __cinit__(self, uint64_t chunk_size, uint64_t unit_bytes=0, uint64_t unit_max_pieces=1000):
+        cdef c_chunker.ChunkerConfig cfg
+        cfg.chunk_size = chunk_size
+        cfg.unit_bytes = unit_bytes if unit_bytes else chunk_size
+        cfg.unit_max_pieces = unit_max_pieces
+        self._c.reset(new c_chunker.FileChunker(cfg))
+
+    def split(self, uint64_t file_index, uint64_t size):
+        cdef vector[c_chunker.Piece] pieces = self._c.get().split(file_index, size)
+        return [(p.offset, p.length) for p in pieces]
+
+    def add(self, uint64_t file_index, uint64_t size):
+        self._c.get().add(file_index, size)
+
+    def take_ready(self):
+        return _units(self._c.get().take_ready())
+
+    def finish(self):
+        return _units(self._c.get().finish())
+
+
+cdef list _units(vector[c_chunker.WorkUnit] units):
+    return [[(p.file_index, p.offset, p.length) for p in u.pieces] for u in units]
+
+
+cdef class UnitCopier:
+    """Copies a list of pieces into staging files, a bounded slice per step().
+
+    specs: (src, dst, offset, length, file_size, mtime_ns, check_source) tuples.
+    step() returns (index, digest_hex, None) for each piece that finished and
+    (index, None, exception) for each that failed; it never raises for a
+    per-piece I/O problem, so one bad file does not stop the others.
+    """
+
+    cdef unique_ptr[c_copier.UnitCopier] _c
+    cdef bint _busy
+
+    def __cinit__(self, specs, str method="readwrite", size_t buffer_size=DEFAULT_BUFFER_BYTES):
+        cdef vector[c_copier.CopySpec] cspecs
+        cdef c_copier.CopySpec s
+        for src, dst, offset, length, file_size, mtime_ns, check_source in specs:
+            s.src = os.fsencode(src)
+            s.dst = os.fsencode(dst)
+            s.offset = offset
+            s.length = length
+            s.file_size = file_size
+            s.mtime_ns = mtime_ns
+            s.check_source = check_source
+            cspecs.push_back(s)
+        self._c.reset(new c_copier.UnitCopier(cspecs, _method(method), buffer_size))
+
+    @property
+    def done(self):
+        return self._c.get().done()
+
+    @property
+    def bytes_moved(self):
+        return self._c.get().bytes_moved()
+
+    @property
+    def method(self):
+        return "readwrite" if self._c.get().method() == c_copier.CopyMethod.ReadWrite else "copy_file_range"
+
+    def step(self, uint64_t max_bytes=DEFAULT_SLICE_BYTES):
+        if self._busy:
+            raise RuntimeError("UnitCopier.step() is already running in another thread")
+        cdef vector[c_copier.PieceOutcome] outs
+        self._busy = True
+        try:
+            with nogil:
+                outs = self._c.get().step(max_bytes)
+        finally:
+            self._busy = False
+        return _outcomes(outs)
+
+
+cdef class Verifier:
+    """Re-reads staged ranges and compares them with their recorded digests.
+
+    specs: (path, offset, length, expected_digest_hex). step() reports like
+    UnitCopier.step(); a mismatch is an IntegrityError value.
+    """
+
+    cdef unique_ptr[c_copier.Verifier] _c
+    cdef bint _busy
+
+    def __cinit__(self, specs, size_t buffer_size=DEFAULT_BUFFER_BYTES):
+        cdef vector[c_copier.VerifySpec] cspecs
+        cdef c_copier.VerifySpec s
+        for path, offset, length, expected in specs:
+            s.path = os.fsencode(path)
+            s.offset = offset
+            s.length = length
+            s.expected = c_copier.parse_digest(expected.encode())
+            cspecs.push_back(s)
+        self._c.reset(new c_copier.Verifier(cspecs, buffer_size))
+
+    @property
+    def done(self):
+        return self._c.get().done()
+
+    def step(self, uint64_t max_bytes=DEFAULT_SLICE_BYTES):
+        if self._busy:
+            raise RuntimeError("Verifier.step() is already running in another thread")
+        cdef vector[c_copier.PieceOutcome] outs
+        self._busy = True
+        try:
+            with nogil:
+                outs = self._c.get().step(max_bytes)
+        finally:
+            self._busy = False
+        return _outcomes(outs)
+
+
+def copy_range(src, dst, uint64_t offset, uint64_t length, str method="readwrite"):
+    """Copy one byte range and return the digest of the bytes moved; raises on failure."""
+    cdef string csrc = os.fsencode(src)
+    cdef string cdst = os.fsencode(dst)
+    cdef c_copier.CopyMethod m = _method(method)
+    cdef c_checksum.Digest d
+    with nogil:
+        d = c_copier.copy_range(csrc, cdst, offset, length, m)
+    return d.hex().decode()
+
+
+def hash_range(path, uint64_t offset, uint64_t length):
+    """Digest of bytes [offset, offset+length) of a file (fewer at end of file)."""
+    cdef string cpath = os.fsencode(path)
+    cdef c_checksum.Digest d
+    with nogil:
+        d = c_copier.hash_range(cpath, offset, length)
+    return d.hex().decode()
+
+
+def digest_bytes(const unsigned char[:] data not None):
+    """Digest of an in-memory buffer: the same function the copier applies."""
+    cdef c_checksum.Digest d
+    if data.shape[0] == 0:
+        d = c_checksum.digest_of(NULL, 0)
+    else:
+        with nogil:
+            d = c_checksum.digest_of(&data[0], data.shape[0])
+    return d.hex().decode()
+
+
+def sync_filesystem(path):
+    """Flush every dirty page and inode of the filesystem holding `path` (syncfs)."""
+    cdef string cpath = os.fsencode(path)
+    with nogil:
+        c_io.sync_filesystem(cpath)

@@ -1,0 +1,97 @@
+// UnitCopier and Verifier: the two sliced workers the Python tasks drive.
+// Both take a list of pieces, do at most about `max_bytes` of I/O per step()
+// (one call into C++ with the GIL released), and report each finished piece
+// as a value, so one bad file never aborts the rest of a unit. Exceptions
+// escape only for misuse (bad arguments) and out-of-memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dms/checksum.hpp"
+#include "dms/file.hpp"
+
+namespace dms {
+
+enum class CopyMethod { ReadWrite = 0, CopyFileRange = 1 };
+
+enum class PieceStatus { Ok = 0, OsError = 1, SourceChanged = 2, Mismatch = 3 };
+
+struct CopySpec {
+  std::string src;
+  std::string dst;             // staging file; created 0600 if missing
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t file_size = 0;      // the size the planner saw; dst is truncated to it
+  int64_t mtime_ns = 0;        // the mtime the planner saw
+  bool check_source = true;    // refuse a source whose size or mtime changed
+};
+
+struct PieceOutcome {
+  size_t index = 0;            // position in the spec list
+  PieceStatus status = PieceStatus::Ok;
+  Digest digest;               // of the bytes moved (Ok) or read back (Mismatch)
+  int err = 0;                 // errno, for OsError
+  std::string call;            // the failing system call, for OsError
+  std::string message;         // human-readable reason
+  std::string path;            // the path the error is about
+};
+
+class UnitCopier {
+ public:
+  UnitCopier(std::vector<CopySpec> specs, CopyMethod method, size_t buffer_size);
+  std::vector<PieceOutcome> step(uint64_t max_bytes);
+  bool done() const noexcept { return next_ >= specs_.size(); }
+  uint64_t bytes_moved() const noexcept { return bytes_moved_; }
+  CopyMethod method() const noexcept { return method_; }
+
+ private:
+  bool advance(uint64_t budget, uint64_t& used);  // true when the current piece finished
+  void open_current();
+  void check_source_unchanged(const char* when);
+  void finish_current(PieceOutcome& out);
+  std::vector<CopySpec> specs_;
+  CopyMethod method_;
+  std::vector<unsigned char> buffer_;
+  size_t next_ = 0;
+  bool open_ = false;
+  File src_, dst_;
+  uint64_t cursor_ = 0;
+  Hasher hasher_;
+  uint64_t bytes_moved_ = 0;
+};
+
+struct VerifySpec {
+  std::string path;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  Digest expected;
+};
+
+class Verifier {
+ public:
+  Verifier(std::vector<VerifySpec> specs, size_t buffer_size);
+  std::vector<PieceOutcome> step(uint64_t max_bytes);
+  bool done() const noexcept { return next_ >= specs_.size(); }
+
+ private:
+  std::vector<VerifySpec> specs_;
+  std::vector<unsigned char> buffer_;
+  size_t next_ = 0;
+  bool open_ = false;
+  File file_;
+  uint64_t cursor_ = 0;
+  Hasher hasher_;
+};
+
+// One-shot helpers: they throw instead of reporting, for callers that want
+// exceptions (tests, tools). Both are bounded by the range they are given.
+Digest copy_range(const std::string& src, const std::string& dst, uint64_t offset, uint64_t length,
+                  CopyMethod method);
+Digest hash_range(const std::string& path, uint64_t offset, uint64_t length);
+
+Digest parse_digest(const std::string& hex);  // throws std::invalid_argument
+
+}  // namespace dms

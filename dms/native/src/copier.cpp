@@ -1,0 +1,273 @@
+#include "dms/copier.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
+#include <utility>
+
+#include "dms/errors.hpp"
+#include "dms/io.hpp"
+
+namespace dms {
+
+namespace {
+
+// Opening a file costs about as much as moving this many bytes; charging it
+// to the slice budget bounds the number of small files handled per step.
+constexpr uint64_t kPerPieceCost = 64 * 1024;
+
+int64_t mtime_ns_of(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+// Runs one piece's step, turning the failures that belong to that piece into
+// an outcome. Anything else (bad_alloc, logic errors) propagates.
+template <typename Body, typename Reset>
+bool guarded(PieceOutcome& out, const std::string& src_path, Body&& body, Reset&& reset) {
+  try {
+    return body();
+  } catch (const SystemError& e) {
+    out.status = PieceStatus::OsError;
+    out.err = e.code().value();
+    out.call = e.call();
+    out.path = e.path();
+    out.message = e.what();
+  } catch (const SourceChangedError& e) {
+    out.status = PieceStatus::SourceChanged;
+    out.path = src_path;
+    out.message = e.what();
+  }
+  reset();
+  return true;
+}
+
+std::vector<unsigned char> make_buffer(size_t buffer_size) {
+  if (buffer_size == 0 || buffer_size > (1u << 30)) throw std::invalid_argument("buffer_size must be in 1..1 GiB");
+  return std::vector<unsigned char>(buffer_size);
+}
+
+}  // namespace
+
+UnitCopier::UnitCopier(std::vector<CopySpec> specs, CopyMethod method, size_t buffer_size)
+    : specs_(std::move(specs)), method_(method), buffer_(make_buffer(buffer_size)) {
+  for (const CopySpec& s : specs_) {
+    if (s.offset > s.file_size || s.length > s.file_size - s.offset)
+      throw std::invalid_argument("piece [" + std::to_string(s.offset) + ", +" + std::to_string(s.length) +
+                                  ") lies outside the file size " + std::to_string(s.file_size) + " of " + s.src);
+  }
+}
+
+void UnitCopier::check_source_unchanged(const char* when) {
+  const CopySpec& s = specs_[next_];
+  struct stat st = stat_of(src_);
+  if (!S_ISREG(st.st_mode)) throw SourceChangedError(s.src + ": no longer a regular file " + when);
+  if (static_cast<uint64_t>(st.st_size) != s.file_size || mtime_ns_of(st) != s.mtime_ns)
+    throw SourceChangedError(s.src + ": changed " + when + " (size " + std::to_string(st.st_size) + ", planned " +
+                             std::to_string(s.file_size) + "; mtime_ns " + std::to_string(mtime_ns_of(st)) +
+                             ", planned " + std::to_string(s.mtime_ns) + ")");
+}
+
+void UnitCopier::open_current() {
+  const CopySpec& s = specs_[next_];
+  src_ = File(s.src, O_RDONLY | O_NOFOLLOW);
+  if (s.check_source) check_source_unchanged("since planning");
+  dst_ = File(s.dst, O_WRONLY | O_CREAT | O_NOFOLLOW, 0600);
+  // Idempotent: every piece sets the final size, so pieces may run in any
+  // order, twice, or concurrently, and a stale longer staging file shrinks.
+  truncate_to(dst_, s.file_size);
+  hasher_.reset();
+  cursor_ = 0;
+  open_ = true;
+}
+
+bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
+  const CopySpec& s = specs_[next_];
+  while (cursor_ < s.length) {
+    if (budget == 0) return false;
+    size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, budget}));
+    auto off = static_cast<off_t>(s.offset + cursor_);
+    size_t got;
+    if (method_ == CopyMethod::CopyFileRange) {
+      try {
+        got = copy_file_range_full(src_, off, dst_, off, want);
+      } catch (const SystemError& e) {
+        if (!is_copy_range_unsupported(e.code().value())) throw;
+        method_ = CopyMethod::ReadWrite;  // this kernel/filesystem pair cannot; stay on the portable path
+        continue;
+      }
+      // The digest must be of the source bytes, so read them once more (from
+      // the page cache as a rule); see docs/decisions/0003-copy-method.md.
+      if (pread_full(src_, buffer_.data(), got, off) != got)
+        throw SourceChangedError(s.src + ": shrank while being copied");
+      hasher_.update(buffer_.data(), got);
+    } else {
+      got = pread_full(src_, buffer_.data(), want, off);
+      hasher_.update(buffer_.data(), got);
+      pwrite_full(dst_, buffer_.data(), got, off);
+    }
+    if (got < want)
+      throw SourceChangedError(s.src + ": ended at byte " + std::to_string(s.offset + cursor_ + got) +
+                               ", the planner saw " + std::to_string(s.file_size) + " bytes");
+    cursor_ += got;
+    used += got;
+    budget -= got;
+  }
+  return true;
+}
+
+void UnitCopier::finish_current(PieceOutcome& out) {
+  if (specs_[next_].check_source) check_source_unchanged("while being copied");
+  dst_.close();  // reports deferred write errors (NFS, quota)
+  src_.close_no_throw();
+  open_ = false;
+  out.status = PieceStatus::Ok;
+  out.digest = hasher_.digest();
+  bytes_moved_ += specs_[next_].length;
+}
+
+std::vector<PieceOutcome> UnitCopier::step(uint64_t max_bytes) {
+  std::vector<PieceOutcome> outcomes;
+  uint64_t used = 0;
+  max_bytes = std::max<uint64_t>(max_bytes, 1);
+  while (!done() && used < max_bytes) {
+    PieceOutcome out;
+    out.index = next_;
+    bool finished = guarded(
+        out, specs_[next_].src,
+        [&] {
+          if (!open_) {
+            open_current();
+            used += kPerPieceCost;
+          }
+          if (!advance(max_bytes > used ? max_bytes - used : 0, used)) return false;
+          finish_current(out);
+          return true;
+        },
+        [&] {
+          src_.close_no_throw();
+          dst_.close_no_throw();
+          open_ = false;
+        });
+    if (!finished) break;
+    outcomes.push_back(std::move(out));
+    ++next_;
+  }
+  return outcomes;
+}
+
+Verifier::Verifier(std::vector<VerifySpec> specs, size_t buffer_size)
+    : specs_(std::move(specs)), buffer_(make_buffer(buffer_size)) {}
+
+std::vector<PieceOutcome> Verifier::step(uint64_t max_bytes) {
+  std::vector<PieceOutcome> outcomes;
+  uint64_t used = 0;
+  max_bytes = std::max<uint64_t>(max_bytes, 1);
+  while (!done() && used < max_bytes) {
+    const VerifySpec& s = specs_[next_];
+    PieceOutcome out;
+    out.index = next_;
+    bool finished = guarded(
+        out, s.path,
+        [&] {
+          if (!open_) {
+            file_ = File(s.path, O_RDONLY | O_NOFOLLOW);
+            hasher_.reset();
+            cursor_ = 0;
+            open_ = true;
+            used += kPerPieceCost;
+          }
+          while (cursor_ < s.length) {
+            if (used >= max_bytes) return false;
+            size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, max_bytes - used}));
+            size_t got = pread_full(file_, buffer_.data(), want, static_cast<off_t>(s.offset + cursor_));
+            hasher_.update(buffer_.data(), got);
+            cursor_ += got;
+            used += got;
+            if (got < want) break;  // short file: the digest below cannot match
+          }
+          file_.close_no_throw();
+          open_ = false;
+          out.digest = hasher_.digest();
+          if (cursor_ < s.length || !(out.digest == s.expected)) {
+            out.status = PieceStatus::Mismatch;
+            out.path = s.path;
+            out.message = s.path + ": bytes [" + std::to_string(s.offset) + ", +" + std::to_string(s.length) +
+                          ") hash to " + out.digest.hex() + ", expected " + s.expected.hex() +
+                          (cursor_ < s.length ? " (file is shorter)" : "");
+          }
+          return true;
+        },
+        [&] {
+          file_.close_no_throw();
+          open_ = false;
+        });
+    if (!finished) break;
+    outcomes.push_back(std::move(out));
+    ++next_;
+  }
+  return outcomes;
+}
+
+namespace {
+[[noreturn]] void rethrow(const PieceOutcome& o) {
+  switch (o.status) {
+    case PieceStatus::OsError:
+      throw SystemError(o.err, o.call, o.path);
+    case PieceStatus::SourceChanged:
+      throw SourceChangedError(o.message);
+    case PieceStatus::Mismatch:
+      throw IntegrityError(o.message);
+    case PieceStatus::Ok:
+      break;
+  }
+  throw std::logic_error("rethrow of a successful outcome");
+}
+}  // namespace
+
+Digest copy_range(const std::string& src, const std::string& dst, uint64_t offset, uint64_t length,
+                  CopyMethod method) {
+  struct stat st {};
+  if (::stat(src.c_str(), &st) != 0) throw_errno(errno, "stat", src);
+  CopySpec spec{src, dst, offset, length, std::max<uint64_t>(static_cast<uint64_t>(st.st_size), offset + length),
+                0, false};
+  UnitCopier copier({spec}, method, 1 << 20);
+  std::vector<PieceOutcome> all;
+  while (!copier.done())
+    for (auto& o : copier.step(64ull << 20)) all.push_back(std::move(o));
+  if (all.at(0).status != PieceStatus::Ok) rethrow(all[0]);
+  return all[0].digest;
+}
+
+Digest hash_range(const std::string& path, uint64_t offset, uint64_t length) {
+  File f(path, O_RDONLY);
+  Hasher h;
+  std::vector<unsigned char> buf(static_cast<size_t>(std::min<uint64_t>(length, 1 << 20)) + 1);
+  uint64_t done = 0;
+  while (done < length) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    size_t got = pread_full(f, buf.data(), want, static_cast<off_t>(offset + done));
+    h.update(buf.data(), got);
+    done += got;
+    if (got < want) break;
+  }
+  return h.digest();
+}
+
+Digest parse_digest(const std::string& hex) {
+  if (hex.size() != 32) throw std::invalid_argument("a digest is 32 hex digits, got " + std::to_string(hex.size()));
+  auto word = [&](size_t start) {
+    uint64_t v = 0;
+    for (size_t i = start; i < start + 16; ++i) {
+      char c = hex[i];
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) throw std::invalid_argument("not a hex digest: " + hex);
+      v = (v << 4) | static_cast<uint64_t>(d);
+    }
+    return v;
+  };
+  return Digest{word(0), word(16)};
+}
+
+}  // namespace dms

@@ -1,0 +1,265 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "check.hpp"
+#include "dms/checksum.hpp"
+#include "dms/copier.hpp"
+#include "dms/errors.hpp"
+#include "dms/file.hpp"
+#include "dms/io.hpp"
+
+using namespace dms;
+using dms_test::TempDir;
+
+namespace {
+
+std::string random_bytes(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+void write_file(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int64_t mtime_ns(const std::string& path) {
+  struct stat st {};
+  ::stat(path.c_str(), &st);
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+CopySpec spec_for(const std::string& src, const std::string& dst, uint64_t off, uint64_t len, uint64_t size) {
+  return CopySpec{src, dst, off, len, size, mtime_ns(src), true};
+}
+
+std::vector<PieceOutcome> run(UnitCopier& c, uint64_t slice) {
+  std::vector<PieceOutcome> all;
+  int steps = 0;
+  while (!c.done()) {
+    for (auto& o : c.step(slice)) all.push_back(o);
+    if (++steps > 100000) break;
+  }
+  return all;
+}
+
+// Injected syscalls (folly FileUtilTest's Reader idea): a script of results.
+int g_calls = 0;
+ssize_t short_then_eintr_pread(int fd, void* buf, size_t n, off_t off) {
+  ++g_calls;
+  if (g_calls % 3 == 1) {
+    errno = EINTR;
+    return -1;
+  }
+  return ::pread(fd, buf, n > 7 ? 7 : n, off);  // at most 7 bytes per call
+}
+ssize_t short_pwrite(int fd, const void* buf, size_t n, off_t off) {
+  ++g_calls;
+  if (g_calls % 2 == 0) {
+    errno = EINTR;
+    return -1;
+  }
+  return ::pwrite(fd, buf, n > 5 ? 5 : n, off);
+}
+ssize_t enospc_pwrite(int, const void*, size_t, off_t) {
+  errno = ENOSPC;
+  return -1;
+}
+ssize_t zero_pwrite(int, const void*, size_t, off_t) { return 0; }
+ssize_t exdev_copy(int, off_t*, int, off_t*, size_t, unsigned int) {
+  ++g_calls;
+  errno = EXDEV;
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("copy a multi-piece file in small slices; digests match the bytes") {
+  TempDir t;
+  std::string data = random_bytes(300000, 1);
+  write_file(t.file("a"), data);
+  std::vector<CopySpec> specs;
+  for (uint64_t off = 0; off < data.size(); off += 100000)
+    specs.push_back(spec_for(t.file("a"), t.file("a.part"), off, 100000, data.size()));
+  UnitCopier c(specs, CopyMethod::ReadWrite, 4096);
+  auto outs = run(c, 10000);
+  CHECK(outs.size() == 3);
+  for (auto& o : outs) {
+    CHECK(o.status == PieceStatus::Ok);
+    CHECK(o.digest == digest_of(data.data() + specs[o.index].offset, 100000));
+  }
+  CHECK(read_file(t.file("a.part")) == data);
+  CHECK(c.bytes_moved() == data.size());
+}
+
+TEST_CASE("running a piece twice, in any order, leaves the same bytes") {
+  TempDir t;
+  std::string data = random_bytes(1000, 2);
+  write_file(t.file("a"), data);
+  for (int round = 0; round < 2; ++round) {
+    UnitCopier c({spec_for(t.file("a"), t.file("p"), 500, 500, 1000), spec_for(t.file("a"), t.file("p"), 0, 500, 1000)},
+                 CopyMethod::ReadWrite, 64);
+    run(c, 1 << 20);
+  }
+  CHECK(read_file(t.file("p")) == data);
+}
+
+TEST_CASE("EINTR and short reads/writes are retried") {
+  TempDir t;
+  std::string data = random_bytes(1000, 3);
+  write_file(t.file("a"), data);
+  ScopedIoOps guard;
+  g_calls = 0;
+  io_ops().pread = short_then_eintr_pread;
+  io_ops().pwrite = short_pwrite;
+  UnitCopier c({spec_for(t.file("a"), t.file("b"), 0, 1000, 1000)}, CopyMethod::ReadWrite, 256);
+  auto outs = run(c, 1 << 20);
+  CHECK(outs.size() == 1 && outs[0].status == PieceStatus::Ok);
+  CHECK(read_file(t.file("b")) == data);
+  CHECK(g_calls > 100);
+}
+
+TEST_CASE("ENOSPC becomes a per-piece OsError naming pwrite and the path; the next piece still runs") {
+  TempDir t;
+  write_file(t.file("a"), random_bytes(100, 4));
+  write_file(t.file("z"), "");
+  ScopedIoOps guard;
+  io_ops().pwrite = enospc_pwrite;
+  UnitCopier c({spec_for(t.file("a"), t.file("a.part"), 0, 100, 100), spec_for(t.file("z"), t.file("z.part"), 0, 0, 0)},
+               CopyMethod::ReadWrite, 64);
+  auto outs = run(c, 1 << 20);
+  CHECK(outs.size() == 2);
+  CHECK(outs[0].status == PieceStatus::OsError && outs[0].err == ENOSPC);
+  CHECK(outs[0].call == "pwrite" && outs[0].path == t.file("a.part"));
+  CHECK(outs[1].status == PieceStatus::Ok);
+  // a write that makes no progress is ENOSPC too, never an endless loop
+  io_ops().pwrite = zero_pwrite;
+  CHECK_THROWS_AS(copy_range(t.file("a"), t.file("c"), 0, 100, CopyMethod::ReadWrite), SystemError);
+}
+
+TEST_CASE("ENOSPC from a real small tmpfs, when we may mount one") {
+  TempDir t;
+  std::string mnt = t.file("mnt");
+  ::mkdir(mnt.c_str(), 0700);
+  if (std::system(("mount -t tmpfs -o size=64k tmpfs '" + mnt + "' 2>/dev/null").c_str()) != 0) {
+    std::printf("  (skipped: cannot mount tmpfs here)\n");
+    return;
+  }
+  write_file(t.file("big"), random_bytes(256 * 1024, 5));
+  try {
+    copy_range(t.file("big"), mnt + "/big.part", 0, 256 * 1024, CopyMethod::ReadWrite);
+    CHECK(false);
+  } catch (const SystemError& e) {
+    CHECK(e.code().value() == ENOSPC);
+  }
+  std::system(("umount '" + mnt + "'").c_str());
+}
+
+TEST_CASE("copy_file_range falls back to read/write when the kernel refuses") {
+  TempDir t;
+  std::string data = random_bytes(5000, 6);
+  write_file(t.file("a"), data);
+  ScopedIoOps guard;
+  g_calls = 0;
+  io_ops().copy_file_range = exdev_copy;
+  UnitCopier c({spec_for(t.file("a"), t.file("b"), 0, 5000, 5000)}, CopyMethod::CopyFileRange, 1024);
+  auto outs = run(c, 1 << 20);
+  CHECK(outs.size() == 1 && outs[0].status == PieceStatus::Ok);
+  CHECK(outs[0].digest == digest_of(data.data(), data.size()));
+  CHECK(c.method() == CopyMethod::ReadWrite && g_calls == 1);
+  CHECK(read_file(t.file("b")) == data);
+}
+
+TEST_CASE("copy_file_range path gives the same bytes and digest") {
+  TempDir t;
+  std::string data = random_bytes(3 << 20, 7);
+  write_file(t.file("a"), data);
+  Digest d = copy_range(t.file("a"), t.file("b"), 0, data.size(), CopyMethod::CopyFileRange);
+  CHECK(d == digest_of(data.data(), data.size()));
+  CHECK(read_file(t.file("b")) == data);
+}
+
+TEST_CASE("a source that changed since planning is reported, not copied") {
+  TempDir t;
+  write_file(t.file("a"), random_bytes(100, 8));
+  CopySpec s = spec_for(t.file("a"), t.file("p"), 0, 100, 100);
+  write_file(t.file("a"), random_bytes(50, 9));  // shrinks (and touches mtime)
+  UnitCopier c({s}, CopyMethod::ReadWrite, 64);
+  auto outs = run(c, 1 << 20);
+  CHECK(outs.size() == 1 && outs[0].status == PieceStatus::SourceChanged);
+  s.check_source = false;  // even unchecked, a short source cannot pass as complete
+  UnitCopier c2({s}, CopyMethod::ReadWrite, 64);
+  auto outs2 = run(c2, 1 << 20);
+  CHECK(outs2.size() == 1 && outs2[0].status == PieceStatus::SourceChanged);
+}
+
+TEST_CASE("a missing source is ENOENT on open with the path") {
+  TempDir t;
+  UnitCopier c({CopySpec{t.file("nope"), t.file("p"), 0, 0, 0, 0, true}}, CopyMethod::ReadWrite, 64);
+  auto outs = run(c, 1 << 20);
+  CHECK(outs.size() == 1 && outs[0].status == PieceStatus::OsError && outs[0].err == ENOENT);
+  CHECK(outs[0].call == "open" && outs[0].path == t.file("nope"));
+}
+
+TEST_CASE("bad piece bounds and buffer sizes are invalid_argument") {
+  CHECK_THROWS_AS(UnitCopier({CopySpec{"a", "b", 10, 10, 15, 0, true}}, CopyMethod::ReadWrite, 64),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(UnitCopier({}, CopyMethod::ReadWrite, 0), std::invalid_argument);
+  CHECK_THROWS_AS(parse_digest("xyz"), std::invalid_argument);
+}
+
+TEST_CASE("verifier: match, mismatch, short file, missing file") {
+  TempDir t;
+  std::string data = random_bytes(10000, 10);
+  write_file(t.file("a"), data);
+  Digest good = digest_of(data.data(), 10000);
+  Digest half = digest_of(data.data() + 5000, 5000);
+  Verifier v({VerifySpec{t.file("a"), 0, 10000, good}, VerifySpec{t.file("a"), 5000, 5000, good},
+              VerifySpec{t.file("a"), 5000, 6000, half}, VerifySpec{t.file("gone"), 0, 1, good}},
+             512);
+  std::vector<PieceOutcome> outs;
+  while (!v.done())
+    for (auto& o : v.step(1000)) outs.push_back(o);
+  CHECK(outs.size() == 4);
+  CHECK(outs[0].status == PieceStatus::Ok);
+  CHECK(outs[1].status == PieceStatus::Mismatch);
+  CHECK(outs[2].status == PieceStatus::Mismatch);
+  CHECK(outs[3].status == PieceStatus::OsError && outs[3].err == ENOENT);
+  CHECK(parse_digest(good.hex()) == good);
+  CHECK(hash_range(t.file("a"), 5000, 5000) == half);
+}
+
+TEST_CASE("File is move-only RAII and close() reports errors") {
+  TempDir t;
+  write_file(t.file("a"), "x");
+  File a(t.file("a"), O_RDONLY);
+  int fd = a.fd();
+  File b(std::move(a));
+  CHECK(!a && b.fd() == fd);
+  b.close();
+  CHECK(!b);
+  CHECK_THROWS_AS(File(t.file("missing"), O_RDONLY), SystemError);
+  try {
+    File(t.file("missing"), O_RDONLY);
+  } catch (const SystemError& e) {
+    CHECK(std::string(e.what()).find("open(" + t.file("missing") + ")") == 0);
+    CHECK(e.code().value() == ENOENT);
+  }
+}
+
+TEST_MAIN()

@@ -1,0 +1,91 @@
+"""Turn a source tree into a stored plan: file and directory shards, and transfer units.
+
+Streaming on purpose: records go to Redis a shard or a unit at a time, so the
+planner's memory stays bounded by one shard plus the files of the open unit,
+whatever the size of the tree.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from dms import native
+from dms.model import DirRecord, FileRecord, SyncParams, UnitPiece
+from dms.state import SHARD, RequestStore
+from dms.walk import Skipped, walk_tree
+
+__all__ = ["PlanTotals", "plan_tree"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanTotals:
+    files_total: int
+    bytes_total: int
+    dirs_total: int
+    tasks_total: int
+    skipped: int
+    file_shards: int
+    dir_shards: int
+
+    def as_fields(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
+    rid = params.request_id
+    chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
+    files: list[FileRecord] = []
+    dirs: list[DirRecord] = []
+    pending: dict[int, FileRecord] = {}  # files whose last piece is not in a written unit yet
+    counts = {"files": 0, "bytes": 0, "dirs": 0, "units": 0, "skipped": 0, "file_shards": 0, "dir_shards": 0}
+
+    def write_units(units: list[list[tuple[int, int, int]]]) -> None:
+        for unit in units:
+            pieces = [UnitPiece(pending[fid], off, length) for fid, off, length in unit]
+            store.write_unit(rid, counts["units"], pieces)
+            counts["units"] += 1
+            for p in pieces:
+                if p.offset + p.length >= p.file.size:
+                    pending.pop(p.file.file_id, None)
+
+    for entry in walk_tree(params.source):
+        if isinstance(entry, FileRecord):
+            files.append(entry)
+            pending[entry.file_id] = entry
+            counts["files"] += 1
+            counts["bytes"] += entry.size
+            chunker.add(entry.file_id, entry.size)
+            write_units(chunker.take_ready())
+            if len(files) == SHARD:
+                store.write_files(rid, counts["file_shards"], files)
+                counts["file_shards"] += 1
+                files = []
+        elif isinstance(entry, DirRecord):
+            dirs.append(entry)
+            counts["dirs"] += 1
+            if len(dirs) == SHARD:
+                store.write_dirs(rid, counts["dir_shards"], dirs)
+                counts["dir_shards"] += 1
+                dirs = []
+        elif isinstance(entry, Skipped):
+            counts["skipped"] += 1
+            log.warning("request %s: skipped %s: %s", rid, entry.relpath, entry.reason)
+    write_units(chunker.finish())
+    if files:
+        store.write_files(rid, counts["file_shards"], files)
+        counts["file_shards"] += 1
+    if dirs:
+        store.write_dirs(rid, counts["dir_shards"], dirs)
+        counts["dir_shards"] += 1
+    return PlanTotals(
+        files_total=counts["files"],
+        bytes_total=counts["bytes"],
+        dirs_total=counts["dirs"],
+        tasks_total=counts["units"],
+        skipped=counts["skipped"],
+        file_shards=counts["file_shards"],
+        dir_shards=counts["dir_shards"],
+    )

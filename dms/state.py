@@ -1,0 +1,430 @@
+"""Request state in Redis: the key schema and every read and write of it.
+
+One request, id R, owns these keys (documented in docs/architecture.md):
+
+    dms:requests                 zset   request id -> creation time (for `list`)
+    dms:req:R                    hash   params, state, counters, timestamps, error
+    dms:req:R:errors             list   per-file errors, newest first, capped at ERRORS_CAP
+    dms:req:R:files:S            string JSON list of FileRecord rows, file ids S*SHARD ...
+    dms:req:R:dirs:S             string JSON list of DirRecord rows
+    dms:req:R:unit:K             string JSON list of UnitPiece rows of transfer unit K
+    dms:req:R:digests:S          hash   "file_id:offset" -> "length:digest" (first write wins)
+    dms:req:R:failed:S           hash   file_id -> error JSON (first write wins)
+    dms:req:R:units_done         bitmap bit K set when unit K has been recorded
+    dms:req:R:dispatched         bitmap bit K set once unit K was published to a queue
+    dms:req:R:published          bitmap bit F set once file F was renamed into place
+    dms:req:R:cancel             string present when a cancel was asked for
+    dms:req:R:chain              string the caller's Celery chain, re-dispatched by finalize
+    dms:req:R:finalize_lock      string held by the finalize task that is running
+
+No value grows with the size of the tree beyond a shard (SHARD files) or a
+unit (unit_max_files pieces); counters are updated by Lua scripts so a task
+that runs twice (redelivery) counts once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from dms.errors import BrokerUnavailable, RequestError, RequestExists
+from dms.model import TERMINAL_STATES, DirRecord, FileRecord, RequestState, SyncParams, UnitPiece
+
+__all__ = [
+    "ERRORS_CAP",
+    "REQUESTS_INDEX",
+    "SHARD",
+    "FailedPiece",
+    "Keys",
+    "RecordedPiece",
+    "RequestStore",
+    "UnitProgress",
+    "connect",
+]
+
+SHARD = 1000
+ERRORS_CAP = 1000
+REQUESTS_INDEX = "dms:requests"
+_INT_FIELDS = (
+    "files_total",
+    "files_done",
+    "files_failed",
+    "bytes_total",
+    "bytes_done",
+    "tasks_total",
+    "tasks_done",
+    "dirs_total",
+    "skipped",
+    "file_shards",
+    "dir_shards",
+)
+
+
+def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:
+    """A redis-py client for the state store, failing fast when it is unreachable."""
+    client = redis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=5, socket_timeout=timeout, health_check_interval=25
+    )
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise BrokerUnavailable(f"cannot reach the DMS Redis at {url}: {exc}") from exc
+    return client
+
+
+class Keys:
+    """Key names of one request; see the module docstring."""
+
+    def __init__(self, request_id: str) -> None:
+        self.base = f"dms:req:{request_id}"
+        self.req = self.base
+        self.errors = f"{self.base}:errors"
+        self.units_done = f"{self.base}:units_done"
+        self.dispatched = f"{self.base}:dispatched"
+        self.published = f"{self.base}:published"
+        self.cancel = f"{self.base}:cancel"
+        self.chain = f"{self.base}:chain"
+        self.finalize_lock = f"{self.base}:finalize_lock"
+
+    def files(self, shard: int) -> str:
+        return f"{self.base}:files:{shard}"
+
+    def dirs(self, shard: int) -> str:
+        return f"{self.base}:dirs:{shard}"
+
+    def unit(self, index: int) -> str:
+        return f"{self.base}:unit:{index}"
+
+    def digests(self, shard: int) -> str:
+        return f"{self.base}:digests:{shard}"
+
+    def failed(self, shard: int) -> str:
+        return f"{self.base}:failed:{shard}"
+
+
+@dataclass(frozen=True)
+class RecordedPiece:
+    file_id: int
+    offset: int
+    length: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class FailedPiece:
+    file_id: int
+    relpath: str
+    message: str
+    errno: int | None = None
+
+
+@dataclass(frozen=True)
+class UnitProgress:
+    """What record_unit saw, atomically: enough to decide who dispatches finalize."""
+
+    first: bool
+    tasks_done: int
+    tasks_total: int
+    planned: bool
+    finalize_sent: bool
+
+    @property
+    def all_done(self) -> bool:
+        return self.planned and self.tasks_done >= self.tasks_total
+
+
+# Records a unit's outcome once: digests and failures are first-write-wins, and
+# the counters move only for what was new, so a redelivered task counts once.
+_RECORD_UNIT = """
+local req = KEYS[1]
+local first = redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 0
+local n_ok, n_failed, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local i = 5
+local bytes = 0
+for j = 1, n_ok do
+  if redis.call('HSETNX', KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2]) == 1 then
+    bytes = bytes + tonumber(ARGV[i+3])
+  end
+  i = i + 4
+end
+local failed_new = 0
+for j = 1, n_failed do
+  if redis.call('HSETNX', KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2]) == 1 then
+    failed_new = failed_new + 1
+    redis.call('LPUSH', KEYS[3], ARGV[i+2])
+  end
+  i = i + 3
+end
+if failed_new > 0 then
+  redis.call('LTRIM', KEYS[3], 0, cap - 1)
+  redis.call('HINCRBY', req, 'files_failed', failed_new)
+end
+if bytes > 0 then redis.call('HINCRBY', req, 'bytes_done', bytes) end
+local done
+if first then
+  done = redis.call('HINCRBY', req, 'tasks_done', 1)
+else
+  done = tonumber(redis.call('HGET', req, 'tasks_done') or '0')
+end
+local v = redis.call('HMGET', req, 'tasks_total', 'planned', 'finalize_sent')
+return {first and 1 or 0, done, tonumber(v[1] or '-1'), v[2] or '', v[3] or ''}
+"""
+
+# Moves a request to a new state unless it already ended: a late duplicate
+# task must never turn a SUCCEEDED request back into TRANSFERRING.
+_SET_STATE = """
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return -1 end
+if cur == 'SUCCEEDED' or cur == 'FAILED' or cur == 'CANCELLED' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+class RequestStore:
+    """All reads and writes of request state; tasks and the CLI go through here."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        # Typed as Any: redis-py's annotations cannot express decode_responses=True
+        # (every reply would be `bytes | str`), and this client always decodes.
+        self.r: Any = client
+        self._record_unit = client.register_script(_RECORD_UNIT)
+        self._set_state = client.register_script(_SET_STATE)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def create(self, params: SyncParams) -> None:
+        keys = Keys(params.request_id)
+        now = time.time()
+        created = self.r.hsetnx(keys.req, "params", params.to_json())
+        if not created:
+            current = self.r.hget(keys.req, "state") or "unknown"
+            raise RequestExists(f"request id {params.request_id!r} is already in use (state {current})")
+        fields: dict[str, Any] = {"state": RequestState.PENDING.value, "created_at": now, "updated_at": now}
+        fields.update({name: 0 for name in _INT_FIELDS})
+        self.r.hset(keys.req, mapping=fields)
+        self.r.zadd(REQUESTS_INDEX, {params.request_id: now})
+
+    def exists(self, request_id: str) -> bool:
+        return bool(self.r.exists(Keys(request_id).req))
+
+    def params(self, request_id: str) -> SyncParams:
+        text = self.r.hget(Keys(request_id).req, "params")
+        if text is None:
+            raise RequestError(f"no such request: {request_id!r}")
+        return SyncParams.from_json(text)
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        raw = self.r.hgetall(Keys(request_id).req)
+        return _decode_request(raw) if raw else None
+
+    def state(self, request_id: str) -> RequestState | None:
+        value = self.r.hget(Keys(request_id).req, "state")
+        return RequestState(value) if value else None
+
+    def set_state(self, request_id: str, state: RequestState, **fields: Any) -> bool:
+        """Set the state (and fields) unless the request already ended; True if it moved."""
+        now = time.time()
+        values: dict[str, Any] = {"state": state.value, "updated_at": now, **fields}
+        if state in TERMINAL_STATES:
+            values["finished_at"] = now
+        argv: list[Any] = []
+        for name, value in values.items():
+            argv += [name, value]
+        return int(self._set_state(keys=[Keys(request_id).req], args=argv)) == 1
+
+    def set_fields(self, request_id: str, **fields: Any) -> None:
+        self.r.hset(Keys(request_id).req, mapping={**fields, "updated_at": time.time()})
+
+    def is_cancelled(self, request_id: str) -> bool:
+        return bool(self.r.exists(Keys(request_id).cancel))
+
+    def request_cancel(self, request_id: str) -> None:
+        self.r.set(Keys(request_id).cancel, "1")
+
+    def list_requests(self, limit: int = 100) -> list[dict[str, Any]]:
+        ids = self.r.zrevrange(REQUESTS_INDEX, 0, limit - 1)
+        pipe = self.r.pipeline(transaction=False)
+        for request_id in ids:
+            pipe.hgetall(Keys(request_id).req)
+        rows = []
+        for request_id, raw in zip(ids, pipe.execute(), strict=True):
+            if raw:
+                rows.append({"request_id": request_id, **_decode_request(raw)})
+            else:  # expired: keep the index honest
+                self.r.zrem(REQUESTS_INDEX, request_id)
+        return rows
+
+    def errors(self, request_id: str, limit: int = ERRORS_CAP) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.r.lrange(Keys(request_id).errors, 0, limit - 1)]
+
+    def add_error(self, request_id: str, relpath: str, message: str, errno: int | None = None) -> None:
+        keys = Keys(request_id)
+        entry = json.dumps({"path": relpath, "error": message, "errno": errno, "at": time.time()})
+        pipe = self.r.pipeline()
+        pipe.lpush(keys.errors, entry)
+        pipe.ltrim(keys.errors, 0, ERRORS_CAP - 1)
+        pipe.execute()
+
+    # -- the plan ------------------------------------------------------------------
+    def write_files(self, request_id: str, shard: int, files: Sequence[FileRecord]) -> None:
+        self.r.set(Keys(request_id).files(shard), json.dumps([f.to_wire() for f in files]))
+
+    def load_files(self, request_id: str, shard: int) -> list[FileRecord]:
+        text = self.r.get(Keys(request_id).files(shard))
+        return [FileRecord.from_wire(row) for row in json.loads(text)] if text else []
+
+    def write_dirs(self, request_id: str, shard: int, dirs: Sequence[DirRecord]) -> None:
+        self.r.set(Keys(request_id).dirs(shard), json.dumps([d.to_wire() for d in dirs]))
+
+    def load_dirs(self, request_id: str, shard: int) -> list[DirRecord]:
+        text = self.r.get(Keys(request_id).dirs(shard))
+        return [DirRecord.from_wire(row) for row in json.loads(text)] if text else []
+
+    def write_unit(self, request_id: str, index: int, pieces: Sequence[UnitPiece]) -> None:
+        self.r.set(Keys(request_id).unit(index), json.dumps([p.to_wire() for p in pieces]))
+
+    def load_unit(self, request_id: str, index: int) -> list[UnitPiece]:
+        text = self.r.get(Keys(request_id).unit(index))
+        if text is None:
+            raise RequestError(f"request {request_id!r} has no transfer unit {index}")
+        return [UnitPiece.from_wire(row) for row in json.loads(text)]
+
+    def mark_planned(self, request_id: str, **totals: int) -> UnitProgress:
+        """Publish the plan's totals; the returned progress tells if every unit already finished."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline()
+        pipe.hset(keys.req, mapping={**totals, "planned": 1, "planned_at": time.time()})
+        pipe.hmget(keys.req, "tasks_done", "tasks_total", "finalize_sent")
+        _, (done, total, sent) = pipe.execute()
+        return UnitProgress(False, int(done or 0), int(total), True, bool(sent))
+
+    # -- transfer bookkeeping -----------------------------------------------------------
+    def record_unit(
+        self, request_id: str, index: int, ok: Iterable[RecordedPiece], failed: Iterable[FailedPiece]
+    ) -> UnitProgress:
+        keys = Keys(request_id)
+        key_list = [keys.req, keys.units_done, keys.errors]
+        key_index: dict[str, int] = {}
+
+        def slot(key: str) -> int:
+            if key not in key_index:
+                key_list.append(key)
+                key_index[key] = len(key_list)  # Lua is 1-based
+            return key_index[key]
+
+        ok_args: list[Any] = []
+        n_ok = 0
+        for p in ok:
+            ok_args += [slot(keys.digests(p.file_id // SHARD)), f"{p.file_id}:{p.offset}", f"{p.length}:{p.digest}"]
+            ok_args.append(p.length)
+            n_ok += 1
+        failed_args: list[Any] = []
+        n_failed = 0
+        now = time.time()
+        for f in failed:
+            entry = json.dumps({"path": f.relpath, "error": f.message, "errno": f.errno, "at": now})
+            failed_args += [slot(keys.failed(f.file_id // SHARD)), f.file_id, entry]
+            n_failed += 1
+        result = self._record_unit(keys=key_list, args=[index, n_ok, n_failed, ERRORS_CAP, *ok_args, *failed_args])
+        first, done, total, planned, sent = result
+        return UnitProgress(bool(first), int(done), int(total), planned == "1", sent == "1")
+
+    def mark_dispatched(self, request_id: str, index: int) -> None:
+        self.r.setbit(Keys(request_id).dispatched, index, 1)
+
+    def was_dispatched(self, request_id: str, index: int) -> bool:
+        return bool(self.r.getbit(Keys(request_id).dispatched, index))
+
+    def unit_done(self, request_id: str, index: int) -> bool:
+        return bool(self.r.getbit(Keys(request_id).units_done, index))
+
+    def mark_finalize_sent(self, request_id: str) -> None:
+        self.r.hset(Keys(request_id).req, "finalize_sent", 1)
+
+    # -- finalize ----------------------------------------------------------------------
+    def load_digests(self, request_id: str, shard: int) -> dict[str, str]:
+        return dict(self.r.hgetall(Keys(request_id).digests(shard)))
+
+    def load_failed(self, request_id: str, shard: int) -> dict[int, dict[str, Any]]:
+        return {int(k): json.loads(v) for k, v in self.r.hgetall(Keys(request_id).failed(shard)).items()}
+
+    def fail_files(self, request_id: str, failed: Iterable[FailedPiece]) -> int:
+        """Mark files failed (first reason wins, counted once); returns how many were new."""
+        keys = Keys(request_id)
+        new = 0
+        for f in failed:
+            entry = json.dumps({"path": f.relpath, "error": f.message, "errno": f.errno, "at": time.time()})
+            if self.r.hsetnx(keys.failed(f.file_id // SHARD), str(f.file_id), entry):
+                new += 1
+                self.r.lpush(keys.errors, entry)
+        if new:
+            self.r.ltrim(keys.errors, 0, ERRORS_CAP - 1)
+            self.r.hincrby(keys.req, "files_failed", new)
+        return new
+
+    def mark_published(self, request_id: str, file_id: int) -> bool:
+        """Count a published file once; True if this call counted it."""
+        keys = Keys(request_id)
+        if self.r.setbit(keys.published, file_id, 1) == 0:
+            self.r.hincrby(keys.req, "files_done", 1)
+            return True
+        return False
+
+    def published_ids(self, request_id: str, shard: int) -> set[int]:
+        """File ids of one shard whose published bit is set (one pipelined round trip)."""
+        key = Keys(request_id).published
+        ids = range(shard * SHARD, (shard + 1) * SHARD)
+        pipe = self.r.pipeline(transaction=False)
+        for fid in ids:
+            pipe.getbit(key, fid)
+        return {fid for fid, bit in zip(ids, pipe.execute(), strict=True) if bit}
+
+    def acquire_finalize_lock(self, request_id: str, owner: str, ttl: int) -> bool:
+        return bool(self.r.set(Keys(request_id).finalize_lock, owner, nx=True, ex=ttl))
+
+    def release_finalize_lock(self, request_id: str) -> None:
+        self.r.delete(Keys(request_id).finalize_lock)
+
+    def save_chain(self, request_id: str, chain: list[dict[str, Any]]) -> None:
+        self.r.set(Keys(request_id).chain, json.dumps(chain))
+
+    def pop_chain(self, request_id: str) -> list[dict[str, Any]] | None:
+        text = self.r.getdel(Keys(request_id).chain)
+        return json.loads(text) if text else None
+
+    def drop_plan(self, request_id: str, units: int, file_shards: int, dir_shards: int) -> None:
+        """Delete what only the transfer needed; keep the request hash, errors and failures."""
+        keys = Keys(request_id)
+        names = [keys.unit(k) for k in range(units)]
+        names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
+        names += [keys.digests(s) for s in range(file_shards)]
+        names += [keys.units_done, keys.dispatched, keys.published, keys.cancel]
+        for start in range(0, len(names), 500):
+            self.r.delete(*names[start : start + 500])
+
+    def expire(self, request_id: str, seconds: int, file_shards: int) -> None:
+        """Start the retention clock of an ended request (docs/operations.md, "Retention")."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        for name in [keys.req, keys.errors, keys.chain, *(keys.failed(s) for s in range(file_shards))]:
+            pipe.expire(name, seconds)
+        pipe.execute()
+
+
+def _decode_request(raw: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(raw)
+    for name in _INT_FIELDS:
+        out[name] = int(raw.get(name) or 0)
+    for name in ("created_at", "updated_at", "planned_at", "finished_at"):
+        if name in raw:
+            out[name] = float(raw[name])
+    out["planned"] = raw.get("planned") == "1"
+    out["finalize_sent"] = raw.get("finalize_sent") == "1"
+    if "params" in raw:
+        out["params"] = json.loads(raw["params"])
+    return out

@@ -1,0 +1,1 @@
+"""DMS's Celery tasks: dms.plan -> dms.transfer (many) -> dms.finalize."""

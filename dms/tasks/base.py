@@ -1,0 +1,71 @@
+"""DmsTask: the base class of every DMS task: cached clients, dispatch, failure bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from typing import Any
+
+from celery import Task
+
+from dms.model import RequestState, SyncParams
+from dms.settings import resolve_endpoints
+from dms.state import RequestStore, UnitProgress, connect
+
+__all__ = ["DmsTask"]
+
+log = logging.getLogger(__name__)
+
+
+class DmsTask(Task):  # type: ignore[misc]
+    """A task instance lives once per worker process (Celery's "actor"), so the
+    state-store client is created lazily once and reused by every call.
+
+    Every DMS task takes the request id as its first argument. A task that
+    raises (a bug, or Redis gone for longer than the retries) fails its request
+    with the error, so a request never sits in a running state for nothing.
+    """
+
+    abstract = True
+
+    @cached_property
+    def store(self) -> RequestStore:
+        return RequestStore(connect(resolve_endpoints().state_url))
+
+    def dispatch_unit(self, params: SyncParams, index: int) -> None:
+        """Publish transfer unit `index` to the request's data queue, then remember it.
+
+        Publish first, mark second: a crash in between re-publishes on redelivery
+        (a harmless duplicate) instead of never publishing (a stalled request).
+        """
+        self.app.send_task("dms.transfer", args=(params.request_id, index), queue=params.data_queue)
+        self.store.mark_dispatched(params.request_id, index)
+
+    def dispatch_finalize(self, params: SyncParams) -> None:
+        self.app.send_task("dms.finalize", args=(params.request_id,), queue=params.control_queue)
+        self.store.mark_finalize_sent(params.request_id)
+
+    def advance(self, params: SyncParams, index: int, progress: UnitProgress) -> None:
+        """After unit `index` is recorded: start the next unit of its lane, or finalize.
+
+        A request runs `parallelism` lanes; the unit `index + parallelism` is
+        started only when `index` is done, so one request never has more than
+        `parallelism` units queued or running (and a small request submitted
+        behind a large one is not stuck behind the large one's whole backlog).
+        """
+        nxt = index + params.parallelism
+        if nxt < progress.tasks_total and not self.store.was_dispatched(params.request_id, nxt):
+            self.dispatch_unit(params, nxt)
+        if progress.all_done and not progress.finalize_sent:
+            self.dispatch_finalize(params)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        request_id = args[0] if args else kwargs.get("request_id")
+        if not request_id:
+            return
+        try:
+            self.store.set_state(
+                request_id, RequestState.FAILED, error=f"{self.name} failed: {type(exc).__name__}: {exc}"
+            )
+        except Exception:  # the store itself may be what failed; the log is all we have
+            log.exception("request %s: could not record the failure of %s", request_id, self.name)

@@ -1,0 +1,73 @@
+"""dms.finalize: verify and publish, set the final state, then run the caller's chain."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import signature
+
+from dms.application import app
+from dms.model import TERMINAL_STATES, RequestState
+from dms.publish import publish_request
+from dms.tasks.base import DmsTask
+
+__all__ = ["RETENTION_SECONDS", "finalize", "summarize"]
+
+#: How long an ended request's state stays in Redis (docs/operations.md, "Retention").
+RETENTION_SECONDS = int(os.environ.get("DMS_RETENTION_SECONDS", str(7 * 24 * 3600)))
+_LOCK_TTL = 3600
+
+
+def summarize(request_id: str, info: dict[str, Any]) -> dict[str, Any]:
+    """The small result a sync returns (and a chained task receives)."""
+    started, finished = info.get("created_at"), info.get("finished_at")
+    return {
+        "request_id": request_id,
+        "state": info.get("state"),
+        "error": info.get("error"),
+        "files_total": info.get("files_total", 0),
+        "files_done": info.get("files_done", 0),
+        "files_failed": info.get("files_failed", 0),
+        "bytes_total": info.get("bytes_total", 0),
+        "bytes_done": info.get("bytes_done", 0),
+        "seconds": round(finished - started, 3) if started and finished else None,
+    }
+
+
+@app.task(name="dms.finalize", bind=True, base=DmsTask, track_started=True)  # type: ignore[untyped-decorator]
+def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
+    store = self.store
+    info = store.get(request_id)
+    if info is None:
+        return {"request_id": request_id, "state": None, "error": "unknown or expired request"}
+    if RequestState(info["state"]) not in TERMINAL_STATES:
+        if not store.acquire_finalize_lock(request_id, self.request.id or "?", _LOCK_TTL):
+            return summarize(request_id, info)  # another finalize of this request is running
+        try:
+            params = store.params(request_id)
+            store.set_state(request_id, RequestState.FINALIZING)
+            report = publish_request(
+                store, params, info["file_shards"], info["dir_shards"], lambda: store.is_cancelled(request_id)
+            )
+            info = store.get(request_id) or info
+            if report.cancelled or store.is_cancelled(request_id):
+                store.set_state(request_id, RequestState.CANCELLED, error="cancelled by request")
+            elif info["files_failed"]:
+                first = store.errors(request_id, limit=1)
+                detail = f"; first: {first[0]['path']}: {first[0]['error']}" if first else ""
+                message = f"{info['files_failed']} of {info['files_total']} file(s) failed{detail}"
+                store.set_state(request_id, RequestState.FAILED, error=message)
+            else:
+                store.set_state(request_id, RequestState.SUCCEEDED)
+            store.drop_plan(request_id, info["tasks_total"], info["file_shards"], info["dir_shards"])
+            store.expire(request_id, RETENTION_SECONDS, info["file_shards"])
+        finally:
+            store.release_finalize_lock(request_id)
+        info = store.get(request_id) or info
+    summary = summarize(request_id, info)
+    chain = store.pop_chain(request_id)
+    if chain:  # the caller's chain, kept out of the transfer messages by dms.plan
+        nxt = signature(chain.pop(), app=self.app)
+        nxt.apply_async((summary,), chain=chain or None)
+    return summary

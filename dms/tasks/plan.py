@@ -1,0 +1,50 @@
+"""dms.plan: validate, walk and cut the tree into units, then start the first lanes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dms.application import app
+from dms.errors import PathError
+from dms.model import TERMINAL_STATES, RequestState
+from dms.paths import validate_pair
+from dms.planner import plan_tree
+from dms.tasks.base import DmsTask
+
+__all__ = ["plan"]
+
+
+@app.task(name="dms.plan", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
+def plan(self: DmsTask, request_id: str) -> dict[str, Any]:
+    store = self.store
+    params = store.params(request_id)
+    # Keep the caller's chain out of every transfer message: finalize re-dispatches it.
+    if self.request.chain:
+        store.save_chain(request_id, self.request.chain)
+        self.request.chain = None
+    info = store.get(request_id) or {}
+    if RequestState(info.get("state", "PENDING")) in TERMINAL_STATES:
+        return {"request_id": request_id, "state": info["state"]}
+    if not info.get("planned"):
+        store.set_state(request_id, RequestState.PLANNING)
+        try:
+            validate_pair(params.source, params.destination)
+            os.makedirs(params.destination, exist_ok=True)
+            totals = plan_tree(store, params)
+        except (PathError, OSError) as exc:
+            store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
+            self.dispatch_finalize(params)  # reports, and runs the caller's chain
+            return {"request_id": request_id, "state": RequestState.FAILED.value}
+        progress = store.mark_planned(request_id, **totals.as_fields())
+        store.set_state(request_id, RequestState.TRANSFERRING)
+        total = totals.tasks_total
+    else:  # redelivered after planning: re-publish the first lanes (duplicates are harmless)
+        total = int(info["tasks_total"])
+        progress = store.mark_planned(request_id)
+    for index in range(min(params.parallelism, total)):
+        if not store.unit_done(request_id, index):
+            self.dispatch_unit(params, index)
+    if progress.all_done and not progress.finalize_sent:
+        self.dispatch_finalize(params)
+    return {"request_id": request_id, "units": total}
