@@ -25,13 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from dms.errors import EmbeddedError
+from dms.processes import stop_process_group
 from dms.routing import CONTROL_QUEUE, DATA_QUEUE
 
 __all__ = ["EmbeddedService", "default_state_dir"]
@@ -169,11 +169,11 @@ class EmbeddedService:
     # -- stop ---------------------------------------------------------------------------
     def close(self) -> None:
         if self._worker is not None:
-            _stop_group(self._worker, signal.SIGTERM, grace=30.0)
+            stop_process_group(self._worker, signal.SIGTERM, grace=30.0)
             self._worker = None
         if self._redis is not None:
             # On SIGTERM redis-server flushes its append-only file and exits cleanly.
-            _stop_group(self._redis, signal.SIGTERM, grace=10.0)
+            stop_process_group(self._redis, signal.SIGTERM, grace=10.0)
             self._redis = None
         if self._owner:
             with contextlib.suppress(OSError):
@@ -184,32 +184,3 @@ class EmbeddedService:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = -1
-
-
-def _stop_group(proc: subprocess.Popen[bytes], sig: signal.Signals, grace: float) -> None:
-    """Signal the process group, wait up to `grace`, then SIGKILL whatever is left of it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    for _ in range(100):  # children that outlived the leader; bounded, never a hang
-        if next(_group_members(proc.pid), None) is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        time.sleep(0.05)
-
-
-def _group_members(pgid: int) -> Iterator[int]:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                yield int(entry)

@@ -47,7 +47,7 @@ class SyncParams:
     unit_bytes: int = 64 * 1024 * 1024
     #: ... or at this many pieces, so tiny files are batched, not one task each.
     unit_max_files: int = 1000
-    copy_method: str = "readwrite"
+    copy_method: str = "copy_file_range"
     #: Flush data to stable storage before publishing (syncfs per batch).
     fsync: bool = True
     control_queue: str = "dms.control"

@@ -28,9 +28,10 @@ __all__ = ["sync"]
 @click.option(
     "--copy-method",
     type=click.Choice(["readwrite", "copy_file_range"]),
-    default="readwrite",
+    default="copy_file_range",
     show_default=True,
-    help="How bytes move on one node (docs/decisions/0003-copy-method.md).",
+    help="How bytes move on one node; copy_file_range falls back to readwrite where the kernel "
+    "refuses (docs/decisions/0003-copy-method.md).",
 )
 @click.option("--no-fsync", is_flag=True, help="Do not flush data to disk before publishing (faster, less safe).")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Quick start, command 1: install DMS into .venv and run a real sync of a sample tree.
+# Embedded mode: a private redis-server and worker are started for the sync and stopped after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-system-deps.sh runtime
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q .
+
+demo=${DMS_DEMO_DIR:-$(mktemp -d /tmp/dms-demo-XXXXXX)}
+rm -rf "$demo/dst"
+.venv/bin/python scripts/make_sample_tree.py "$demo/src"
+echo "DMS: syncing $demo/src -> $demo/dst"
+.venv/bin/dms-submit sync "$demo/src" "$demo/dst" --wait
+diff -r "$demo/src" "$demo/dst" && echo "DMS: the copy is identical. Try: .venv/bin/dms-submit list"

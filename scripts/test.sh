@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Quick start, command 2: install everything the tests need, then run the whole suite:
+# C++ unit tests (plain, and ASan+UBSan), lint and types, and pytest (real redis-server,
+# real Celery workers). CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-system-deps.sh test
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+
+echo "== C++ unit tests"
+cmake -S dms/native/tests -B build/native -DCMAKE_BUILD_TYPE= >/dev/null
+cmake --build build/native -j"$(nproc)" >/dev/null
+ctest --test-dir build/native --output-on-failure
+echo "== C++ unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S dms/native/tests -B build/native-asan -DDMS_SANITIZE=ON >/dev/null
+cmake --build build/native-asan -j"$(nproc)" >/dev/null
+ctest --test-dir build/native-asan --output-on-failure
+
+echo "== ruff and mypy"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+echo "== pytest"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,129 @@
+"""dms-submit as a user runs it: a real subprocess, real exit codes, real embedded services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services import RedisServer, processes_mentioning
+from tests.trees import MIB, assert_same_tree, build_edge_tree, write_unique
+
+CLI = [sys.executable, "-m", "dms.cli"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")}
+    return subprocess.run([*CLI, *args], env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> dict[str, str]:
+    """A private embedded state directory for one test."""
+    return {"DMS_HOME": str(tmp_path / "home")}
+
+
+def test_missing_source_exits_3(tmp_path: Path, home: dict[str, str]) -> None:
+    r = run_cli("sync", str(tmp_path / "nope"), str(tmp_path / "dst"), "--wait", env=home)
+    assert r.returncode == 3, r.stderr
+    assert "source does not exist" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_destination_inside_source_exits_3(tmp_path: Path, home: dict[str, str]) -> None:
+    (tmp_path / "src").mkdir()
+    r = run_cli("sync", str(tmp_path / "src"), str(tmp_path / "src" / "copy"), env=home)
+    assert r.returncode == 3 and "inside the source" in r.stderr
+
+
+def test_unreadable_config_exits_4(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    r = run_cli("--config", str(tmp_path / "missing.yml"), "sync", str(tmp_path / "src"), str(tmp_path / "d"))
+    assert r.returncode == 4 and "cannot read the configuration" in r.stderr
+    bad = tmp_path / "bad.yml"
+    bad.write_text("control:\n  broker_url: 42\n")
+    r = run_cli("sync", str(tmp_path / "src"), str(tmp_path / "d"), env={"DMS_CONFIG": str(bad)})
+    assert r.returncode == 4 and "control.broker_url" in r.stderr
+
+
+def test_unreachable_broker_exits_5(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    r = run_cli("--broker", "redis://127.0.0.1:1/0", "sync", str(tmp_path / "src"), str(tmp_path / "d"))
+    assert r.returncode == 5 and "cannot reach the DMS Redis" in r.stderr
+
+
+def test_missing_redis_server_in_embedded_mode_exits_6_with_install_hint(tmp_path: Path, home: dict[str, str]) -> None:
+    (tmp_path / "src").mkdir()
+    r = run_cli("sync", str(tmp_path / "src"), str(tmp_path / "d"), "--wait", env={**home, "PATH": str(tmp_path)})
+    assert r.returncode == 6 and "apt-get install redis-server" in r.stderr
+
+
+def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
+    r = run_cli("sync", str(tmp_path), str(tmp_path / "d"), "--chunk-size", "lots")
+    assert r.returncode == 2 and "not a size" in r.stderr
+
+
+def test_unknown_request_exits_7(redis_server: RedisServer) -> None:
+    r = run_cli("status", "no-such-request", env=redis_server.env())
+    assert r.returncode == 7 and "no such request" in r.stderr
+
+
+def test_embedded_sync_copies_reports_and_leaves_nothing_running(tmp_path: Path, home: dict[str, str]) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    build_edge_tree(src, chunk_size=MIB, small_files=300)
+    r = run_cli("sync", str(src), str(dst), "--wait", "--id", "embedded-1", "--chunk-size", "1MiB", env=home)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCEEDED" in r.stdout and "306 done, 0 failed, 306 total" in r.stdout
+    assert_same_tree(src, dst)
+    assert processes_mentioning(home["DMS_HOME"]) == []  # no redis-server, no worker left behind
+    status = run_cli("status", "embedded-1", "--json", env=home)
+    assert status.returncode == 0, status.stderr
+    record = json.loads(status.stdout)
+    assert record["state"] == "SUCCEEDED" and record["files_done"] == 306
+    listing = run_cli("list", env=home)
+    assert listing.returncode == 0 and "embedded-1" in listing.stdout
+    assert processes_mentioning(home["DMS_HOME"]) == []
+
+
+def test_failed_request_exits_1_and_status_lists_the_file(tmp_path: Path, home: dict[str, str]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok").write_text("fine")
+    (src / "secret").write_text("no")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "secret").mkdir()  # a directory where the file must go: publishing it fails
+    (dst / "secret" / "keep").write_text("x")
+    r = run_cli("sync", str(src), str(dst), "--wait", "--id", "fails-1", env=home)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAILED" in r.stdout and "secret" in r.stdout
+    assert (dst / "ok").read_text() == "fine"
+    status = run_cli("status", "fails-1", "--files", env=home)
+    assert "secret" in status.stdout and "publish failed" in status.stdout
+
+
+@pytest.mark.slow
+def test_one_gib_mixed_tree_embedded(tmp_path: Path, home: dict[str, str]) -> None:
+    """The foundation's acceptance case: about 1 GiB of mixed sizes, copied identically."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(3):
+        (src / "large").mkdir(parents=True, exist_ok=True)
+        write_unique(src / "large" / f"part{i}.bin", 256 * MIB + i * 4097, 100 + i)
+    for i in range(200):
+        (src / "medium" / f"m{i % 10}").mkdir(parents=True, exist_ok=True)
+        write_unique(src / "medium" / f"m{i % 10}" / f"file {i}", MIB + i, 1000 + i)
+    build_edge_tree(src / "small", chunk_size=MIB, small_files=3000)
+    total = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    assert total > 0.95 * 1024 * MIB
+    r = run_cli("sync", str(src), str(dst), "--wait", "--id", "gib", "--json", env=home, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    record: dict[str, Any] = json.loads(r.stdout)
+    assert record["bytes_done"] == record["bytes_total"] == total
+    assert_same_tree(src, dst)
+    assert processes_mentioning(home["DMS_HOME"]) == []

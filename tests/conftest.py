@@ -1,0 +1,84 @@
+"""Session fixtures: one private redis-server and one worker serving dms.control + dms.data.
+
+Tests that need their own topology start extra workers on their own queue
+names (a request records the queues its tasks go to), so they never disturb
+the shared worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services import RedisServer, Worker
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dms_app(redis_server: RedisServer) -> Any:
+    """The dms Celery app of this test process, pointed at the test Redis."""
+    os.environ.update(redis_server.env())
+    from dms.application import app
+
+    app.conf.broker_url = redis_server.broker_url
+    app.conf.result_backend = redis_server.broker_url
+    return app
+
+
+@pytest.fixture(scope="session")
+def store(redis_server: RedisServer, dms_app: Any) -> Any:
+    from dms.state import RequestStore, connect
+
+    return RequestStore(connect(redis_server.state_url))
+
+
+@pytest.fixture(scope="session")
+def worker(redis_server: RedisServer, dms_app: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    w = Worker("shared", "dms.control,dms.data", redis_server.env(), tmp_path_factory.mktemp("logs") / "shared.log")
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def start_worker(redis_server: RedisServer, tmp_path: Path) -> Iterator[Any]:
+    """Start extra workers on given queues; all are stopped after the test."""
+    started: list[Worker] = []
+
+    def start(queues: str, concurrency: int = 2) -> Worker:
+        name = f"w{next(_counter)}"
+        w = Worker(name, queues, redis_server.env(), tmp_path / f"{name}.log", concurrency)
+        started.append(w.start())
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def unique_id(prefix: str) -> str:
+    return f"{prefix}-{os.getpid()}-{next(_counter)}-{int(time.time() * 1000) % 100000}"
+
+
+def wait_for_state(store: Any, request_id: str, states: set[str], timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = store.get(request_id)
+        if info and info["state"] in states:
+            return info  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise AssertionError(f"request {request_id} did not reach {states}: {store.get(request_id)}")

@@ -1,0 +1,157 @@
+"""End-to-end syncs through real Celery workers and a real redis-server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dms.client import submit, wait
+from dms.errors import RequestExists
+from dms.model import SyncParams
+from dms.state import Keys
+from tests.conftest import unique_id, wait_for_state
+from tests.trees import MIB, assert_same_tree, build_edge_tree
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def staging_leftovers(root: Path) -> list[str]:
+    return [os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n.endswith(".partial")]
+
+
+def test_edge_tree_is_copied_exactly(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    build_edge_tree(src, chunk_size=MIB, small_files=2500)
+    params = SyncParams(unique_id("edge"), str(src), str(dst), parallelism=3, chunk_size=MIB, unit_bytes=MIB,
+                        unit_max_files=400)  # fmt: skip
+    submit(dms_app, store, params)
+    info = wait(store, params.request_id, poll=0.1, timeout=300)
+    assert info["state"] == "SUCCEEDED", info
+    assert info["files_done"] == info["files_total"] == 2506
+    assert info["bytes_done"] == info["bytes_total"] == sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    assert info["tasks_done"] == info["tasks_total"] > 3
+    assert_same_tree(src, dst)
+    assert staging_leftovers(dst) == []
+    # the transient plan keys are gone; the record stays, with a retention TTL
+    assert not store.r.exists(Keys(params.request_id).unit(0))
+    assert store.r.ttl(Keys(params.request_id).req) > 0
+
+
+def test_file_vanishing_between_plan_and_transfer_fails_only_that_file(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    for i in range(30):
+        (src / "d" / f"f{i}").write_bytes(os.urandom(1000 + i))
+    rid = unique_id("vanish")
+    q = rid.replace("-", "_")
+    params = SyncParams(rid, str(src), str(dst), parallelism=2, control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}",
+                        unit_max_files=7)  # fmt: skip
+    start_worker(params.control_queue)  # plans, but nobody transfers yet
+    submit(dms_app, store, params)
+    wait_for_state(store, rid, {"TRANSFERRING"})
+    (src / "d" / "f13").unlink()
+    start_worker(params.data_queue)
+    info = wait(store, rid, poll=0.1, timeout=120)
+    assert info["state"] == "FAILED"
+    assert info["files_failed"] == 1 and info["files_done"] == 29
+    assert "d/f13" in info["error"]
+    errors = store.errors(rid)
+    assert [e["path"] for e in errors] == ["d/f13"] and errors[0]["errno"] == 2
+    assert not (dst / "d" / "f13").exists()
+    for i in range(30):
+        if i != 13:
+            assert (dst / "d" / f"f{i}").read_bytes() == (src / "d" / f"f{i}").read_bytes()
+    assert staging_leftovers(dst) == []
+
+
+def test_running_a_transfer_twice_counts_once(tmp_path: Path, dms_app: Any, store: Any, start_worker: Any) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    build_edge_tree(src, chunk_size=256 * 1024, small_files=50)
+    rid = unique_id("redeliver")
+    q = rid.replace("-", "_")
+    params = SyncParams(rid, str(src), str(dst), parallelism=1, chunk_size=256 * 1024, unit_bytes=256 * 1024,
+                        control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
+    start_worker(params.control_queue)
+    submit(dms_app, store, params)
+    wait_for_state(store, rid, {"TRANSFERRING"})
+    # unit 0 is queued; queue it again, as a broker redelivery would
+    dms_app.send_task("dms.transfer", args=(rid, 0), queue=params.data_queue)
+    data_worker = start_worker(params.data_queue, concurrency=1)
+    info = wait(store, rid, poll=0.1, timeout=120)
+    assert info["state"] == "SUCCEEDED", info
+    assert data_worker.log().count("'unit': 0, 'status': 'done'") == 2  # both copies really ran
+    assert info["tasks_done"] == info["tasks_total"]
+    assert info["bytes_done"] == info["bytes_total"]
+    assert info["files_done"] == info["files_total"]
+    assert_same_tree(src, dst)
+
+
+def test_empty_source_succeeds_with_zero_tasks(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    (tmp_path / "src").mkdir()
+    params = SyncParams(unique_id("empty"), str(tmp_path / "src"), str(tmp_path / "dst"))
+    submit(dms_app, store, params)
+    info = wait(store, params.request_id, poll=0.1, timeout=60)
+    assert info["state"] == "SUCCEEDED" and info["tasks_total"] == 0 and (tmp_path / "dst").is_dir()
+
+
+def test_request_ids_are_unique_and_requests_isolated(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s1" / "one").write_text("1")
+    (tmp_path / "s2" / "two").write_text("2")
+    rid = unique_id("dup")
+    submit(dms_app, store, SyncParams(rid, str(tmp_path / "s1"), str(tmp_path / "d1")))
+    with pytest.raises(RequestExists):
+        submit(dms_app, store, SyncParams(rid, str(tmp_path / "s2"), str(tmp_path / "d2")))
+    other = SyncParams(unique_id("other"), str(tmp_path / "s2"), str(tmp_path / "d2"))
+    submit(dms_app, store, other)
+    assert wait(store, rid, timeout=60)["state"] == "SUCCEEDED"
+    assert wait(store, other.request_id, timeout=60)["state"] == "SUCCEEDED"
+    assert os.listdir(tmp_path / "d1") == ["one"] and os.listdir(tmp_path / "d2") == ["two"]
+
+
+def test_source_removed_after_submit_fails_at_planning(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    params = SyncParams(unique_id("gone"), str(src), str(tmp_path / "dst"), control_queue="t.nobody")
+    submit(dms_app, store, params)  # queued where no worker listens; then re-route by hand
+    src.rmdir()
+    dms_app.send_task("dms.plan", args=(params.request_id,), queue="dms.control")
+    info = wait(store, params.request_id, poll=0.1, timeout=60)
+    assert info["state"] == "FAILED" and "source does not exist" in info["error"]
+
+
+def test_a_chained_task_receives_the_summary_and_is_not_copied_into_transfers(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    from celery import chain
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(5):
+        (src / f"f{i}").write_bytes(os.urandom(100))
+    rid = unique_id("chain")
+    params = SyncParams(rid, str(src), str(tmp_path / "dst"), unit_max_files=1, data_queue=f"t.data.{rid}")
+    store.create(params)
+    big_argument = "x" * 20000  # would bloat every transfer message if the chain were embedded
+    workflow = chain(
+        dms_app.signature("dms.plan", args=(params.request_id,), queue="dms.control"),
+        dms_app.signature("celery.accumulate", args=(big_argument,), queue="dms.control", immutable=False),
+    )
+    result = workflow.apply_async()
+    wait_for_state(store, rid, {"TRANSFERRING"})
+    queued = store.r.lrange(params.data_queue, 0, -1)
+    assert len(queued) == 4  # parallelism lanes
+    assert max(len(m) for m in queued) < 4096  # the 20 KB chain argument is not in there
+    start_worker(params.data_queue)
+    summary_and_arg = result.get(timeout=60)
+    summary = summary_and_arg[0]
+    assert summary["request_id"] == params.request_id and summary["state"] == "SUCCEEDED"
+    assert summary["files_done"] == 5 and summary_and_arg[1] == big_argument

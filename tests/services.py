@@ -1,0 +1,125 @@
+"""Real processes for the tests: a private redis-server and `celery worker` subprocesses.
+
+No mocks and no in-process worker (DEVELOPERS.md "Real parts, really started"):
+each worker is `python -m celery -A dms worker` in its own process group,
+stopped with SIGTERM then SIGKILL of the whole group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from dms.processes import stop_process_group
+
+REDIS_MISSING = "redis-server is not installed; run the README's test command (it installs it)"
+
+
+@dataclass
+class RedisServer:
+    directory: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> str:
+        return str(self.directory / "redis.sock")
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis+socket://{self.socket}?virtual_host=0"
+
+    @property
+    def state_url(self) -> str:
+        return f"unix://{self.socket}?db=0"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DMS_BROKER_URL": self.broker_url,
+            "DMS_RESULT_BACKEND": self.broker_url,
+            "DMS_STATE_URL": self.state_url,
+        }
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(REDIS_MISSING)
+        args = [binary, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
+                "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+                "--logfile", str(self.directory / "redis.log")]  # fmt: skip
+        self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError, OSError):
+                redis.Redis(unix_socket_path=self.socket).ping()
+                return self
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start; see {self.directory / 'redis.log'}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process_group(self.proc)
+            self.proc = None
+
+
+@dataclass
+class Worker:
+    """One `celery -A dms worker` process consuming `queues`."""
+
+    name: str
+    queues: str
+    env: dict[str, str]
+    log_path: Path
+    concurrency: int = 2
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, timeout: float = 60.0) -> Worker:
+        args = [sys.executable, "-m", "celery", "-A", "dms", "worker", "-Q", self.queues,
+                "-c", str(self.concurrency), "-n", f"{self.name}@%h", "-P", "prefork",
+                "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO"]  # fmt: skip
+        env = {**os.environ, **self.env}
+        env.pop("DMS_CONFIG", None)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited:\n{self.log()}")
+            if " ready." in self.log():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"worker {self.name} not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process_group(self.proc)
+            self.proc = None
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live (non-zombie) processes that contain `text`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(f"{pid}: {cmdline}")
+    return found

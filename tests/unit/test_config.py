@@ -1,0 +1,92 @@
+"""Configuration loading, endpoint resolution, sizes and path rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dms.config import load_config
+from dms.errors import ConfigError, PathError
+from dms.paths import is_staging_name, staging_path, validate_pair
+from dms.settings import DEFAULT_BROKER_URL, redis_client_url, resolve_endpoints
+from dms.sizes import format_size, parse_size
+
+
+def test_sizes() -> None:
+    assert parse_size("64MiB") == 64 * 1024**2
+    assert parse_size("1G") == 1024**3
+    assert parse_size("1GB") == 10**9
+    assert parse_size("4096") == 4096
+    assert format_size(1536) == "1.5 KiB"
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("lots")
+
+
+def test_repository_workers_yml_is_valid() -> None:
+    cfg = load_config(Path(__file__).parents[2] / "workers.yml")
+    assert cfg.defaults.parallelism >= 1 and cfg.defaults.chunk_size > 0
+
+
+def test_config_errors_name_file_key_and_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("control:\n  broker_url: localhost\n")
+    with pytest.raises(ConfigError, match=r"bad\.yml.*control\.broker_url.*'localhost'"):
+        load_config(bad)
+    bad.write_text("defaults:\n  parallelism: 0\n")
+    with pytest.raises(ConfigError, match=r"defaults\.parallelism.*0"):
+        load_config(bad)
+    bad.write_text("defaults:\n  chunk_size: huge\n")
+    with pytest.raises(ConfigError, match=r"defaults\.chunk_size.*'huge'"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+    bad.write_text("control: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_endpoint_resolution_order(tmp_path: Path) -> None:
+    assert resolve_endpoints(environ={}) == resolve_endpoints(environ={})
+    none = resolve_endpoints(environ={})
+    assert not none.configured and none.broker_url == DEFAULT_BROKER_URL
+    cfg = tmp_path / "w.yml"
+    cfg.write_text("control:\n  broker_url: redis://cfg:1/0\n")
+    from_file = resolve_endpoints(str(cfg), environ={})
+    assert from_file.configured and from_file.broker_url == from_file.state_url == "redis://cfg:1/0"
+    env = resolve_endpoints(str(cfg), environ={"DMS_BROKER_URL": "redis://env:2/0", "DMS_STATE_URL": "redis://s:3/1"})
+    assert (
+        env.broker_url == "redis://env:2/0"
+        and env.state_url == "redis://s:3/1"
+        and env.result_backend == env.broker_url
+    )
+    assert redis_client_url("redis+socket:///tmp/x.sock?virtual_host=2") == "unix:///tmp/x.sock?db=2"
+
+
+def test_staging_names_are_hidden_tagged_and_bounded() -> None:
+    s = staging_path("/d/sub/file.txt", "req-1")
+    assert s.startswith("/d/sub/.file.txt.dms-") and is_staging_name(s.rsplit("/", 1)[1])
+    assert staging_path("/d/f", "req-1") != staging_path("/d/f", "req-2")
+    long = staging_path("/d/" + "x" * 250, "r")
+    assert len(long.rsplit("/", 1)[1]) <= 255 and is_staging_name(long.rsplit("/", 1)[1])
+
+
+def test_path_pairs_are_validated(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with pytest.raises(PathError, match="does not exist"):
+        validate_pair(str(tmp_path / "nope"), str(tmp_path / "d"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PathError, match="not a directory"):
+        validate_pair(str(tmp_path / "file"), str(tmp_path / "d"))
+    with pytest.raises(PathError, match="inside the source"):
+        validate_pair(str(src), str(src / "sub"))
+    with pytest.raises(PathError, match="inside the source"):
+        validate_pair(str(src), str(src))
+    with pytest.raises(PathError, match="not a directory"):
+        validate_pair(str(src), str(tmp_path / "file"))
+    (tmp_path / "srcx").mkdir()
+    assert validate_pair(str(src), str(tmp_path / "srcx")) == (str(src), str(tmp_path / "srcx"))
