@@ -111,6 +111,7 @@ class EmbeddedService:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
         )
         self._wait_for_redis()
+        self._abandon_interrupted()
         (self.state_dir / "socket").write_text(self.socket_path)
         if self.worker_concurrency:
             self._start_worker()
@@ -145,6 +146,34 @@ class EmbeddedService:
             time.sleep(0.02)
         raise EmbeddedError(f"redis-server did not answer within {self.startup_timeout:.0f} s")
 
+    def _abandon_interrupted(self) -> None:
+        """End what a previous embedded run left unfinished, before any worker starts.
+
+        We hold the lock, so nothing can be working on those requests: they were
+        interrupted (Ctrl-C, a crash). Left queued, their tasks would run again
+        beside the next sync, into destinations nobody is watching. So their
+        Celery messages are dropped (this Redis is private: every key outside
+        dms:* is Celery's) and the requests end FAILED, saying why.
+        """
+        from dms.model import TERMINAL_STATES, RequestState
+        from dms.state import RequestStore
+
+        client = redis.Redis(unix_socket_path=self.socket_path, decode_responses=True, socket_timeout=30)
+        try:
+            store = RequestStore(client)
+            for row in store.list_requests(limit=1_000_000):
+                if RequestState(row["state"]) not in TERMINAL_STATES:
+                    store.set_state(
+                        row["request_id"],
+                        RequestState.FAILED,
+                        error="interrupted: the embedded DMS stopped before this request ended; submit it again",
+                    )
+            stale = [key for key in client.scan_iter(count=1000) if not key.startswith("dms:")]
+            for start in range(0, len(stale), 500):
+                client.delete(*stale[start : start + 500])
+        finally:
+            client.close()
+
     def _start_worker(self) -> None:
         env = {**os.environ, **self.environment()}
         env.pop("DMS_CONFIG", None)
@@ -154,9 +183,17 @@ class EmbeddedService:
             "-n", f"embedded-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat",
             "-l", "WARNING", "--logfile", str(self.state_dir / "worker.log"),
         ]  # fmt: skip
+        # cwd: `python -m` puts the working directory first on sys.path, and a source
+        # checkout there (without the compiled extension) would shadow the installed dms.
         with open(self.state_dir / "worker.log", "ab") as log:  # the banner and warnings, not our stdout
             self._worker = subprocess.Popen(
-                args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                args,
+                env=env,
+                cwd=self.state_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
 
     def check_worker(self) -> None:

@@ -127,3 +127,36 @@ def test_one_gib_mixed_tree_embedded(tmp_path: Path, home: dict[str, str]) -> No
     assert record["bytes_done"] == record["bytes_total"] == total
     assert_same_tree(src, dst)
     assert processes_mentioning(home["DMS_HOME"]) == []
+
+
+def test_embedded_start_ends_interrupted_requests_instead_of_running_them(tmp_path: Path, home: dict[str, str]) -> None:
+    from dms.client import submit
+    from dms.embedded import EmbeddedService
+    from dms.model import SyncParams
+    from dms.state import RequestStore, connect
+
+    old_src, new_src = tmp_path / "old", tmp_path / "new"
+    old_src.mkdir()
+    new_src.mkdir()
+    (old_src / "f").write_text("old")
+    (new_src / "g").write_text("new")
+    os.environ["DMS_HOME"] = home["DMS_HOME"]
+    try:
+        with EmbeddedService() as service:  # no worker: the request stays queued, as after a Ctrl-C
+            from dms.application import app
+
+            saved = app.conf.broker_url
+            app.conf.broker_url = service.broker_url
+            try:
+                store = RequestStore(connect(service.state_url))
+                submit(app, store, SyncParams("interrupted-1", str(old_src), str(tmp_path / "old-dst")))
+            finally:
+                app.conf.broker_url = saved
+    finally:
+        del os.environ["DMS_HOME"]
+    r = run_cli("sync", str(new_src), str(tmp_path / "new-dst"), "--wait", env=home)
+    assert r.returncode == 0, r.stdout + r.stderr
+    status = run_cli("status", "interrupted-1", "--json", env=home)
+    record = json.loads(status.stdout)
+    assert record["state"] == "FAILED" and "interrupted" in record["error"]
+    assert not (tmp_path / "old-dst").exists()  # its queued plan never ran
