@@ -33,7 +33,9 @@ def copy_unit(
     pieces: Sequence[UnitPiece],
     cancelled: Callable[[], bool] = lambda: False,
     slice_bytes: int = SLICE_BYTES,
+    progress: Callable[[int], None] = lambda moved: None,
 ) -> UnitResult:
+    """Copy every piece of a unit; between native slices, report bytes moved and honour cancel."""
     result = UnitResult()
     specs = []
     made_dirs: set[str] = set()
@@ -63,7 +65,10 @@ def copy_unit(
             else:
                 errno = error.errno if isinstance(error, OSError) else None
                 result.failed.append(FailedPiece(piece.file.file_id, piece.file.relpath, str(error), errno))
-        if not copier.done and cancelled():
+        if copier.done:
+            break
+        progress(copier.bytes_moved)
+        if cancelled():
             result.cancelled = True
             break
     result.bytes_moved = copier.bytes_moved

@@ -13,6 +13,7 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:units_done         bitmap bit K set when unit K has been recorded
     dms:req:R:dispatched         bitmap bit K set once unit K was published to a queue
     dms:req:R:published          bitmap bit F set once file F was renamed into place
+    dms:req:R:inflight           hash   unit -> bytes moved so far by its running transfer
     dms:req:R:cancel             string present when a cancel was asked for
     dms:req:R:chain              string the caller's Celery chain, re-dispatched by finalize
     dms:req:R:finalize_lock      string held by the finalize task that is running
@@ -87,6 +88,7 @@ class Keys:
         self.units_done = f"{self.base}:units_done"
         self.dispatched = f"{self.base}:dispatched"
         self.published = f"{self.base}:published"
+        self.inflight = f"{self.base}:inflight"
         self.cancel = f"{self.base}:cancel"
         self.chain = f"{self.base}:chain"
         self.finalize_lock = f"{self.base}:finalize_lock"
@@ -143,6 +145,7 @@ class UnitProgress:
 _RECORD_UNIT = """
 local req = KEYS[1]
 local first = redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 0
+redis.call('HDEL', KEYS[4], ARGV[1])
 local n_ok, n_failed, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local i = 5
 local bytes = 0
@@ -219,8 +222,17 @@ class RequestStore:
         return SyncParams.from_json(text)
 
     def get(self, request_id: str) -> dict[str, Any] | None:
-        raw = self.r.hgetall(Keys(request_id).req)
-        return _decode_request(raw) if raw else None
+        """The request record, with `bytes_inflight`: bytes moved by units still running."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(keys.req)
+        pipe.hvals(keys.inflight)
+        raw, inflight = pipe.execute()
+        if not raw:
+            return None
+        record = _decode_request(raw)
+        record["bytes_inflight"] = sum(int(v) for v in inflight)
+        return record
 
     def state(self, request_id: str) -> RequestState | None:
         value = self.r.hget(Keys(request_id).req, "state")
@@ -308,7 +320,7 @@ class RequestStore:
         self, request_id: str, index: int, ok: Iterable[RecordedPiece], failed: Iterable[FailedPiece]
     ) -> UnitProgress:
         keys = Keys(request_id)
-        key_list = [keys.req, keys.units_done, keys.errors]
+        key_list = [keys.req, keys.units_done, keys.errors, keys.inflight]
         key_index: dict[str, int] = {}
 
         def slot(key: str) -> int:
@@ -333,6 +345,10 @@ class RequestStore:
         result = self._record_unit(keys=key_list, args=[index, n_ok, n_failed, ERRORS_CAP, *ok_args, *failed_args])
         first, done, total, planned, sent = result
         return UnitProgress(bool(first), int(done), int(total), planned == "1", sent == "1")
+
+    def report_inflight(self, request_id: str, index: int, moved: int) -> None:
+        """Live progress of a running unit; overwritten, never added, so a rerun cannot inflate it."""
+        self.r.hset(Keys(request_id).inflight, index, moved)
 
     def mark_dispatched(self, request_id: str, index: int) -> None:
         self.r.setbit(Keys(request_id).dispatched, index, 1)
@@ -403,7 +419,7 @@ class RequestStore:
         names = [keys.unit(k) for k in range(units)]
         names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
         names += [keys.digests(s) for s in range(file_shards)]
-        names += [keys.units_done, keys.dispatched, keys.published, keys.cancel]
+        names += [keys.units_done, keys.dispatched, keys.published, keys.cancel, keys.inflight]
         for start in range(0, len(names), 500):
             self.r.delete(*names[start : start + 500])
 

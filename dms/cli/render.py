@@ -20,7 +20,7 @@ def when(ts: float | None) -> str:
 def progress_line(info: dict[str, Any]) -> str:
     return (
         f"{info['state']:<12} files {info['files_done']}/{info['files_total']}"
-        f" ({info['files_failed']} failed)  bytes {format_size(info['bytes_done'])}"
+        f" ({info['files_failed']} failed)  bytes {format_size(info['bytes_done'] + info.get('bytes_inflight', 0))}"
         f"/{format_size(info['bytes_total'])}  tasks {info['tasks_done']}/{info['tasks_total']}"
     )
 
@@ -38,7 +38,8 @@ def request_lines(request_id: str, info: dict[str, Any], errors: list[dict[str, 
         f"files        {info['files_done']} done, {info['files_failed']} failed, {info['files_total']} total"
         + (f" ({info['skipped']} entries skipped)" if info.get("skipped") else ""),
         f"bytes        {format_size(info['bytes_done'])} of {format_size(info['bytes_total'])} copied"
-        f" ({info['bytes_done']} / {info['bytes_total']})",
+        f" ({info['bytes_done']} / {info['bytes_total']})"
+        + (f", {format_size(info['bytes_inflight'])} more in flight" if info.get("bytes_inflight") else ""),
         f"tasks        {info['tasks_done']} of {info['tasks_total']}",
         f"created      {when(info.get('created_at'))}",
         f"finished     {when(info.get('finished_at'))}{elapsed}",

@@ -50,7 +50,12 @@ def transfer(self: TransferTask, request_id: str, unit_index: int) -> dict[str, 
         progress = store.record_unit(request_id, unit_index, [], [])
         self.advance(params, unit_index, progress)
         return {"unit": unit_index, "status": "cancelled"}
-    result = copy_unit(params, pieces, lambda: store.is_cancelled(request_id))
+    result = copy_unit(
+        params,
+        pieces,
+        cancelled=lambda: store.is_cancelled(request_id),
+        progress=lambda moved: store.report_inflight(request_id, unit_index, moved),
+    )
     progress = store.record_unit(request_id, unit_index, result.ok, result.failed)
     self.advance(params, unit_index, progress)
     return {

@@ -130,6 +130,8 @@ def test_one_gib_mixed_tree_embedded(tmp_path: Path, home: dict[str, str]) -> No
 
 
 def test_embedded_start_ends_interrupted_requests_instead_of_running_them(tmp_path: Path, home: dict[str, str]) -> None:
+    from celery import Celery
+
     from dms.client import submit
     from dms.embedded import EmbeddedService
     from dms.model import SyncParams
@@ -143,15 +145,13 @@ def test_embedded_start_ends_interrupted_requests_instead_of_running_them(tmp_pa
     os.environ["DMS_HOME"] = home["DMS_HOME"]
     try:
         with EmbeddedService() as service:  # no worker: the request stays queued, as after a Ctrl-C
-            from dms.application import app
-
-            saved = app.conf.broker_url
+            # a private app: the shared one keeps its broker connection pool for the session
+            app = Celery("interrupted-test", broker=service.broker_url)
+            app.config_from_object("celeryconfig")
             app.conf.broker_url = service.broker_url
-            try:
-                store = RequestStore(connect(service.state_url))
-                submit(app, store, SyncParams("interrupted-1", str(old_src), str(tmp_path / "old-dst")))
-            finally:
-                app.conf.broker_url = saved
+            store = RequestStore(connect(service.state_url))
+            submit(app, store, SyncParams("interrupted-1", str(old_src), str(tmp_path / "old-dst")))
+            app.pool.force_close_all()
     finally:
         del os.environ["DMS_HOME"]
     r = run_cli("sync", str(new_src), str(tmp_path / "new-dst"), "--wait", env=home)

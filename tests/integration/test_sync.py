@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from dms.client import submit, wait
+from dms.copying import copy_unit
 from dms.errors import RequestExists
 from dms.model import SyncParams
 from dms.state import Keys
@@ -155,3 +156,45 @@ def test_a_chained_task_receives_the_summary_and_is_not_copied_into_transfers(
     summary = summary_and_arg[0]
     assert summary["request_id"] == params.request_id and summary["state"] == "SUCCEEDED"
     assert summary["files_done"] == 5 and summary_and_arg[1] == big_argument
+
+
+def test_inflight_progress_is_overwritten_and_cleared_when_recorded(store: Any) -> None:
+    from dms.state import RequestStore
+
+    rid = unique_id("inflight")
+    store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))
+    assert isinstance(store, RequestStore)
+    store.report_inflight(rid, 3, 100)
+    store.report_inflight(rid, 3, 250)  # a later slice of the same unit: overwritten, not added
+    store.report_inflight(rid, 4, 50)
+    assert store.get(rid)["bytes_inflight"] == 300
+    store.record_unit(rid, 3, [], [])
+    assert store.get(rid)["bytes_inflight"] == 50
+
+
+def test_cancelled_request_publishes_nothing_and_leaves_no_staging(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i}").write_bytes(os.urandom(2000))
+    rid = unique_id("cancel")
+    q = rid.replace("-", "_")
+    params = SyncParams(rid, str(src), str(dst), parallelism=2, unit_max_files=5, control_queue=f"t.ctl.{q}",
+                        data_queue=f"t.data.{q}")  # fmt: skip
+    start_worker(params.control_queue)
+    submit(dms_app, store, params)
+    wait_for_state(store, rid, {"TRANSFERRING"})
+    # unit 0 copies before the cancel, exactly as its transfer task would: staging files now exist
+    copy_unit(params, store.load_unit(rid, 0))
+    assert len(staging_leftovers(dst)) == 5
+    other = SyncParams(unique_id("bystander"), str(src), str(tmp_path / "other"))
+    submit(dms_app, store, other)  # runs on the shared worker meanwhile
+    store.request_cancel(rid)
+    start_worker(params.data_queue, concurrency=1)
+    info = wait(store, rid, poll=0.1, timeout=120)
+    assert info["state"] == "CANCELLED", info
+    assert [p for p in dst.rglob("*") if p.is_file()] == []  # no published file, no staging file
+    assert wait(store, other.request_id, timeout=120)["state"] == "SUCCEEDED"
+    assert sorted(os.listdir(tmp_path / "other")) == sorted(os.listdir(src))

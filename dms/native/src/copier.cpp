@@ -113,6 +113,7 @@ bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
     cursor_ += got;
     used += got;
     budget -= got;
+    bytes_moved_ += got;
   }
   return true;
 }
@@ -124,7 +125,6 @@ void UnitCopier::finish_current(PieceOutcome& out) {
   open_ = false;
   out.status = PieceStatus::Ok;
   out.digest = hasher_.digest();
-  bytes_moved_ += specs_[next_].length;
 }
 
 std::vector<PieceOutcome> UnitCopier::step(uint64_t max_bytes) {

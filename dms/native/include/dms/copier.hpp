@@ -44,7 +44,7 @@ class UnitCopier {
   UnitCopier(std::vector<CopySpec> specs, CopyMethod method, size_t buffer_size);
   std::vector<PieceOutcome> step(uint64_t max_bytes);
   bool done() const noexcept { return next_ >= specs_.size(); }
-  uint64_t bytes_moved() const noexcept { return bytes_moved_; }
+  uint64_t bytes_moved() const noexcept { return bytes_moved_; }  // so far, pieces in progress included
   CopyMethod method() const noexcept { return method_; }
 
  private:
