@@ -50,7 +50,7 @@ def wait(
     store: RequestStore,
     request_id: str,
     *,
-    poll: float = 0.5,
+    poll: float = 0.2,
     timeout: float | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     alive: Callable[[], None] | None = None,

@@ -206,7 +206,10 @@ class EmbeddedService:
     # -- stop ---------------------------------------------------------------------------
     def close(self) -> None:
         if self._worker is not None:
-            stop_process_group(self._worker, signal.SIGTERM, grace=30.0)
+            # The whole group at once, not a warm shutdown: we stop after our request
+            # ended, or on Ctrl-C, after which the next start ends it as "interrupted"
+            # anyway; letting idle pool children wind down would only add seconds.
+            stop_process_group(self._worker, signal.SIGTERM, grace=30.0, whole_group=True)
             self._worker = None
         if self._redis is not None:
             # On SIGTERM redis-server flushes its append-only file and exits cleanly.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -13,6 +14,7 @@ STAGING_SUFFIX = ".partial"
 _NAME_MAX = 255
 
 
+@functools.lru_cache(maxsize=64)
 def request_tag(request_id: str) -> str:
     """A short, filesystem-safe tag of a request id (ids are user-chosen strings)."""
     return hashlib.sha256(request_id.encode()).hexdigest()[:10]

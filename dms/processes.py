@@ -19,11 +19,24 @@ __all__ = ["group_members", "stop_process_group"]
 
 
 def stop_process_group(
-    proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, grace: float = 15.0
+    proc: subprocess.Popen[bytes],
+    sig: signal.Signals = signal.SIGTERM,
+    grace: float = 15.0,
+    *,
+    whole_group: bool = False,
 ) -> None:
-    """Send `sig` to the group, wait up to `grace` for the leader, then SIGKILL the rest."""
+    """Send `sig` to the leader, wait up to `grace` for it, then SIGKILL whatever is left of the group.
+
+    Only the leader gets `sig`: a Celery worker's warm shutdown (SIGTERM) lets its
+    pool children finish their tasks, whereas a signal to the whole group would
+    kill the children at once (WorkerLostError for the tasks they were running).
+    `whole_group=True` signals every member at once, for when nothing is left to finish.
+    """
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
+        if whole_group:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
     with contextlib.suppress(ProcessLookupError):

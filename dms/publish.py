@@ -56,62 +56,70 @@ def _remove(path: str) -> None:
 def _publish_shard(
     store: RequestStore, params: SyncParams, shard: int, chunker: native.FileChunker, report: PublishReport
 ) -> None:
+    """Verify, then publish, the files of one shard; mark them published in one round trip.
+
+    A file whose staging name is gone but whose final name exists was renamed by an
+    earlier run of finalize that stopped before marking it: its final file is
+    verified against the recorded digests instead, and counted if it matches.
+    """
     rid = params.request_id
     files = store.load_files(rid, shard)
     digests = store.load_digests(rid, shard)
     failed = store.load_failed(rid, shard)
     published = store.published_ids(rid, shard)
-    candidates: list[tuple[FileRecord, str, str]] = []
+    candidates: list[tuple[FileRecord, str, str, bool]] = []  # file, staged, final, already renamed
     verify_specs: list[tuple[str, int, int, str]] = []
     spec_owner: list[int] = []  # verify spec -> index into candidates
     newly_failed: list[FailedPiece] = []
     for f in files:
+        if f.file_id in published:
+            continue
         final = os.path.join(params.destination, f.relpath)
         staged = staging_path(final, rid)
-        if f.file_id in published:
-            continue  # an earlier run of finalize already renamed it into place
         if report.cancelled or f.file_id in failed:
             _remove(staged)
             continue
-        missing = []
+        missing = 0
         specs = []
+        renamed = not os.path.lexists(staged) and os.path.isfile(final)
         for offset, length in chunker.split(f.file_id, f.size):
             recorded = digests.get(f"{f.file_id}:{offset}")
             if recorded is None or int(recorded.split(":")[0]) != length:
-                missing.append(offset)
+                missing += 1
             else:
-                specs.append((staged, offset, length, recorded.split(":")[1]))
+                specs.append((final if renamed else staged, offset, length, recorded.split(":")[1]))
         if missing:
-            newly_failed.append(FailedPiece(f.file_id, f.relpath, f"{len(missing)} chunk(s) were never copied"))
+            newly_failed.append(FailedPiece(f.file_id, f.relpath, f"{missing} chunk(s) were never copied"))
             _remove(staged)
             continue
         spec_owner.extend([len(candidates)] * len(specs))
         verify_specs.extend(specs)
-        candidates.append((f, staged, final))
+        candidates.append((f, staged, final, renamed))
     bad: dict[int, str] = {}
     verifier = native.Verifier(verify_specs)
     while not verifier.done:
         for index, _digest, error in verifier.step(VERIFY_SLICE_BYTES):
             if error is not None:
-                owner = spec_owner[index]
-                bad.setdefault(owner, str(error))
+                bad.setdefault(spec_owner[index], str(error))
     if params.fsync and candidates:
         native.sync_filesystem(params.destination)
-    for i, (f, staged, final) in enumerate(candidates):
+    done: list[int] = []
+    for i, (f, staged, final, renamed) in enumerate(candidates):
         if i in bad:
             newly_failed.append(FailedPiece(f.file_id, f.relpath, f"verification failed: {bad[i]}"))
             _remove(staged)
             continue
-        try:
-            os.chmod(staged, f.mode)
-            os.utime(staged, ns=(f.atime_ns, f.mtime_ns))
-            os.rename(staged, final)
-        except OSError as exc:
-            newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish failed: {exc}", exc.errno))
-            _remove(staged)
-            continue
-        store.mark_published(rid, f.file_id)
-        report.published += 1
+        if not renamed:
+            try:
+                os.chmod(staged, f.mode)
+                os.utime(staged, ns=(f.atime_ns, f.mtime_ns))
+                os.rename(staged, final)
+            except OSError as exc:
+                newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish failed: {exc}", exc.errno))
+                _remove(staged)
+                continue
+        done.append(f.file_id)
+    report.published += store.mark_published(rid, done)
     report.failed += store.fail_files(rid, newly_failed)
 
 

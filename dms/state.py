@@ -189,6 +189,17 @@ return 1
 """
 
 
+# Sets each file's published bit and counts only the bits that were not set yet.
+_MARK_PUBLISHED = """
+local new = 0
+for i = 1, #ARGV do
+  if redis.call('SETBIT', KEYS[2], ARGV[i], 1) == 0 then new = new + 1 end
+end
+if new > 0 then redis.call('HINCRBY', KEYS[1], 'files_done', new) end
+return new
+"""
+
+
 class RequestStore:
     """All reads and writes of request state; tasks and the CLI go through here."""
 
@@ -198,6 +209,7 @@ class RequestStore:
         self.r: Any = client
         self._record_unit = client.register_script(_RECORD_UNIT)
         self._set_state = client.register_script(_SET_STATE)
+        self._mark_published = client.register_script(_MARK_PUBLISHED)
 
     # -- lifecycle -----------------------------------------------------------------
     def create(self, params: SyncParams) -> None:
@@ -383,13 +395,12 @@ class RequestStore:
             self.r.hincrby(keys.req, "files_failed", new)
         return new
 
-    def mark_published(self, request_id: str, file_id: int) -> bool:
-        """Count a published file once; True if this call counted it."""
+    def mark_published(self, request_id: str, file_ids: Sequence[int]) -> int:
+        """Count published files once each, in one round trip; returns how many were new."""
+        if not file_ids:
+            return 0
         keys = Keys(request_id)
-        if self.r.setbit(keys.published, file_id, 1) == 0:
-            self.r.hincrby(keys.req, "files_done", 1)
-            return True
-        return False
+        return int(self._mark_published(keys=[keys.req, keys.published], args=list(file_ids)))
 
     def published_ids(self, request_id: str, shard: int) -> set[int]:
         """File ids of one shard whose published bit is set (one pipelined round trip)."""

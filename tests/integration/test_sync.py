@@ -198,3 +198,35 @@ def test_cancelled_request_publishes_nothing_and_leaves_no_staging(
     assert [p for p in dst.rglob("*") if p.is_file()] == []  # no published file, no staging file
     assert wait(store, other.request_id, timeout=120)["state"] == "SUCCEEDED"
     assert sorted(os.listdir(tmp_path / "other")) == sorted(os.listdir(src))
+
+
+def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_damage(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    from dms.paths import staging_path
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(10):
+        (src / f"f{i}").write_bytes(os.urandom(5000 + i))
+    rid = unique_id("rerun")
+    q = rid.replace("-", "_")
+    params = SyncParams(rid, str(src), str(dst), control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")
+    planner = start_worker(params.control_queue)
+    submit(dms_app, store, params)
+    wait_for_state(store, rid, {"TRANSFERRING"})
+    planner.stop()  # warm shutdown: dms.plan finishes publishing its lanes first
+    start_worker(params.data_queue)
+    while not store.get(rid)["finalize_sent"]:
+        wait_for_state(store, rid, {"TRANSFERRING"})
+    # an earlier finalize renamed f0..f4 into place, then died before marking them published
+    for i in range(5):
+        os.rename(staging_path(str(dst / f"f{i}"), rid), dst / f"f{i}")
+    (dst / "f4").write_bytes(b"changed after it was published")
+    start_worker(params.control_queue)
+    info = wait(store, rid, poll=0.1, timeout=120)
+    assert info["state"] == "FAILED" and info["files_done"] == 9 and info["files_failed"] == 1
+    assert [e["path"] for e in store.errors(rid)] == ["f4"] and "verification failed" in store.errors(rid)[0]["error"]
+    for i in range(4):
+        assert (dst / f"f{i}").read_bytes() == (src / f"f{i}").read_bytes()
+    assert staging_leftovers(dst) == []
