@@ -40,16 +40,16 @@ class TransferTask(DmsTask):
 @app.task(name="dms.transfer", bind=True, base=TransferTask, ignore_result=True)  # type: ignore[untyped-decorator]
 def transfer(self: TransferTask, request_id: str, unit_index: int) -> dict[str, Any]:
     store = self.store
-    params = store.params(request_id)
     state = store.state(request_id)
-    if state in TERMINAL_STATES:  # a late duplicate: never recreate staging files
-        return {"unit": unit_index, "status": "stale"}
+    if state is None or state in TERMINAL_STATES:  # a late duplicate: never recreate staging files
+        return {"request_id": request_id, "unit": unit_index, "status": "stale"}
+    params = store.params(request_id)
     pieces = store.load_unit(request_id, unit_index)
     cancelled = store.is_cancelled(request_id)
     if cancelled:
         progress = store.record_unit(request_id, unit_index, [], [])
         self.advance(params, unit_index, progress)
-        return {"unit": unit_index, "status": "cancelled"}
+        return {"request_id": request_id, "unit": unit_index, "status": "cancelled"}
     result = copy_unit(
         params,
         pieces,
@@ -59,6 +59,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int) -> dict[str, 
     progress = store.record_unit(request_id, unit_index, result.ok, result.failed)
     self.advance(params, unit_index, progress)
     return {
+        "request_id": request_id,
         "unit": unit_index,
         "status": "cancelled" if result.cancelled else "done",
         "pieces_ok": len(result.ok),

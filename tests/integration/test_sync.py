@@ -230,3 +230,19 @@ def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_dam
     for i in range(4):
         assert (dst / f"f{i}").read_bytes() == (src / f"f{i}").read_bytes()
     assert staging_leftovers(dst) == []
+
+
+def test_a_transfer_for_an_unknown_or_ended_request_does_nothing(dms_app: Any, store: Any, worker: Any) -> None:
+    import time
+
+    rid = unique_id("late")  # never created, as if its record had expired
+    dms_app.send_task("dms.transfer", args=(rid, 0), queue="dms.data")
+    dms_app.send_task("dms.finalize", args=(rid,), queue="dms.control")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and worker.log().count(rid) < 2:  # the two results
+        time.sleep(0.05)
+    lines = [line for line in worker.log().splitlines() if rid in line and "succeeded" in line]
+    assert len(lines) == 2, worker.log()[-3000:]
+    assert any("'status': 'stale'" in line for line in lines)
+    assert any("unknown or expired request" in line for line in lines)
+    assert store.get(rid) is None  # nothing was created for it
