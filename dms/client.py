@@ -19,7 +19,7 @@ from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.paths import validate_pair
 from dms.state import RequestStore
 
-__all__ = ["new_request_id", "submit", "wait"]
+__all__ = ["cancel", "new_request_id", "submit", "wait"]
 
 
 def new_request_id() -> str:
@@ -74,3 +74,18 @@ def wait(
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"request {request_id} still {info['state']} after {timeout} s")
         time.sleep(poll)
+
+
+def cancel(store: RequestStore, request_id: str) -> str | None:
+    """Ask a request to stop (cooperative: see docs/operations.md, "Cancel").
+
+    Returns None when the cancel was recorded, or the state of a request that
+    had already ended (nothing to do). Raises RequestError for an unknown id.
+    """
+    state = store.state(request_id)
+    if state is None:
+        raise RequestError(f"no such request: {request_id!r} (unknown, or expired)")
+    if state in TERMINAL_STATES:
+        return state.value
+    store.request_cancel(request_id)
+    return None

@@ -26,6 +26,9 @@ def plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     info = store.get(request_id) or {}
     if RequestState(info.get("state", "PENDING")) in TERMINAL_STATES:
         return {"request_id": request_id, "state": info["state"]}
+    if not info.get("planned") and store.is_cancelled(request_id):  # cancelled before planning began
+        self.dispatch_finalize(params)
+        return {"request_id": request_id, "units": 0, "cancelled": True}
     if not info.get("planned"):
         store.set_state(request_id, RequestState.PLANNING)
         try:
@@ -42,6 +45,10 @@ def plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     else:  # redelivered after planning: re-publish the first lanes (duplicates are harmless)
         total = int(info["tasks_total"])
         progress = store.mark_planned(request_id)
+    if store.is_cancelled(request_id):  # cancelled while planning: start nothing, let finalize end it
+        if not progress.finalize_sent:
+            self.dispatch_finalize(params)
+        return {"request_id": request_id, "units": total, "cancelled": True}
     for index in range(min(params.parallelism, total)):
         if not store.unit_done(request_id, index):
             self.dispatch_unit(params, index)

@@ -160,3 +160,38 @@ def test_embedded_start_ends_interrupted_requests_instead_of_running_them(tmp_pa
     record = json.loads(status.stdout)
     assert record["state"] == "FAILED" and "interrupted" in record["error"]
     assert not (tmp_path / "old-dst").exists()  # its queued plan never ran
+
+
+def test_cancel_stops_a_large_transfer_and_leaves_no_staging(
+    tmp_path: Path, redis_server: RedisServer, worker: Any, dms_app: Any, store: Any
+) -> None:
+    import time
+
+    from dms.client import submit, wait
+    from dms.model import SyncParams
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(3):  # sparse: cheap to create, and still 3 GiB to move
+        with open(src / f"big{i}", "wb") as f:
+            f.truncate(1024 * MIB)
+    big = SyncParams("cancel-big-" + str(os.getpid()), str(src), str(dst), parallelism=1, chunk_size=256 * MIB,
+                     unit_bytes=256 * MIB, fsync=False)  # fmt: skip
+    submit(dms_app, store, big)
+    small_src = tmp_path / "small"
+    small_src.mkdir()
+    (small_src / "note").write_text("small and urgent")
+    small = SyncParams("cancel-small-" + str(os.getpid()), str(small_src), str(tmp_path / "small-dst"))
+    submit(dms_app, store, small)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (store.get(big.request_id) or {}).get("bytes_inflight"):
+        time.sleep(0.02)  # until the first slice of a big unit has moved
+    r = run_cli("cancel", big.request_id, "--wait", env=redis_server.env(), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    info = store.get(big.request_id)
+    assert info["state"] == "CANCELLED" and info["bytes_done"] < info["bytes_total"]
+    assert [p for p in dst.rglob("*") if p.is_file()] == []  # neither staging nor published files
+    assert wait(store, small.request_id, timeout=60)["state"] == "SUCCEEDED"
+    assert (tmp_path / "small-dst" / "note").read_text() == "small and urgent"
+    again = run_cli("cancel", big.request_id, env=redis_server.env())
+    assert again.returncode == 0 and "already ended: CANCELLED" in again.stdout
