@@ -18,6 +18,7 @@ __all__ = [
     "RequestState",
     "SyncParams",
     "UnitPiece",
+    "make_params",
 ]
 
 
@@ -59,6 +60,42 @@ class SyncParams:
     @classmethod
     def from_json(cls, text: str | bytes) -> SyncParams:
         return cls(**json.loads(text))
+
+
+def make_params(
+    source: str,
+    destination: str,
+    *,
+    request_id: str,
+    parallelism: int = 4,
+    chunk_size: int | str = 64 * 1024 * 1024,
+    copy_method: str = "copy_file_range",
+    fsync: bool = True,
+    control_queue: str = "dms.control",
+    data_queue: str = "dms.data",
+) -> SyncParams:
+    """Validated SyncParams from user-facing options (Python API, dms.sync, Flower)."""
+    from dms.sizes import parse_size
+
+    chunk = parse_size(chunk_size)
+    if not isinstance(parallelism, int) or parallelism < 1:
+        raise ValueError(f"parallelism must be a positive integer, got {parallelism!r}")
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be at least 1 byte, got {chunk_size!r}")
+    if copy_method not in ("copy_file_range", "readwrite"):
+        raise ValueError(f"copy_method must be 'copy_file_range' or 'readwrite', got {copy_method!r}")
+    return SyncParams(
+        request_id=request_id,
+        source=source,
+        destination=destination,
+        parallelism=parallelism,
+        chunk_size=chunk,
+        unit_bytes=chunk,
+        copy_method=copy_method,
+        fsync=bool(fsync),
+        control_queue=control_queue,
+        data_queue=data_queue,
+    )
 
 
 @dataclass(frozen=True)

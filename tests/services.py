@@ -78,12 +78,14 @@ class Worker:
     env: dict[str, str]
     log_path: Path
     concurrency: int = 2
+    include: str = "tests.example_tasks"  # a user's own tasks, as in docs/api.md
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60.0) -> Worker:
         args = [sys.executable, "-m", "celery", "-A", "dms", "worker", "-Q", self.queues,
                 "-c", str(self.concurrency), "-n", f"{self.name}@%h", "-P", "prefork",
-                "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO"]  # fmt: skip
+                "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO",
+                "-I", self.include]  # fmt: skip
         env = {**os.environ, **self.env}
         env.pop("DMS_CONFIG", None)
         with open(self.log_path, "ab") as log:

@@ -14,7 +14,7 @@ from dms.cli.render import progress_line, request_json, request_lines
 from dms.client import new_request_id, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import DmsError
-from dms.model import RequestState, SyncParams
+from dms.model import RequestState, make_params
 
 __all__ = ["sync"]
 
@@ -58,14 +58,12 @@ def sync(
     try:
         config_path = obj.get("config_path")
         defaults = load_config(config_path).defaults if config_path else DefaultsConfig()
-        chunk = chunk_size or defaults.chunk_size
-        params = SyncParams(
+        params = make_params(
+            os.path.abspath(source),
+            os.path.abspath(destination),
             request_id=request_id or new_request_id(),
-            source=os.path.abspath(source),
-            destination=os.path.abspath(destination),
             parallelism=parallelism or defaults.parallelism,
-            chunk_size=chunk,
-            unit_bytes=chunk,
+            chunk_size=chunk_size or defaults.chunk_size,
             copy_method=copy_method,
             fsync=not no_fsync,
         )

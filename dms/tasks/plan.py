@@ -6,17 +6,40 @@ import os
 from typing import Any
 
 from dms.application import app
-from dms.errors import PathError
-from dms.model import TERMINAL_STATES, RequestState
+from dms.errors import PathError, RequestExists
+from dms.model import TERMINAL_STATES, RequestState, make_params
 from dms.paths import validate_pair
 from dms.planner import plan_tree
 from dms.tasks.base import DmsTask
 
-__all__ = ["plan"]
+__all__ = ["plan", "run_plan", "sync"]
 
 
 @app.task(name="dms.plan", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
 def plan(self: DmsTask, request_id: str) -> dict[str, Any]:
+    """Plan a request whose record exists (dms-submit and dms.client.submit create it)."""
+    return run_plan(self, request_id)
+
+
+@app.task(name="dms.sync", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
+def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[str, Any]:
+    """Create the request and plan it: what dms.sync_signature() and Flower's HTTP API publish.
+
+    The request id is `options["request_id"]`, or derived from this task's id so a
+    redelivered message finds the request it already created. Chained tasks run
+    after dms.finalize, with its summary.
+    """
+    request_id = options.pop("request_id", None) or f"sync-{self.request.id}"
+    params = make_params(source, destination, request_id=request_id, **options)
+    try:
+        self.store.create(params)
+    except RequestExists:
+        if self.store.params(request_id) != params:
+            raise
+    return run_plan(self, request_id)
+
+
+def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     store = self.store
     params = store.params(request_id)
     # Keep the caller's chain out of every transfer message: finalize re-dispatches it.

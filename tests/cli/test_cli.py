@@ -195,3 +195,15 @@ def test_cancel_stops_a_large_transfer_and_leaves_no_staging(
     assert (tmp_path / "small-dst" / "note").read_text() == "small and urgent"
     again = run_cli("cancel", big.request_id, env=redis_server.env())
     assert again.returncode == 0 and "already ended: CANCELLED" in again.stdout
+
+
+def test_python_api_sync_runs_embedded_when_nothing_is_configured(tmp_path: Path, home: dict[str, str]) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_text("api")
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    code = f"import dms; s = dms.sync({src!r}, {dst!r}); print(s['state'], s['files_done'])"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")}
+    r = subprocess.run([sys.executable, "-c", code], env={**base, **home}, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "SUCCEEDED 1" and (tmp_path / "dst" / "a").read_text() == "api"
+    assert processes_mentioning(home["DMS_HOME"]) == []

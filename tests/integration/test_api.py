@@ -1,0 +1,53 @@
+"""The public Python API: dms.sync and dms.sync_signature, and the docs/api.md example."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dms
+from dms.errors import PathError
+from tests.example_tasks import my_task
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+DOCS = Path(__file__).parents[2] / "docs" / "api.md"
+
+
+def doc_example(name: str) -> str:
+    match = re.search(rf"<!-- example:{name} -->\s*```python\n(.*?)```", DOCS.read_text(), re.S)
+    assert match, f"docs/api.md has no example {name!r}"
+    return match.group(1)
+
+
+def test_the_chain_example_in_docs_api_runs(tmp_path: Path, dms_app: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    source, destination = tmp_path / "src", tmp_path / "dst"
+    source.mkdir()
+    for i in range(12):
+        (source / f"f{i}").write_bytes(os.urandom(300))
+    exec(compile(doc_example("chain"), "docs/api.md", "exec"), {"source": str(source), "destination": str(destination),
+                                                                "my_task": my_task})  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "'seen_state': 'SUCCEEDED'" in printed and "'files': 12" in printed
+    assert sorted(os.listdir(destination)) == sorted(os.listdir(source))
+
+
+def test_sync_returns_the_summary(tmp_path: Path, dms_app: Any) -> None:
+    (tmp_path / "src" / "d").mkdir(parents=True)
+    (tmp_path / "src" / "d" / "x").write_bytes(b"x" * 1000)
+    summary = dms.sync(str(tmp_path / "src"), str(tmp_path / "dst"), parallelism=2, chunk_size="1MiB")
+    assert summary["state"] == "SUCCEEDED" and summary["files_done"] == 1 and summary["bytes_done"] == 1000
+    assert (tmp_path / "dst" / "d" / "x").read_bytes() == b"x" * 1000
+
+
+def test_sync_refuses_bad_input_before_starting(tmp_path: Path, dms_app: Any) -> None:
+    with pytest.raises(PathError, match="does not exist"):
+        dms.sync(str(tmp_path / "nope"), str(tmp_path / "dst"))
+    with pytest.raises(ValueError, match="parallelism"):
+        dms.sync_signature(str(tmp_path), str(tmp_path / "d"), parallelism=0)
+    with pytest.raises(ValueError, match="not a size"):
+        dms.sync_signature(str(tmp_path), str(tmp_path / "d"), chunk_size="big")
