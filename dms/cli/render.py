@@ -8,21 +8,13 @@ from typing import Any
 
 from dms.sizes import format_size
 
-__all__ = ["progress_line", "request_json", "request_lines", "when"]
+__all__ = ["request_json", "request_lines", "when"]
 
 
 def when(ts: float | None) -> str:
     if not ts:
         return "-"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def progress_line(info: dict[str, Any]) -> str:
-    return (
-        f"{info['state']:<12} files {info['files_done']}/{info['files_total']}"
-        f" ({info['files_failed']} failed)  bytes {format_size(info['bytes_done'] + info.get('bytes_inflight', 0))}"
-        f"/{format_size(info['bytes_total'])}  tasks {info['tasks_done']}/{info['tasks_total']}"
-    )
 
 
 def request_lines(request_id: str, info: dict[str, Any], errors: list[dict[str, Any]] | None = None) -> list[str]:

@@ -9,8 +9,9 @@ import click
 
 from dms.cli import EXIT_REQUEST_FAILED, cli
 from dms.cli.connection import control_plane, fail
+from dms.cli.display import ProgressDisplay
 from dms.cli.options import SIZE
-from dms.cli.render import progress_line, request_json, request_lines
+from dms.cli.render import request_json, request_lines
 from dms.client import new_request_id, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import DmsError
@@ -77,15 +78,10 @@ def sync(
                     else params.request_id
                 )
                 return
-            tty = sys.stderr.isatty() and not as_json
-
-            def show(info: dict[str, object]) -> None:
-                if tty:
-                    click.echo("\r" + progress_line(info) + "\x1b[K", nl=False, err=True)
-
+            # live progress on stderr, so stdout keeps only the result (scripts parse it)
+            mode = "tty" if sys.stderr.isatty() and not as_json else "none"
+            show = ProgressDisplay(params.request_id, sys.stderr, mode) if mode == "tty" else None
             info = wait(plane.store, params.request_id, on_progress=show, alive=plane.alive)
-            if tty:
-                click.echo(err=True)
             errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
             click.echo(
                 request_json(params.request_id, info, errors)

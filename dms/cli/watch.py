@@ -1,0 +1,43 @@
+"""`dms-submit watch ID`: follow a request live until it ends."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dms.cli import EXIT_REQUEST_FAILED, cli
+from dms.cli.connection import control_plane, fail
+from dms.cli.display import ProgressDisplay
+from dms.client import wait
+from dms.errors import DmsError
+from dms.model import RequestState
+
+__all__ = ["display_mode", "watch"]
+
+
+def display_mode(as_json: bool, plain: bool) -> str:
+    if as_json:
+        return "json"
+    return "tty" if sys.stdout.isatty() and not plain else "plain"
+
+
+@cli.command()
+@click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON snapshot per line.")
+@click.option("--plain", is_flag=True, help="Plain lines even on a terminal.")
+@click.option("--interval", type=click.FloatRange(0.1), default=5.0, show_default=True,
+              help="Seconds between lines (plain and JSON forms).")  # fmt: skip
+@click.pass_obj
+def watch(obj: dict[str, str | None], request_id: str, as_json: bool, plain: bool, interval: float) -> None:
+    """Show REQUEST_ID's progress until it ends: bytes and files done, rate, ETA, failures.
+
+    Exits 0 if it SUCCEEDED, 1 if it FAILED or was CANCELLED."""
+    display = ProgressDisplay(request_id, sys.stdout, display_mode(as_json, plain), interval)
+    try:
+        with control_plane(obj) as plane:
+            info = wait(plane.store, request_id, on_progress=display, alive=plane.alive)
+    except DmsError as exc:
+        fail(exc)
+    if info["state"] != RequestState.SUCCEEDED.value:
+        sys.exit(EXIT_REQUEST_FAILED)
