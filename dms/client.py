@@ -38,6 +38,7 @@ def submit(app: Celery, store: RequestStore, params: SyncParams, *, check_paths:
     if check_paths:
         validate_pair(params.source, params.destination)
     store.create(params)
+    store.log_event(params.request_id, "submitted", source=params.source, destination=params.destination)
     try:
         app.send_task("dms.plan", args=(params.request_id,), queue=params.control_queue)
     except Exception as exc:
@@ -88,4 +89,5 @@ def cancel(store: RequestStore, request_id: str) -> str | None:
     if state in TERMINAL_STATES:
         return state.value
     store.request_cancel(request_id)
+    store.log_event(request_id, "cancel requested")
     return None

@@ -5,6 +5,7 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:requests                 zset   request id -> creation time (for `list`)
     dms:req:R                    hash   params, state, counters, timestamps, error
     dms:req:R:errors             list   per-file errors, newest first, capped at ERRORS_CAP
+    dms:req:R:events             list   the request's event log, oldest first, capped at EVENTS_CAP
     dms:req:R:files:S            string JSON list of FileRecord rows, file ids S*SHARD ...
     dms:req:R:dirs:S             string JSON list of DirRecord rows
     dms:req:R:unit:K             string JSON list of UnitPiece rows of transfer unit K
@@ -38,6 +39,7 @@ from dms.model import TERMINAL_STATES, DirRecord, FileRecord, RequestState, Sync
 
 __all__ = [
     "ERRORS_CAP",
+    "EVENTS_CAP",
     "REQUESTS_INDEX",
     "SHARD",
     "FailedPiece",
@@ -50,6 +52,7 @@ __all__ = [
 
 SHARD = 1000
 ERRORS_CAP = 1000
+EVENTS_CAP = 2000
 REQUESTS_INDEX = "dms:requests"
 _INT_FIELDS = (
     "files_total",
@@ -85,6 +88,7 @@ class Keys:
         self.base = f"dms:req:{request_id}"
         self.req = self.base
         self.errors = f"{self.base}:errors"
+        self.events = f"{self.base}:events"
         self.units_done = f"{self.base}:units_done"
         self.dispatched = f"{self.base}:dispatched"
         self.published = f"{self.base}:published"
@@ -270,8 +274,21 @@ class RequestStore:
     def request_cancel(self, request_id: str) -> None:
         self.r.set(Keys(request_id).cancel, "1")
 
-    def list_requests(self, limit: int = 100) -> list[dict[str, Any]]:
-        ids = self.r.zrevrange(REQUESTS_INDEX, 0, limit - 1)
+    def log_event(self, request_id: str, event: str, **detail: Any) -> None:
+        """Append to the request's event log (`dms-submit logs`); the oldest entries fall off."""
+        key = Keys(request_id).events
+        pipe = self.r.pipeline(transaction=False)
+        pipe.rpush(key, json.dumps({"at": time.time(), "event": event, **detail}, sort_keys=True))
+        pipe.ltrim(key, -EVENTS_CAP, -1)
+        pipe.execute()
+
+    def events(self, request_id: str) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.r.lrange(Keys(request_id).events, 0, -1)]
+
+    def list_requests(self, limit: int = 100, since: float | None = None) -> list[dict[str, Any]]:
+        """Newest first; `since`: only requests created at or after this Unix time."""
+        low = "-inf" if since is None else since
+        ids = self.r.zrevrangebyscore(REQUESTS_INDEX, "+inf", low, start=0, num=limit)
         pipe = self.r.pipeline(transaction=False)
         for request_id in ids:
             pipe.hgetall(Keys(request_id).req)
@@ -438,7 +455,7 @@ class RequestStore:
         """Start the retention clock of an ended request (docs/operations.md, "Retention")."""
         keys = Keys(request_id)
         pipe = self.r.pipeline(transaction=False)
-        for name in [keys.req, keys.errors, keys.chain, *(keys.failed(s) for s in range(file_shards))]:
+        for name in [keys.req, keys.errors, keys.events, keys.chain, *(keys.failed(s) for s in range(file_shards))]:
             pipe.expire(name, seconds)
         pipe.execute()
 

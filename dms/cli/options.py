@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
 
 from dms.sizes import parse_size
 
-__all__ = ["SIZE"]
+__all__ = ["DURATION", "SIZE"]
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg]
@@ -25,3 +26,21 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]
 
 
 SIZE = SizeType()
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg]
+    """30s, 90m, 12h, 7d -> seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", str(value))
+        if not match:
+            self.fail(f"not a duration: {value!r} (examples: 30s, 90m, 12h, 7d)", param, ctx)
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+DURATION = DurationType()

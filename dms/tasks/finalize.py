@@ -47,6 +47,7 @@ def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
         try:
             params = store.params(request_id)
             store.set_state(request_id, RequestState.FINALIZING)
+            store.log_event(request_id, "finalizing")
             report = publish_request(
                 store, params, info["file_shards"], info["dir_shards"], lambda: store.is_cancelled(request_id)
             )
@@ -60,6 +61,9 @@ def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
                 store.set_state(request_id, RequestState.FAILED, error=message)
             else:
                 store.set_state(request_id, RequestState.SUCCEEDED)
+            ended = store.get(request_id) or info
+            store.log_event(request_id, "ended", state=ended["state"], error=ended.get("error"),
+                            published=report.published, failed=ended["files_failed"])  # fmt: skip
             store.drop_plan(request_id, info["tasks_total"], info["file_shards"], info["dir_shards"])
             store.expire(request_id, RETENTION_SECONDS, info["file_shards"])
         finally:

@@ -54,16 +54,20 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
         return {"request_id": request_id, "units": 0, "cancelled": True}
     if not info.get("planned"):
         store.set_state(request_id, RequestState.PLANNING)
+        store.log_event(request_id, "planning", worker=self.request.hostname)
         try:
             validate_pair(params.source, params.destination)
             os.makedirs(params.destination, exist_ok=True)
             totals = plan_tree(store, params)
         except (PathError, OSError) as exc:
             store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
+            store.log_event(request_id, "planning failed", error=str(exc))
             self.dispatch_finalize(params)  # reports, and runs the caller's chain
             return {"request_id": request_id, "state": RequestState.FAILED.value}
         progress = store.mark_planned(request_id, **totals.as_fields())
         store.set_state(request_id, RequestState.TRANSFERRING)
+        store.log_event(request_id, "planned", files=totals.files_total, bytes=totals.bytes_total,
+                        units=totals.tasks_total, skipped=totals.skipped)  # fmt: skip
         total = totals.tasks_total
     else:  # redelivered after planning: re-publish the first lanes (duplicates are harmless)
         total = int(info["tasks_total"])

@@ -57,6 +57,9 @@ def transfer(self: TransferTask, request_id: str, unit_index: int) -> dict[str, 
         progress=lambda moved: store.report_inflight(request_id, unit_index, moved),
     )
     progress = store.record_unit(request_id, unit_index, result.ok, result.failed)
+    if progress.first:
+        store.log_event(request_id, "unit done", unit=unit_index, pieces=len(result.ok), failed=len(result.failed),
+                        bytes=result.bytes_moved, worker=self.request.hostname)  # fmt: skip
     self.advance(params, unit_index, progress)
     return {
         "request_id": request_id,

@@ -207,3 +207,29 @@ def test_python_api_sync_runs_embedded_when_nothing_is_configured(tmp_path: Path
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "SUCCEEDED 1" and (tmp_path / "dst" / "a").read_text() == "api"
     assert processes_mentioning(home["DMS_HOME"]) == []
+
+
+def test_logs_list_filters_and_retention(tmp_path: Path, redis_server: RedisServer, dms_app: Any, store: Any,
+                                         worker: Any) -> None:  # fmt: skip
+    from dms.client import submit, wait
+    from dms.model import SyncParams
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "one").write_text("1")
+    rid = f"logs-{os.getpid()}"
+    submit(dms_app, store, SyncParams(rid, str(tmp_path / "src"), str(tmp_path / "dst")))
+    assert wait(store, rid, timeout=60)["state"] == "SUCCEEDED"
+    env = redis_server.env()
+    r = run_cli("logs", rid, env=env)
+    assert r.returncode == 0, r.stderr
+    events = [line.split()[3] for line in r.stdout.splitlines()]
+    assert events == ["submitted", "planning", "planned", "unit", "finalizing", "ended"]
+    assert "state=SUCCEEDED" in r.stdout.splitlines()[-1]
+    as_json = [json.loads(line) for line in run_cli("logs", rid, "--json", env=env).stdout.splitlines()]
+    assert as_json[2]["event"] == "planned" and as_json[2]["files"] == 1
+    assert rid in run_cli("list", "--since", "10m", "--state", "succeeded", env=env).stdout
+    assert rid not in run_cli("list", "--state", "FAILED", env=env).stdout
+    assert run_cli("list", "--since", "soon", env=env).returncode == 2
+    # an ended request keeps its record and log only for the retention period
+    assert 0 < store.r.ttl(f"dms:req:{rid}:events") <= 7 * 24 * 3600
+    assert run_cli("logs", "no-such-request", env=env).returncode == 7
