@@ -15,7 +15,7 @@ from dms.model import DirRecord, FileRecord, SyncParams, UnitPiece
 from dms.state import SHARD, RequestStore
 from dms.walk import Skipped, walk_tree
 
-__all__ = ["PlanTotals", "plan_tree"]
+__all__ = ["PlanTotals", "describe_unit", "plan_tree"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,17 @@ class PlanTotals:
         return dict(self.__dict__)
 
 
+def describe_unit(pieces: list[UnitPiece]) -> str:
+    """One line saying what a unit moves, for Flower and logs: a byte range, or a batch of files."""
+    from dms.sizes import format_size
+
+    if len(pieces) == 1:
+        p = pieces[0]
+        return f"{p.file.relpath} [{p.offset}, +{format_size(p.length)})"
+    total = sum(p.length for p in pieces)
+    return f"{len(pieces)} pieces, {format_size(total)}: {pieces[0].file.relpath} … {pieces[-1].file.relpath}"
+
+
 def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
     rid = params.request_id
     chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
@@ -45,7 +56,7 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
     def write_units(units: list[list[tuple[int, int, int]]]) -> None:
         for unit in units:
             pieces = [UnitPiece(pending[fid], off, length) for fid, off, length in unit]
-            store.write_unit(rid, counts["units"], pieces)
+            store.write_unit(rid, counts["units"], pieces, describe_unit(pieces))
             counts["units"] += 1
             for p in pieces:
                 if p.offset + p.length >= p.file.size:

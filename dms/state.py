@@ -9,6 +9,7 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:files:S            string JSON list of FileRecord rows, file ids S*SHARD ...
     dms:req:R:dirs:S             string JSON list of DirRecord rows
     dms:req:R:unit:K             string JSON list of UnitPiece rows of transfer unit K
+    dms:req:R:unit:K:about       string one line saying what unit K moves (Flower's argsrepr)
     dms:req:R:digests:S          hash   "file_id:offset" -> "length:digest" (first write wins)
     dms:req:R:failed:S           hash   file_id -> error JSON (first write wins)
     dms:req:R:units_done         bitmap bit K set when unit K has been recorded
@@ -105,6 +106,9 @@ class Keys:
 
     def unit(self, index: int) -> str:
         return f"{self.base}:unit:{index}"
+
+    def unit_description(self, index: int) -> str:
+        return f"{self.base}:unit:{index}:about"
 
     def digests(self, shard: int) -> str:
         return f"{self.base}:digests:{shard}"
@@ -326,8 +330,16 @@ class RequestStore:
         text = self.r.get(Keys(request_id).dirs(shard))
         return [DirRecord.from_wire(row) for row in json.loads(text)] if text else []
 
-    def write_unit(self, request_id: str, index: int, pieces: Sequence[UnitPiece]) -> None:
-        self.r.set(Keys(request_id).unit(index), json.dumps([p.to_wire() for p in pieces]))
+    def write_unit(self, request_id: str, index: int, pieces: Sequence[UnitPiece], description: str = "") -> None:
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(keys.unit(index), json.dumps([p.to_wire() for p in pieces]))
+        if description:
+            pipe.set(keys.unit_description(index), description[:300])
+        pipe.execute()
+
+    def unit_description(self, request_id: str, index: int) -> str:
+        return str(self.r.get(Keys(request_id).unit_description(index)) or "")
 
     def load_unit(self, request_id: str, index: int) -> list[UnitPiece]:
         text = self.r.get(Keys(request_id).unit(index))
@@ -444,7 +456,7 @@ class RequestStore:
     def drop_plan(self, request_id: str, units: int, file_shards: int, dir_shards: int) -> None:
         """Delete what only the transfer needed; keep the request hash, errors and failures."""
         keys = Keys(request_id)
-        names = [keys.unit(k) for k in range(units)]
+        names = [keys.unit(k) for k in range(units)] + [keys.unit_description(k) for k in range(units)]
         names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
         names += [keys.digests(s) for s in range(file_shards)]
         names += [keys.units_done, keys.dispatched, keys.published, keys.cancel, keys.inflight]

@@ -12,7 +12,7 @@ import os, sys, sysconfig
 sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)
 PY
 if [[ $profile == test ]]; then
-    packages+=(cmake make rsync iproute2 procps util-linux)
+    packages+=(cmake make rsync iproute2 procps util-linux chromium)
 fi
 
 missing=()

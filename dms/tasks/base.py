@@ -38,7 +38,13 @@ class DmsTask(Task):  # type: ignore[misc]
         Publish first, mark second: a crash in between re-publishes on redelivery
         (a harmless duplicate) instead of never publishing (a stalled request).
         """
-        self.app.send_task("dms.transfer", args=(params.request_id, index), queue=params.data_queue)
+        about = self.store.unit_description(params.request_id, index)
+        self.app.send_task(
+            "dms.transfer",
+            args=(params.request_id, index),
+            queue=params.data_queue,
+            argsrepr=f"({params.request_id!r}, {index}) {about}",  # what Flower shows
+        )
         self.store.mark_dispatched(params.request_id, index)
 
     def dispatch_finalize(self, params: SyncParams) -> None:
