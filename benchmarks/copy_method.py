@@ -11,18 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from dms import native
 
-
-def drop_caches() -> None:
-    subprocess.run(["sync"], check=True)
-    if os.geteuid() == 0:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import drop_caches, report
 
 
 def copy_with(method: str, sources: list[Path], out: Path) -> None:
@@ -65,12 +62,7 @@ def main() -> None:
             t = time.perf_counter()
             copy_with(method, sources, out)
             times[method].append(time.perf_counter() - t)
-    total_mib = args.files * args.size_mib
-    cp = statistics.median(times["cp -a"])
-    for method, values in times.items():
-        med = statistics.median(values)
-        print(f"{method:16s} median {med:.2f} s (min {min(values):.2f}, max {max(values):.2f})  "
-              f"{total_mib / med:.0f} MiB/s  {cp / med:.2f} x cp -a")  # fmt: skip
+    report(times, args.files * args.size_mib, "cp -a")
 
 
 if __name__ == "__main__":

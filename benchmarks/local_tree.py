@@ -19,7 +19,6 @@ import filecmp
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 MIB = 1 << 20
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import drop_caches, report  # noqa: E402
 from tests.services import RedisServer, Worker  # noqa: E402  (real processes, as in the tests)
 
 
@@ -57,12 +57,6 @@ def make_tree(root: Path, scale: float) -> None:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}").write_bytes(rng.randbytes(rng.randrange(0, 9 * 1024)))
     marker.touch()
-
-
-def drop_caches() -> None:
-    subprocess.run(["sync"], check=True)
-    if os.geteuid() == 0:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 def check(src: Path, dst: Path) -> None:
@@ -113,11 +107,7 @@ def main() -> None:
             worker.stop()
             redis.stop()
     print(f"tree: {total / MIB:.0f} MiB, {sum(1 for p in src.rglob('*') if p.is_file()) - 1} files; {args.runs} runs")
-    cp = statistics.median(times["cp -a"])
-    for name, values in times.items():
-        med = statistics.median(values)
-        print(f"{name:18s} {med:6.2f} s ({min(values):.2f}-{max(values):.2f})  {total / MIB / med:7.0f} MiB/s  "
-              f"{cp / med:5.2f} x cp -a")  # fmt: skip
+    report(times, total / MIB, "cp -a")
 
 
 if __name__ == "__main__":

@@ -82,3 +82,22 @@ def wait_for_state(store: Any, request_id: str, states: set[str], timeout: float
             return info  # type: ignore[no-any-return]
         time.sleep(0.05)
     raise AssertionError(f"request {request_id} did not reach {states}: {store.get(request_id)}")
+
+
+@pytest.fixture
+def held_request(dms_app: Any, store: Any, start_worker: Any) -> Any:
+    """Submit a request on private queues: a worker plans it, and its transfers wait
+    until the test starts a worker on `params.data_queue`. Returns (params, planner)."""
+    from dms.client import submit
+    from dms.model import SyncParams
+
+    def hold(src: Path, dst: Path, prefix: str, **fields: Any) -> tuple[SyncParams, Worker]:
+        rid = unique_id(prefix)
+        q = rid.replace("-", "_")
+        params = SyncParams(rid, str(src), str(dst), control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}", **fields)
+        planner = start_worker(params.control_queue)
+        submit(dms_app, store, params)
+        wait_for_state(store, rid, {"TRANSFERRING"})
+        return params, planner
+
+    return hold

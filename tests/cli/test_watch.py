@@ -12,26 +12,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dms.client import submit
 from dms.model import SyncParams
-from tests.conftest import unique_id, wait_for_state
 from tests.services import RedisServer
 
 
-def held_request(tmp_path: Path, dms_app: Any, store: Any, start_worker: Any) -> SyncParams:
-    """A planned request whose transfers wait until the test starts a data worker."""
+def watched_request(tmp_path: Path, held_request: Any) -> SyncParams:
+    """A planned request of 60 files whose transfers wait until the test starts a data worker."""
     src = tmp_path / "src"
     src.mkdir()
     for i in range(60):
         (src / f"f{i}").write_bytes(os.urandom(200_000))
-    rid = unique_id("watch")
-    q = rid.replace("-", "_")
-    params = SyncParams(rid, str(src), str(tmp_path / "dst"), parallelism=1, unit_max_files=5,
-                        control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
-    start_worker(params.control_queue)
-    submit(dms_app, store, params)
-    wait_for_state(store, rid, {"TRANSFERRING"})
-    return params
+    params, _ = held_request(src, tmp_path / "dst", "watch", parallelism=1, unit_max_files=5)
+    return params  # type: ignore[no-any-return]
 
 
 def read_until_exit(fd: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> str:
@@ -53,9 +45,9 @@ def read_until_exit(fd: int, proc: subprocess.Popen[bytes], timeout: float = 120
 
 
 def test_watch_on_a_terminal_redraws_a_live_block(
-    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any, redis_server: RedisServer
+    tmp_path: Path, start_worker: Any, held_request: Any, redis_server: RedisServer
 ) -> None:
-    params = held_request(tmp_path, dms_app, store, start_worker)
+    params = watched_request(tmp_path, held_request)
     master, slave = pty.openpty()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DMS_")}, **redis_server.env(), "TERM": "xterm"}
     proc = subprocess.Popen([sys.executable, "-m", "dms.cli", "watch", params.request_id], stdin=slave, stdout=slave,
@@ -73,9 +65,9 @@ def test_watch_on_a_terminal_redraws_a_live_block(
 
 
 def test_watch_without_a_terminal_prints_plain_lines_and_json(
-    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any, redis_server: RedisServer
+    tmp_path: Path, start_worker: Any, held_request: Any, redis_server: RedisServer
 ) -> None:
-    params = held_request(tmp_path, dms_app, store, start_worker)
+    params = watched_request(tmp_path, held_request)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DMS_")}, **redis_server.env()}
     cmd = [sys.executable, "-m", "dms.cli", "watch", params.request_id, "--interval", "0.2"]
     plain = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)

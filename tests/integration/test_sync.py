@@ -43,19 +43,14 @@ def test_edge_tree_is_copied_exactly(tmp_path: Path, dms_app: Any, store: Any) -
 
 
 def test_file_vanishing_between_plan_and_transfer_fails_only_that_file(
-    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+    tmp_path: Path, store: Any, start_worker: Any, held_request: Any
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     (src / "d").mkdir(parents=True)
     for i in range(30):
         (src / "d" / f"f{i}").write_bytes(os.urandom(1000 + i))
-    rid = unique_id("vanish")
-    q = rid.replace("-", "_")
-    params = SyncParams(rid, str(src), str(dst), parallelism=2, control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}",
-                        unit_max_files=7)  # fmt: skip
-    start_worker(params.control_queue)  # plans, but nobody transfers yet
-    submit(dms_app, store, params)
-    wait_for_state(store, rid, {"TRANSFERRING"})
+    params, _ = held_request(src, dst, "vanish", parallelism=2, unit_max_files=7)
+    rid = params.request_id
     (src / "d" / "f13").unlink()
     start_worker(params.data_queue)
     info = wait(store, rid, poll=0.1, timeout=120)
@@ -71,17 +66,14 @@ def test_file_vanishing_between_plan_and_transfer_fails_only_that_file(
     assert staging_leftovers(dst) == []
 
 
-def test_running_a_transfer_twice_counts_once(tmp_path: Path, dms_app: Any, store: Any, start_worker: Any) -> None:
+def test_running_a_transfer_twice_counts_once(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any, held_request: Any
+) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     build_edge_tree(src, chunk_size=256 * 1024, small_files=50)
-    rid = unique_id("redeliver")
-    q = rid.replace("-", "_")
-    params = SyncParams(rid, str(src), str(dst), parallelism=1, chunk_size=256 * 1024, unit_bytes=256 * 1024,
-                        control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
-    start_worker(params.control_queue)
-    submit(dms_app, store, params)
-    wait_for_state(store, rid, {"TRANSFERRING"})
+    params, _ = held_request(src, dst, "redeliver", parallelism=1, chunk_size=256 * 1024, unit_bytes=256 * 1024)
+    rid = params.request_id
     # unit 0 is queued; queue it again, as a broker redelivery would
     dms_app.send_task("dms.transfer", args=(rid, 0), queue=params.data_queue)
     data_worker = start_worker(params.data_queue, concurrency=1)
@@ -173,19 +165,14 @@ def test_inflight_progress_is_overwritten_and_cleared_when_recorded(store: Any) 
 
 
 def test_cancelled_request_publishes_nothing_and_leaves_no_staging(
-    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any, held_request: Any
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     for i in range(40):
         (src / f"f{i}").write_bytes(os.urandom(2000))
-    rid = unique_id("cancel")
-    q = rid.replace("-", "_")
-    params = SyncParams(rid, str(src), str(dst), parallelism=2, unit_max_files=5, control_queue=f"t.ctl.{q}",
-                        data_queue=f"t.data.{q}")  # fmt: skip
-    start_worker(params.control_queue)
-    submit(dms_app, store, params)
-    wait_for_state(store, rid, {"TRANSFERRING"})
+    params, _ = held_request(src, dst, "cancel", parallelism=2, unit_max_files=5)
+    rid = params.request_id
     # unit 0 copies before the cancel, exactly as its transfer task would: staging files now exist
     copy_unit(params, store.load_unit(rid, 0))
     assert len(staging_leftovers(dst)) == 5
@@ -201,7 +188,7 @@ def test_cancelled_request_publishes_nothing_and_leaves_no_staging(
 
 
 def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_damage(
-    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+    tmp_path: Path, store: Any, start_worker: Any, held_request: Any
 ) -> None:
     from dms.paths import staging_path
 
@@ -209,12 +196,8 @@ def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_dam
     src.mkdir()
     for i in range(10):
         (src / f"f{i}").write_bytes(os.urandom(5000 + i))
-    rid = unique_id("rerun")
-    q = rid.replace("-", "_")
-    params = SyncParams(rid, str(src), str(dst), control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")
-    planner = start_worker(params.control_queue)
-    submit(dms_app, store, params)
-    wait_for_state(store, rid, {"TRANSFERRING"})
+    params, planner = held_request(src, dst, "rerun")
+    rid = params.request_id
     planner.stop()  # warm shutdown: dms.plan finishes publishing its lanes first
     start_worker(params.data_queue)
     while not store.get(rid)["finalize_sent"]:
