@@ -9,7 +9,8 @@ as a service (redis-server and a 4-process worker started beforehand, `dms-submi
 the same with --no-fsync (cp and rsync do not flush either), and embedded (one command that
 starts and stops its own redis-server and worker). Every
 destination is checked (file count, bytes, sampled contents) before its time counts.
-Prints median (min-max) seconds, MiB/s and the ratio of each tool's speed to cp -a.
+Then a no-change re-sync (rsync -a and DMS as a service) into the destination the last run
+left. Prints median (min-max) seconds, MiB/s and the ratio of each tool's speed to the reference.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def main() -> None:
             "dms (embedded)": ([*cli, "sync", str(src), str(dst), "--wait"], embedded_env),
         }
         times: dict[str, list[float]] = {name: [] for name in tools}
+        resync: dict[str, list[float]] = {}
         try:
             for _ in range(args.runs):
                 for name, (argv, env) in tools.items():
@@ -103,11 +105,21 @@ def main() -> None:
                     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, cwd=tmp)
                     times[name].append(time.perf_counter() - t)
                     check(src, dst)
+            # no-change re-sync: the destination already holds the tree (the last tool wrote it)
+            for _ in range(args.runs):
+                for name, (argv, env) in tools.items():
+                    if name in ("rsync -a", "dms (service)"):
+                        drop_caches()
+                        t = time.perf_counter()
+                        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, cwd=tmp)
+                        resync.setdefault(name, []).append(time.perf_counter() - t)
         finally:
             worker.stop()
             redis.stop()
     print(f"tree: {total / MIB:.0f} MiB, {sum(1 for p in src.rglob('*') if p.is_file()) - 1} files; {args.runs} runs")
     report(times, total / MIB, "cp -a")
+    print("no-change re-sync (nothing to copy):")
+    report(resync, total / MIB, "rsync -a")
 
 
 if __name__ == "__main__":

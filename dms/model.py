@@ -51,6 +51,8 @@ class SyncParams:
     copy_method: str = "copy_file_range"
     #: Flush data to stable storage before publishing (syncfs per batch).
     fsync: bool = True
+    #: Copy every file, even those whose size, mtime and mode already match (rsync -I).
+    ignore_times: bool = False
     control_queue: str = "dms.control"
     data_queue: str = "dms.data"
 
@@ -71,6 +73,7 @@ def make_params(
     chunk_size: int | str = 64 * 1024 * 1024,
     copy_method: str = "copy_file_range",
     fsync: bool = True,
+    ignore_times: bool = False,
     control_queue: str = "dms.control",
     data_queue: str = "dms.data",
 ) -> SyncParams:
@@ -93,6 +96,7 @@ def make_params(
         unit_bytes=chunk,
         copy_method=copy_method,
         fsync=bool(fsync),
+        ignore_times=bool(ignore_times),
         control_queue=control_queue,
         data_queue=data_queue,
     )

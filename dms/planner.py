@@ -7,7 +7,10 @@ whatever the size of the tree.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import stat
 from dataclasses import dataclass
 
 from dms import native
@@ -27,11 +30,29 @@ class PlanTotals:
     dirs_total: int
     tasks_total: int
     skipped: int
+    files_uptodate: int
+    bytes_uptodate: int
     file_shards: int
     dir_shards: int
 
     def as_fields(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+
+def is_up_to_date(f: FileRecord, destination: str) -> bool:
+    """rsync's quick check: a regular file of the same size and mtime (to the nanosecond),
+    and the same mode, is already there. Anything else (missing, another type, a
+    different size, time or mode) is copied again. --ignore-times turns this off."""
+    try:
+        st = os.lstat(os.path.join(destination, f.relpath))
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == f.size
+        and st.st_mtime_ns == f.mtime_ns
+        and stat.S_IMODE(st.st_mode) == f.mode
+    )
 
 
 def describe_unit(pieces: list[UnitPiece]) -> str:
@@ -51,7 +72,8 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
     files: list[FileRecord] = []
     dirs: list[DirRecord] = []
     pending: dict[int, FileRecord] = {}  # files whose last piece is not in a written unit yet
-    counts = {"files": 0, "bytes": 0, "dirs": 0, "units": 0, "skipped": 0, "file_shards": 0, "dir_shards": 0}
+    counts = {"files": 0, "bytes": 0, "dirs": 0, "units": 0, "skipped": 0, "file_shards": 0, "dir_shards": 0,
+              "uptodate": 0, "uptodate_bytes": 0}  # fmt: skip
 
     def write_units(units: list[list[tuple[int, int, int]]]) -> None:
         for unit in units:
@@ -62,8 +84,14 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
                 if p.offset + p.length >= p.file.size:
                     pending.pop(p.file.file_id, None)
 
-    for entry in walk_tree(params.source):
-        if isinstance(entry, FileRecord):
+    for found in walk_tree(params.source):
+        if isinstance(found, FileRecord):
+            if not params.ignore_times and is_up_to_date(found, params.destination):
+                counts["uptodate"] += 1
+                counts["uptodate_bytes"] += found.size
+                continue
+            # file ids number the files to copy, so shards and units stay dense
+            entry = dataclasses.replace(found, file_id=counts["files"])
             files.append(entry)
             pending[entry.file_id] = entry
             counts["files"] += 1
@@ -74,16 +102,16 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
                 store.write_files(rid, counts["file_shards"], files)
                 counts["file_shards"] += 1
                 files = []
-        elif isinstance(entry, DirRecord):
-            dirs.append(entry)
+        elif isinstance(found, DirRecord):
+            dirs.append(found)
             counts["dirs"] += 1
             if len(dirs) == SHARD:
                 store.write_dirs(rid, counts["dir_shards"], dirs)
                 counts["dir_shards"] += 1
                 dirs = []
-        elif isinstance(entry, Skipped):
+        elif isinstance(found, Skipped):
             counts["skipped"] += 1
-            log.warning("request %s: skipped %s: %s", rid, entry.relpath, entry.reason)
+            log.warning("request %s: skipped %s: %s", rid, found.relpath, found.reason)
     write_units(chunker.finish())
     if files:
         store.write_files(rid, counts["file_shards"], files)
@@ -97,6 +125,8 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
         dirs_total=counts["dirs"],
         tasks_total=counts["units"],
         skipped=counts["skipped"],
+        files_uptodate=counts["uptodate"],
+        bytes_uptodate=counts["uptodate_bytes"],
         file_shards=counts["file_shards"],
         dir_shards=counts["dir_shards"],
     )

@@ -65,6 +65,8 @@ _INT_FIELDS = (
     "tasks_done",
     "dirs_total",
     "skipped",
+    "files_uptodate",
+    "bytes_uptodate",
     "file_shards",
     "dir_shards",
 )

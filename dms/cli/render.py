@@ -28,6 +28,7 @@ def request_lines(request_id: str, info: dict[str, Any], errors: list[dict[str, 
         f"source       {params.get('source', '?')}",
         f"destination  {params.get('destination', '?')}",
         f"files        {info['files_done']} done, {info['files_failed']} failed, {info['files_total']} total"
+        + (f", {info['files_uptodate']} already up to date" if info.get("files_uptodate") else "")
         + (f" ({info['skipped']} entries skipped)" if info.get("skipped") else ""),
         f"bytes        {format_size(info['bytes_done'])} of {format_size(info['bytes_total'])} copied"
         f" ({info['bytes_done']} / {info['bytes_total']})"

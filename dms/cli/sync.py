@@ -34,6 +34,9 @@ __all__ = ["sync"]
     help="How bytes move on one node; copy_file_range falls back to readwrite where the kernel "
     "refuses (docs/decisions/0003-copy-method.md).",
 )
+@click.option(
+    "--ignore-times", "-I", is_flag=True, help="Copy every file, even those whose size, mtime and mode match."
+)
 @click.option("--no-fsync", is_flag=True, help="Do not flush data to disk before publishing (faster, less safe).")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -46,11 +49,15 @@ def sync(
     parallelism: int | None,
     chunk_size: int | None,
     copy_method: str,
+    ignore_times: bool,
     no_fsync: bool,
     wait_: bool,
     as_json: bool,
 ) -> None:
     """Copy the tree SOURCE into DESTINATION, verified, published file by file atomically.
+
+    Like rsync, files already at the destination with the same size, mtime and mode are
+    skipped (see --ignore-times).
 
     With no broker configured (no --broker, DMS_BROKER_URL or --config), the sync runs
     embedded: a private redis-server and a local worker are started for it and stopped
@@ -67,6 +74,7 @@ def sync(
             chunk_size=chunk_size or defaults.chunk_size,
             copy_method=copy_method,
             fsync=not no_fsync,
+            ignore_times=ignore_times,
         )
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
             submit(plane.app, plane.store, params)

@@ -229,3 +229,36 @@ def test_a_transfer_for_an_unknown_or_ended_request_does_nothing(dms_app: Any, s
     assert any("'status': 'stale'" in line for line in lines)
     assert any("unknown or expired request" in line for line in lines)
     assert store.get(rid) is None  # nothing was created for it
+
+
+def test_resync_skips_what_is_up_to_date_and_copies_what_changed(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    build_edge_tree(src, chunk_size=MIB, small_files=200)
+    total_files = sum(1 for p in src.rglob("*") if p.is_file())
+
+    def run(**fields: Any) -> dict[str, Any]:
+        params = SyncParams(unique_id("resync"), str(src), str(dst), chunk_size=MIB, unit_bytes=MIB, **fields)
+        submit(dms_app, store, params)
+        info = wait(store, params.request_id, poll=0.1, timeout=120)
+        assert info["state"] == "SUCCEEDED", info
+        return info  # type: ignore[no-any-return]
+
+    run()
+    inodes = {p: p.stat().st_ino for p in dst.rglob("*") if p.is_file()}
+    again = run()  # nothing changed: nothing moves, nothing is replaced
+    assert again["files_uptodate"] == total_files and again["files_total"] == 0
+    assert again["tasks_total"] == 0 and again["bytes_done"] == 0
+    assert {p: p.stat().st_ino for p in dst.rglob("*") if p.is_file()} == inodes
+    assert_same_tree(src, dst)
+
+    (src / "a" / "chunk plus one").write_bytes(os.urandom(MIB + 1))  # new content and mtime
+    os.chmod(src / "zero", 0o604)  # only the mode changed
+    changed = run()
+    assert changed["files_total"] == 2 and changed["files_uptodate"] == total_files - 2
+    assert changed["bytes_done"] == MIB + 1
+    assert_same_tree(src, dst)
+
+    forced = run(ignore_times=True)
+    assert forced["files_total"] == total_files and forced["files_uptodate"] == 0
+    assert_same_tree(src, dst)
