@@ -144,6 +144,7 @@ class UnitProgress:
     tasks_total: int
     planned: bool
     finalize_sent: bool
+    failed_new: int = 0  # failures recorded by this call (not seen before)
 
     @property
     def all_done(self) -> bool:
@@ -152,10 +153,15 @@ class UnitProgress:
 
 # Records a unit's outcome once: digests and failures are first-write-wins, and
 # the counters move only for what was new, so a redelivered task counts once.
+# ARGV[1] is the unit index, or "" to record failures that belong to no unit
+# (finalize's verification and publish failures).
 _RECORD_UNIT = """
 local req = KEYS[1]
-local first = redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 0
-redis.call('HDEL', KEYS[4], ARGV[1])
+local first = false
+if ARGV[1] ~= '' then
+  first = redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 0
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
 local n_ok, n_failed, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local i = 5
 local bytes = 0
@@ -185,7 +191,7 @@ else
   done = tonumber(redis.call('HGET', req, 'tasks_done') or '0')
 end
 local v = redis.call('HMGET', req, 'tasks_total', 'planned', 'finalize_sent')
-return {first and 1 or 0, done, tonumber(v[1] or '-1'), v[2] or '', v[3] or ''}
+return {first and 1 or 0, done, tonumber(v[1] or '-1'), v[2] or '', v[3] or '', failed_new}
 """
 
 # Moves a request to a new state unless it already ended: a late duplicate
@@ -271,9 +277,6 @@ class RequestStore:
             argv += [name, value]
         return int(self._set_state(keys=[Keys(request_id).req], args=argv)) == 1
 
-    def set_fields(self, request_id: str, **fields: Any) -> None:
-        self.r.hset(Keys(request_id).req, mapping={**fields, "updated_at": time.time()})
-
     def is_cancelled(self, request_id: str) -> bool:
         return bool(self.r.exists(Keys(request_id).cancel))
 
@@ -311,9 +314,8 @@ class RequestStore:
 
     def add_error(self, request_id: str, relpath: str, message: str, errno: int | None = None) -> None:
         keys = Keys(request_id)
-        entry = json.dumps({"path": relpath, "error": message, "errno": errno, "at": time.time()})
         pipe = self.r.pipeline()
-        pipe.lpush(keys.errors, entry)
+        pipe.lpush(keys.errors, _error_entry(relpath, message, errno))
         pipe.ltrim(keys.errors, 0, ERRORS_CAP - 1)
         pipe.execute()
 
@@ -360,8 +362,9 @@ class RequestStore:
 
     # -- transfer bookkeeping -----------------------------------------------------------
     def record_unit(
-        self, request_id: str, index: int, ok: Iterable[RecordedPiece], failed: Iterable[FailedPiece]
+        self, request_id: str, index: int | None, ok: Iterable[RecordedPiece], failed: Iterable[FailedPiece]
     ) -> UnitProgress:
+        """Record a unit's digests and failures, once; `index=None` records failures of no unit."""
         keys = Keys(request_id)
         key_list = [keys.req, keys.units_done, keys.errors, keys.inflight]
         key_index: dict[str, int] = {}
@@ -380,14 +383,17 @@ class RequestStore:
             n_ok += 1
         failed_args: list[Any] = []
         n_failed = 0
-        now = time.time()
         for f in failed:
-            entry = json.dumps({"path": f.relpath, "error": f.message, "errno": f.errno, "at": now})
-            failed_args += [slot(keys.failed(f.file_id // SHARD)), f.file_id, entry]
+            failed_args += [
+                slot(keys.failed(f.file_id // SHARD)),
+                f.file_id,
+                _error_entry(f.relpath, f.message, f.errno),
+            ]
             n_failed += 1
-        result = self._record_unit(keys=key_list, args=[index, n_ok, n_failed, ERRORS_CAP, *ok_args, *failed_args])
-        first, done, total, planned, sent = result
-        return UnitProgress(bool(first), int(done), int(total), planned == "1", sent == "1")
+        unit = "" if index is None else index
+        result = self._record_unit(keys=key_list, args=[unit, n_ok, n_failed, ERRORS_CAP, *ok_args, *failed_args])
+        first, done, total, planned, sent, failed_new = result
+        return UnitProgress(bool(first), int(done), int(total), planned == "1", sent == "1", int(failed_new))
 
     def report_inflight(self, request_id: str, index: int, moved: int) -> None:
         """Live progress of a running unit; overwritten, never added, so a rerun cannot inflate it."""
@@ -414,17 +420,7 @@ class RequestStore:
 
     def fail_files(self, request_id: str, failed: Iterable[FailedPiece]) -> int:
         """Mark files failed (first reason wins, counted once); returns how many were new."""
-        keys = Keys(request_id)
-        new = 0
-        for f in failed:
-            entry = json.dumps({"path": f.relpath, "error": f.message, "errno": f.errno, "at": time.time()})
-            if self.r.hsetnx(keys.failed(f.file_id // SHARD), str(f.file_id), entry):
-                new += 1
-                self.r.lpush(keys.errors, entry)
-        if new:
-            self.r.ltrim(keys.errors, 0, ERRORS_CAP - 1)
-            self.r.hincrby(keys.req, "files_failed", new)
-        return new
+        return self.record_unit(request_id, None, [], failed).failed_new
 
     def mark_published(self, request_id: str, file_ids: Sequence[int]) -> int:
         """Count published files once each, in one round trip; returns how many were new."""
@@ -472,6 +468,11 @@ class RequestStore:
         for name in [keys.req, keys.errors, keys.events, keys.chain, *(keys.failed(s) for s in range(file_shards))]:
             pipe.expire(name, seconds)
         pipe.execute()
+
+
+def _error_entry(relpath: str, message: str, errno: int | None) -> str:
+    """One entry of `dms:req:R:errors` (and of a failure shard): what `status --files` shows."""
+    return json.dumps({"path": relpath, "error": message, "errno": errno, "at": time.time()})
 
 
 def _decode_request(raw: dict[str, str]) -> dict[str, Any]:
