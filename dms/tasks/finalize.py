@@ -61,14 +61,13 @@ def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
                 store.set_state(request_id, RequestState.FAILED, error=message)
             else:
                 store.set_state(request_id, RequestState.SUCCEEDED)
-            ended = store.get(request_id) or info
-            store.log_event(request_id, "ended", state=ended["state"], error=ended.get("error"),
-                            published=report.published, failed=ended["files_failed"])  # fmt: skip
+            info = store.get(request_id) or info  # the ended record: logged, then summarized
+            store.log_event(request_id, "ended", state=info["state"], error=info.get("error"),
+                            published=report.published, failed=info["files_failed"])  # fmt: skip
             store.drop_plan(request_id, info["tasks_total"], info["file_shards"], info["dir_shards"])
             store.expire(request_id, RETENTION_SECONDS, info["file_shards"])
         finally:
             store.release_finalize_lock(request_id)
-        info = store.get(request_id) or info
     summary = summarize(request_id, info)
     chain = store.pop_chain(request_id)
     if chain:  # the caller's chain, kept out of the transfer messages by dms.plan
