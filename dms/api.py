@@ -13,15 +13,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery
 from celery.canvas import Signature
 
 from dms.client import new_request_id, submit, wait
-from dms.embedded import EmbeddedService
 from dms.model import make_params
+from dms.plane import control_plane
 from dms.routing import CONTROL_QUEUE
-from dms.settings import resolve_endpoints
-from dms.state import RequestStore, connect
 
 __all__ = ["sync", "sync_signature"]
 
@@ -56,21 +53,6 @@ def sync(
         request_id=options.pop("request_id", None) or new_request_id(),
         **options,
     )
-    endpoints = resolve_endpoints(config)
-    if endpoints.configured:
-        from dms.application import app
-
-        app.conf.broker_url = endpoints.broker_url
-        app.conf.result_backend = endpoints.result_backend
-        store = RequestStore(connect(endpoints.state_url))
-        submit(app, store, params)
-        return summarize(params.request_id, wait(store, params.request_id, timeout=timeout))
-    with EmbeddedService(worker_concurrency=params.parallelism) as service:
-        private = Celery("dms-embedded-client")
-        private.config_from_object("celeryconfig")
-        private.conf.broker_url = service.broker_url
-        store = RequestStore(connect(service.state_url))
-        submit(private, store, params)
-        record = wait(store, params.request_id, timeout=timeout, alive=service.check_worker)
-        private.pool.force_close_all()
-        return summarize(params.request_id, record)
+    with control_plane(config, worker_concurrency=params.parallelism) as plane:
+        submit(plane.app, plane.store, params)
+        return summarize(params.request_id, wait(plane.store, params.request_id, timeout=timeout, alive=plane.alive))
