@@ -43,7 +43,7 @@ extension = Extension(
     include_dirs=INCLUDE_DIRS,
     extra_compile_args=CXXFLAGS,
     extra_link_args=LDFLAGS,
-    libraries=["dms_core"],
+    libraries=["dms_core", "crypto"],  # libcrypto: HMAC-SHA256 of the data-plane handshake
 )
 
 setup(

@@ -59,15 +59,16 @@ UnitCopier::UnitCopier(std::vector<CopySpec> specs, CopyMethod method, size_t bu
   }
 }
 
-void UnitCopier::check_source_unchanged(const char* when) {
-  const CopySpec& s = specs_[next_];
-  struct stat st = stat_of(src_);
+void check_source_unchanged(const CopySpec& s, const File& src, const char* when) {
+  struct stat st = stat_of(src);
   if (!S_ISREG(st.st_mode)) throw SourceChangedError(s.src + ": no longer a regular file " + when);
   if (static_cast<uint64_t>(st.st_size) != s.file_size || mtime_ns_of(st) != s.mtime_ns)
     throw SourceChangedError(s.src + ": changed " + when + " (size " + std::to_string(st.st_size) + ", planned " +
                              std::to_string(s.file_size) + "; mtime_ns " + std::to_string(mtime_ns_of(st)) +
                              ", planned " + std::to_string(s.mtime_ns) + ")");
 }
+
+void UnitCopier::check_source_unchanged(const char* when) { dms::check_source_unchanged(specs_[next_], src_, when); }
 
 void UnitCopier::open_current() {
   const CopySpec& s = specs_[next_];
@@ -219,6 +220,8 @@ namespace {
       throw SourceChangedError(o.message);
     case PieceStatus::Mismatch:
       throw IntegrityError(o.message);
+    case PieceStatus::Refused:
+      throw ConfinementError(o.message);
     case PieceStatus::Ok:
       break;
   }

@@ -17,6 +17,13 @@ File::File(std::string path, int flags, mode_t mode) : path_(std::move(path)) {
   fd_ = fd;
 }
 
+File File::adopt(int fd, std::string path) noexcept {
+  File f;
+  f.fd_ = fd;
+  f.path_ = std::move(path);
+  return f;
+}
+
 File::File(File&& other) noexcept : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
 
 File& File::operator=(File&& other) noexcept {

@@ -17,7 +17,8 @@ namespace dms {
 
 enum class CopyMethod { ReadWrite = 0, CopyFileRange = 1 };
 
-enum class PieceStatus { Ok = 0, OsError = 1, SourceChanged = 2, Mismatch = 3 };
+// Values are shared with _core.pyx's STATUS_* constants.
+enum class PieceStatus { Ok = 0, OsError = 1, SourceChanged = 2, Mismatch = 3, Refused = 4 };
 
 struct CopySpec {
   std::string src;
@@ -85,6 +86,10 @@ class Verifier {
   uint64_t cursor_ = 0;
   Hasher hasher_;
 };
+
+// Throws SourceChangedError if `src` (opened from s.src) no longer has the
+// size and mtime the planner saw: copying on would publish a mix of versions.
+void check_source_unchanged(const CopySpec& s, const File& src, const char* when);
 
 // One-shot helpers: they throw instead of reporting, for callers that want
 // exceptions (tests, tools). Both are bounded by the range they are given.

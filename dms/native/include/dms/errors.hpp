@@ -36,8 +36,22 @@ class Cancelled : public Error {
   using Error::Error;
 };
 
-// Bytes that do not parse as a DMS frame (data plane; reserved here).
+// Bytes that do not parse as a DMS data-plane frame, or a peer that breaks
+// the protocol's sequence.
 class ProtocolError : public Error {
+ public:
+  using Error::Error;
+};
+
+// The data-plane handshake failed: wrong secret, replayed or forged proof.
+class AuthError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A destination path lies outside the receiver's allowed roots, escapes one
+// through a symlink, or is not a DMS staging file.
+class ConfinementError : public Error {
  public:
   using Error::Error;
 };

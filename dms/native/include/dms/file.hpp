@@ -16,6 +16,8 @@ class File {
   // Opens `path`; throws SystemError("open", path) on failure. O_CLOEXEC is
   // always added so a forked worker child never inherits our descriptors.
   File(std::string path, int flags, mode_t mode = 0600);
+  // Takes ownership of an already open descriptor.
+  static File adopt(int fd, std::string path) noexcept;
   File(File&& other) noexcept;
   File& operator=(File&& other) noexcept;
   File(const File&) = delete;

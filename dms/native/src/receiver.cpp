@@ -1,0 +1,352 @@
+#include "dms/receiver.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "dms/checksum.hpp"
+#include "dms/errors.hpp"
+#include "dms/io.hpp"
+
+namespace dms {
+
+void EventLog::add(LogLevel level, std::string message) {
+  std::lock_guard lock(mu_);
+  if (events_.size() >= capacity_) {
+    events_.pop_front();
+    ++dropped_;
+  }
+  events_.push_back({level, std::move(message)});
+}
+
+std::vector<ReceiverEvent> EventLog::drain() {
+  std::lock_guard lock(mu_);
+  std::vector<ReceiverEvent> out(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
+  events_.clear();
+  return out;
+}
+
+std::map<std::string, uint64_t> ReceiverCounters::snapshot() const {
+  return {{"connections", connections},
+          {"authenticated", authenticated},
+          {"auth_failures", auth_failures},
+          {"bad_frames", bad_frames},
+          {"refused", refused},
+          {"io_errors", io_errors},
+          {"checksum_mismatches", checksum_mismatches},
+          {"pieces_ok", pieces_ok},
+          {"bytes_received", bytes_received},
+          {"busy", busy},
+          {"sessions_failed", sessions_failed}};
+}
+
+ReceiverSession::ReceiverSession(NetworkTransport& transport, const Roots& roots, std::string_view secret,
+                                 EventLog& log, ReceiverCounters& counters, std::vector<unsigned char>& buffer)
+    : t_(transport), roots_(roots), secret_(secret), log_(log), counters_(counters), buffer_(buffer) {}
+
+void ReceiverSession::run() noexcept {
+  try {
+    if (handshake()) serve();
+  } catch (const std::exception& e) {
+    ++counters_.sessions_failed;
+    try {
+      log_.add(LogLevel::Warning, "peer " + t_.peer() + ": connection dropped: " + e.what());
+    } catch (...) {
+    }
+  } catch (...) {
+    ++counters_.sessions_failed;
+  }
+}
+
+void ReceiverSession::reply(const wire::Reply& r) {
+  auto frame = wire::encode_reply(r);
+  t_.write_all(frame.data(), frame.size());
+}
+
+void ReceiverSession::refuse_frame(const std::string& why) {
+  ++counters_.bad_frames;
+  log_.add(LogLevel::Warning, "peer " + t_.peer() + ": refused: " + why + "; closing the connection");
+  wire::Reply r;
+  r.status = wire::Status::BadFrame;
+  r.message = why;
+  try {
+    reply(r);
+  } catch (const std::exception&) {  // the peer may be gone already: the log says it all
+  }
+}
+
+bool ReceiverSession::handshake() {
+  wire::Hello hello;
+  hello.nonce = fresh_nonce();
+  auto frame = wire::encode_hello(hello);
+  t_.write_all(frame.data(), frame.size());
+  uint8_t buf[wire::kAuthSize];
+  if (!t_.read_exact(buf, wire::kMagicSize, true)) {
+    log_.add(LogLevel::Info, "peer " + t_.peer() + ": closed before authenticating");
+    return false;
+  }
+  if (!wire::has_magic(buf, wire::kMagicSize, wire::kAuthMagic)) {
+    refuse_frame("the first frame is not a DMS handshake");
+    return false;
+  }
+  t_.read_exact(buf + wire::kMagicSize, sizeof buf - wire::kMagicSize);
+  wire::Auth auth;
+  try {
+    auth = wire::decode_auth(buf, sizeof buf);
+  } catch (const ProtocolError& e) {
+    refuse_frame(e.what());
+    return false;
+  }
+  if (!macs_equal(auth.mac, wire::client_proof(secret_, hello.nonce, auth.nonce))) {
+    ++counters_.auth_failures;
+    log_.add(LogLevel::Warning, "peer " + t_.peer() +
+                                    ": refused: authentication failed (wrong secret, or a replayed handshake)");
+    wire::Reply r;
+    r.status = wire::Status::AuthFailed;
+    r.message = "authentication failed";
+    try {
+      reply(r);
+    } catch (const std::exception&) {
+    }
+    return false;
+  }
+  auto ok = wire::encode_auth_ok(wire::server_proof(secret_, hello.nonce, auth.nonce));
+  t_.write_all(ok.data(), ok.size());
+  ++counters_.authenticated;
+  return true;
+}
+
+void ReceiverSession::serve() {
+  for (;;) {
+    uint8_t fixed[wire::kPutFixedSize];
+    if (!t_.read_exact(fixed, sizeof fixed, true)) return;  // the sender is done
+    size_t path_len = 0;
+    wire::PutHeader h;
+    try {
+      h = wire::decode_put_fixed(fixed, sizeof fixed, path_len);
+    } catch (const ProtocolError& e) {
+      refuse_frame(e.what());
+      return;
+    }
+    h.path.resize(path_len);
+    t_.read_exact(h.path.data(), path_len);
+    handle_put(h);
+  }
+}
+
+void ReceiverSession::handle_put(wire::PutHeader& h) {
+  wire::Reply r;
+  r.seq = h.seq;
+  File f;
+  bool writing = false;
+  auto fail_io = [&](const SystemError& e) {
+    if (r.status != wire::Status::Ok) return;
+    ++counters_.io_errors;
+    r.status = wire::Status::IoError;
+    r.err = static_cast<uint32_t>(e.code().value());
+    r.message = e.what();
+    log_.add(LogLevel::Error, "peer " + t_.peer() + ": " + e.what());
+    writing = false;
+  };
+  try {
+    f = roots_.open_staging(h.path);
+    truncate_to(f, h.file_size);  // every piece sets the final size: pieces may come in any order, or twice
+    writing = true;
+  } catch (const ConfinementError& e) {
+    ++counters_.refused;
+    r.status = wire::Status::PathRefused;
+    r.message = e.what();
+    log_.add(LogLevel::Warning, "peer " + t_.peer() + ": " + e.what());
+  } catch (const SystemError& e) {
+    fail_io(e);
+  }
+  Hasher hasher;
+  uint64_t remaining = h.length;
+  uint64_t off = h.offset;
+  while (remaining > 0) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), remaining));
+    size_t got = t_.read_some(buffer_.data(), want);
+    if (got == 0) throw ProtocolError("peer " + t_.peer() + " closed the connection in the middle of a payload");
+    hasher.update(buffer_.data(), got);
+    if (writing) {
+      try {
+        pwrite_full(f, buffer_.data(), got, static_cast<off_t>(off));
+      } catch (const SystemError& e) {
+        fail_io(e);  // keep reading: the stream must stay in step for the next frame
+      }
+    }
+    off += got;
+    remaining -= got;
+  }
+  uint8_t trailer[wire::kTrailerSize];
+  t_.read_exact(trailer, sizeof trailer);
+  Digest expected = wire::decode_trailer(trailer, sizeof trailer);
+  r.digest = hasher.digest();
+  if (r.status == wire::Status::Ok && !(r.digest == expected)) {
+    ++counters_.checksum_mismatches;
+    r.status = wire::Status::ChecksumMismatch;
+    r.message = "payload hashes to " + r.digest.hex() + ", the sender's trailer says " + expected.hex();
+    log_.add(LogLevel::Warning, "peer " + t_.peer() + ": " + h.path + ": " + r.message);
+  }
+  if (writing) {
+    try {
+      f.close();  // reports deferred write errors (NFS, quota)
+    } catch (const SystemError& e) {
+      fail_io(e);
+    }
+  }
+  if (r.status == wire::Status::Ok) {
+    ++counters_.pieces_ok;
+    counters_.bytes_received += h.length;
+  }
+  reply(r);
+}
+
+TcpReceiver::TcpReceiver(ReceiverConfig config) : config_(std::move(config)), roots_(config_.roots) {
+  if (config_.secret.size() < 16) throw std::invalid_argument("the data-plane secret must be at least 16 bytes");
+  if (config_.listen.empty()) throw std::invalid_argument("the receiver needs at least one address");
+  if (config_.buffer_size == 0 || config_.buffer_size > (1u << 30)) throw std::invalid_argument("bad buffer_size");
+  for (const auto& [address, port] : config_.listen) listeners_.emplace_back(address, port);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) throw_errno(errno, "eventfd", "receiver");
+}
+
+TcpReceiver::~TcpReceiver() {
+  stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+std::vector<std::string> TcpReceiver::addresses() const {
+  std::vector<std::string> out;
+  for (const Listener& l : listeners_)
+    out.push_back((l.address().find(':') != std::string::npos ? "[" + l.address() + "]" : l.address()) + ":" +
+                  std::to_string(l.port()));
+  return out;
+}
+
+std::map<std::string, uint64_t> TcpReceiver::stats() const {
+  auto s = counters_.snapshot();
+  s["events_dropped"] = log_.dropped();
+  return s;
+}
+
+void TcpReceiver::start() {
+  if (started_) return;
+  started_ = true;
+  acceptor_ = std::thread([this] { accept_loop(); });
+  for (const std::string& a : addresses()) log_.add(LogLevel::Info, "receiving on " + a);
+}
+
+void TcpReceiver::stop() noexcept {
+  if (!started_ || stopping_.exchange(true)) return;
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t w = ::write(wake_fd_, &one, sizeof one);
+  if (acceptor_.joinable()) acceptor_.join();
+  {
+    std::lock_guard lock(mu_);
+    for (Session& s : sessions_)
+      if (s.fd >= 0) ::shutdown(s.fd, SHUT_RDWR);
+  }
+  reap(true);
+  listeners_.clear();
+}
+
+void TcpReceiver::reap(bool all) {
+  std::list<Session> finished;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      auto here = it++;
+      if (all || here->done.load()) finished.splice(finished.end(), sessions_, here);
+    }
+  }
+  for (Session& s : finished)
+    if (s.thread.joinable()) s.thread.join();
+}
+
+void TcpReceiver::accept_loop() {
+  std::vector<pollfd> fds;
+  for (const Listener& l : listeners_) fds.push_back({l.fd(), POLLIN, 0});
+  fds.push_back({wake_fd_, POLLIN, 0});
+  while (!stopping_.load()) {
+    for (pollfd& p : fds) p.revents = 0;
+    int rc = ::poll(fds.data(), fds.size(), 1000);
+    reap(false);
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      log_.add(LogLevel::Error, std::string("receiver: poll failed: ") + std::strerror(errno));
+      return;
+    }
+    if (fds.back().revents) return;  // stop() woke us
+    for (size_t i = 0; i + 1 < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      std::string peer;
+      int fd;
+      try {
+        fd = listeners_[i].accept(peer);
+      } catch (const std::exception& e) {
+        log_.add(LogLevel::Error, std::string("receiver: ") + e.what());
+        continue;
+      }
+      if (fd < 0) continue;
+      ++counters_.connections;
+      std::lock_guard lock(mu_);
+      size_t active = 0;
+      for (const Session& s : sessions_) active += s.done.load() ? 0 : 1;
+      if (active >= config_.max_connections) {
+        ++counters_.busy;
+        log_.add(LogLevel::Warning, "peer " + peer + ": refused: " + std::to_string(active) +
+                                        " connections already (max_connections)");
+        wire::Reply r;
+        r.status = wire::Status::Busy;
+        r.message = "too many connections";
+        auto frame = wire::encode_reply(r);
+        [[maybe_unused]] ssize_t w = ::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ::shutdown(fd, SHUT_RDWR);
+        ::close(fd);
+        continue;
+      }
+      Session& s = sessions_.emplace_back();
+      s.fd = fd;
+      s.thread = std::thread([this, sp = &s, fd, peer] { serve(sp, fd, peer); });
+    }
+  }
+}
+
+void TcpReceiver::serve(Session* s, int fd, std::string peer) {
+  try {
+    TcpTransport t(fd, peer, config_.handshake_timeout_ms);
+    std::vector<unsigned char> buffer(config_.buffer_size);
+    ReceiverSession session(t, roots_, config_.secret, log_, counters_, buffer);
+    bool ok = false;
+    try {
+      ok = session.handshake();
+    } catch (const std::exception& e) {
+      ++counters_.sessions_failed;
+      log_.add(LogLevel::Warning, "peer " + peer + ": handshake failed: " + e.what());
+    }
+    if (ok) {
+      t.set_timeout(config_.idle_timeout_ms);
+      try {
+        session.serve();
+      } catch (const std::exception& e) {
+        ++counters_.sessions_failed;
+        log_.add(LogLevel::Warning, "peer " + peer + ": connection dropped: " + e.what());
+      }
+    }
+    std::lock_guard lock(mu_);
+    s->fd = -1;  // before t closes it, so stop() never shuts down a reused descriptor
+  } catch (const std::exception& e) {  // the transport (and with it the fd) is gone already
+    std::lock_guard lock(mu_);
+    s->fd = -1;
+    log_.add(LogLevel::Error, "peer " + peer + ": " + e.what());
+  }
+  s->done = true;
+}
+
+}  // namespace dms

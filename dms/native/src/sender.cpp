@@ -1,0 +1,299 @@
+#include "dms/sender.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+#include "dms/auth.hpp"
+#include "dms/errors.hpp"
+#include "dms/io.hpp"
+#include "dms/protocol.hpp"
+
+namespace dms {
+
+namespace {
+
+// Opening a file costs about as much as moving this many bytes (as in UnitCopier).
+constexpr uint64_t kPerPieceCost = 64 * 1024;
+
+std::vector<unsigned char> make_buffer(size_t n) {
+  if (n == 0 || n > (1u << 30)) throw std::invalid_argument("buffer_size must be in 1..1 GiB");
+  return std::vector<unsigned char>(n);
+}
+
+void validate(const std::vector<CopySpec>& specs) {
+  for (const CopySpec& s : specs) {
+    if (s.offset > s.file_size || s.length > s.file_size - s.offset)
+      throw std::invalid_argument("piece [" + std::to_string(s.offset) + ", +" + std::to_string(s.length) +
+                                  ") lies outside the file size " + std::to_string(s.file_size) + " of " + s.src);
+    if (s.dst.empty() || s.dst.size() > wire::kMaxPath) throw std::invalid_argument("bad destination path: " + s.dst);
+  }
+}
+
+PieceOutcome failure_from(const std::exception_ptr& ep, size_t index, const std::string& src) {
+  PieceOutcome out;
+  out.index = index;
+  try {
+    std::rethrow_exception(ep);
+  } catch (const SystemError& e) {
+    out.status = PieceStatus::OsError;
+    out.err = e.code().value();
+    out.call = e.call();
+    out.path = e.path();
+    out.message = e.what();
+  } catch (const SourceChangedError& e) {
+    out.status = PieceStatus::SourceChanged;
+    out.path = src;
+    out.message = e.what();
+  }
+  return out;
+}
+
+}  // namespace
+
+UnitSender::UnitSender(std::vector<CopySpec> specs, TcpTarget target, std::string secret, SendMethod method,
+                       size_t buffer_size, size_t window)
+    : specs_(std::move(specs)),
+      target_(std::move(target)),
+      secret_(std::move(secret)),
+      method_(method),
+      buffer_(make_buffer(buffer_size)),
+      window_(std::max<size_t>(window, 1)) {
+  validate(specs_);
+  if (target_.port == 0) throw std::invalid_argument("the receiver port must be 1..65535");
+}
+
+UnitSender::UnitSender(std::vector<CopySpec> specs, std::unique_ptr<NetworkTransport> transport, std::string secret,
+                       SendMethod method, size_t buffer_size, size_t window)
+    : specs_(std::move(specs)),
+      secret_(std::move(secret)),
+      method_(method),
+      buffer_(make_buffer(buffer_size)),
+      window_(std::max<size_t>(window, 1)),
+      transport_(std::move(transport)) {
+  validate(specs_);
+  if (!transport_) throw std::invalid_argument("a transport is required");
+}
+
+void UnitSender::connect_and_authenticate() {
+  if (!transport_) {
+    auto tcp = std::make_unique<TcpTransport>(
+        TcpTransport::connect(target_.bind_address, target_.host, target_.port, target_.timeout_ms));
+    local_address_ = tcp->local_address();
+    transport_ = std::move(tcp);
+  }
+  uint8_t hello[wire::kHelloSize];
+  transport_->read_exact(hello, wire::kMagicSize);
+  if (wire::has_magic(hello, wire::kMagicSize, wire::kReplyMagic)) {  // refused before the handshake (busy)
+    uint8_t fixed[wire::kReplyFixedSize];
+    std::copy(hello, hello + wire::kMagicSize, fixed);
+    transport_->read_exact(fixed + wire::kMagicSize, sizeof fixed - wire::kMagicSize);
+    size_t len = 0;
+    wire::Reply rep = wire::decode_reply_fixed(fixed, sizeof fixed, len);
+    throw_errno(rep.status == wire::Status::Busy ? EAGAIN : ECONNREFUSED, "handshake", transport_->peer());
+  }
+  transport_->read_exact(hello + wire::kMagicSize, sizeof hello - wire::kMagicSize);
+  wire::Hello h = wire::decode_hello(hello, sizeof hello);
+  wire::Auth a;
+  a.nonce = fresh_nonce();
+  a.mac = wire::client_proof(secret_, h.nonce, a.nonce);
+  auto frame = wire::encode_auth(a);
+  transport_->write_all(frame.data(), frame.size());
+  uint8_t answer[wire::kReplyFixedSize];
+  transport_->read_exact(answer, wire::kMagicSize);
+  if (wire::has_magic(answer, wire::kMagicSize, wire::kReplyMagic)) {
+    transport_->read_exact(answer + wire::kMagicSize, wire::kReplyFixedSize - wire::kMagicSize);
+    size_t len = 0;
+    wire::Reply rep = wire::decode_reply_fixed(answer, sizeof answer, len);
+    throw AuthError("receiver " + transport_->peer() + " refused the handshake: " + wire::status_name(rep.status) +
+                    " (is the data-plane secret the same on both sides?)");
+  }
+  transport_->read_exact(answer + wire::kMagicSize, wire::kAuthOkSize - wire::kMagicSize);
+  Mac proof = wire::decode_auth_ok(answer, wire::kAuthOkSize);
+  if (!macs_equal(proof, wire::server_proof(secret_, h.nonce, a.nonce)))
+    throw AuthError("receiver " + transport_->peer() + " could not prove it knows the data-plane secret");
+  authenticated_ = true;
+}
+
+bool UnitSender::begin_piece(PieceOutcome& out) {
+  const CopySpec& s = specs_[next_];
+  try {
+    src_ = File(s.src, O_RDONLY | O_NOFOLLOW);
+    if (s.check_source) check_source_unchanged(s, src_, "since planning");
+  } catch (...) {
+    src_.close_no_throw();
+    out = failure_from(std::current_exception(), next_, s.src);
+    return false;
+  }
+  wire::PutHeader h;
+  h.seq = ++seq_;
+  h.file_size = s.file_size;
+  h.offset = s.offset;
+  h.length = s.length;
+  h.path = s.dst;
+  auto frame = wire::encode_put(h);
+  transport_->write_all(frame.data(), frame.size());
+  hasher_.reset();
+  cursor_ = 0;
+  open_ = true;
+  return true;
+}
+
+void UnitSender::send_payload_block(uint64_t offset, size_t n) {
+  if (method_ == SendMethod::Sendfile && corrupt_every_ == 0) {
+    transport_->send_file(src_.fd(), offset, n, buffer_);
+    return;
+  }
+  if (corrupt_every_ != 0) {
+    for (size_t i = 0; i < n; ++i)
+      if (++corrupt_counter_ % corrupt_every_ == 0) buffer_[i] ^= 0x5a;
+  }
+  transport_->write_all(buffer_.data(), n);
+}
+
+// Sends up to `budget` payload bytes of the current piece. A source failure
+// mid-piece cannot take back what was already sent, so the rest of the frame
+// is padded with zeros and closed with a digest that cannot match: the
+// receiver rejects the piece and the stream stays in step.
+bool UnitSender::advance(uint64_t budget, uint64_t& used) {
+  const CopySpec& s = specs_[next_];
+  while (cursor_ < s.length) {
+    if (budget == 0) return false;
+    size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, budget}));
+    uint64_t off = s.offset + cursor_;
+    size_t got = 0;
+    try {
+      got = pread_full(src_, buffer_.data(), want, static_cast<off_t>(off));
+      if (got < want)
+        throw SourceChangedError(s.src + ": ended at byte " + std::to_string(off + got) + ", the planner saw " +
+                                 std::to_string(s.file_size) + " bytes");
+    } catch (const SourceChangedError&) {
+      poison_rest(failure_from(std::current_exception(), next_, s.src));
+      return true;
+    } catch (const SystemError&) {
+      poison_rest(failure_from(std::current_exception(), next_, s.src));
+      return true;
+    }
+    hasher_.update(buffer_.data(), got);
+    send_payload_block(off, got);
+    cursor_ += got;
+    used += got;
+    budget -= got;
+    bytes_moved_ += got;
+  }
+  PieceOutcome local;
+  if (s.check_source) {
+    try {
+      check_source_unchanged(s, src_, "while being sent");
+    } catch (const SourceChangedError&) {
+      end_piece(true, failure_from(std::current_exception(), next_, s.src));
+      return true;
+    }
+  }
+  end_piece(false, std::move(local));
+  return true;
+}
+
+void UnitSender::poison_rest(PieceOutcome local) {
+  const CopySpec& s = specs_[next_];
+  std::fill(buffer_.begin(), buffer_.end(), 0);
+  while (cursor_ < s.length) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), s.length - cursor_));
+    transport_->write_all(buffer_.data(), n);
+    cursor_ += n;
+  }
+  end_piece(true, std::move(local));
+}
+
+void UnitSender::end_piece(bool poisoned, PieceOutcome local) {
+  Digest d = hasher_.digest();
+  Digest on_wire = d;
+  if (poisoned) on_wire.low ^= 1;  // guaranteed mismatch: the receiver never accepts this piece
+  auto trailer = wire::encode_trailer(on_wire);
+  transport_->write_all(trailer.data(), trailer.size());
+  src_.close_no_throw();
+  open_ = false;
+  local.index = next_;
+  pending_.push_back(Pending{next_, seq_, d, poisoned, std::move(local)});
+}
+
+void UnitSender::collect(std::vector<PieceOutcome>& outs, size_t keep_at_most, bool block) {
+  while (!pending_.empty() && (pending_.size() > keep_at_most || (!block && transport_->readable(0)))) {
+    uint8_t fixed[wire::kReplyFixedSize];
+    transport_->read_exact(fixed, sizeof fixed);
+    size_t len = 0;
+    wire::Reply rep = wire::decode_reply_fixed(fixed, sizeof fixed, len);
+    rep.message.resize(len);
+    if (len) transport_->read_exact(rep.message.data(), len);
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    if (rep.seq != p.seq)
+      throw ProtocolError("receiver " + transport_->peer() + " answered piece " + std::to_string(rep.seq) +
+                          ", expected " + std::to_string(p.seq));
+    const CopySpec& s = specs_[p.index];
+    if (rep.status == wire::Status::BadFrame || rep.status == wire::Status::AuthFailed ||
+        rep.status == wire::Status::Busy)
+      throw ProtocolError("receiver " + transport_->peer() + " ended the connection: " + wire::status_name(rep.status) +
+                          (rep.message.empty() ? "" : ": " + rep.message));
+    if (p.poisoned) {
+      outs.push_back(std::move(p.local));
+      continue;
+    }
+    PieceOutcome out;
+    out.index = p.index;
+    out.digest = rep.digest;
+    out.path = s.dst;
+    switch (rep.status) {
+      case wire::Status::Ok:
+        if (!(rep.digest == p.sent)) {
+          out.status = PieceStatus::Mismatch;
+          out.message = s.dst + ": the receiver stored bytes hashing to " + rep.digest.hex() + ", sent " + p.sent.hex();
+        }
+        break;
+      case wire::Status::PathRefused:
+        out.status = PieceStatus::Refused;
+        out.message = "receiver " + transport_->peer() + " refused " + s.dst + ": " + rep.message;
+        break;
+      case wire::Status::IoError:
+        out.status = PieceStatus::OsError;
+        out.err = static_cast<int>(rep.err);
+        out.call = "receiver";
+        out.message = "receiver " + transport_->peer() + ": " + rep.message;
+        break;
+      case wire::Status::ChecksumMismatch:
+        out.status = PieceStatus::Mismatch;
+        out.message = s.dst + ": corrupted in flight (the receiver got bytes hashing to " + rep.digest.hex() +
+                      ", sent " + p.sent.hex() + ")";
+        break;
+      default:
+        break;
+    }
+    outs.push_back(std::move(out));
+  }
+}
+
+std::vector<PieceOutcome> UnitSender::step(uint64_t max_bytes) {
+  std::vector<PieceOutcome> outs;
+  if (!authenticated_) connect_and_authenticate();
+  uint64_t used = 0;
+  max_bytes = std::max<uint64_t>(max_bytes, 1);
+  while (next_ < specs_.size() && used < max_bytes) {
+    if (!open_) {
+      PieceOutcome out;
+      out.index = next_;
+      used += kPerPieceCost;
+      if (!begin_piece(out)) {
+        outs.push_back(std::move(out));
+        ++next_;
+        continue;
+      }
+    }
+    if (!advance(max_bytes > used ? max_bytes - used : 0, used)) break;
+    ++next_;
+    collect(outs, window_, false);
+  }
+  if (next_ >= specs_.size()) collect(outs, 0, true);
+  return outs;
+}
+
+}  // namespace dms
