@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import click
 from celery import Celery
 
 __all__ = ["app"]
@@ -12,3 +13,17 @@ app = Celery("dms", include=["dms.tasks.plan", "dms.tasks.transfer", "dms.tasks.
 app.config_from_object(os.environ.get("DMS_CELERY_CONFIG", "celeryconfig"))
 # Every DMS task shares bookkeeping and cached clients through DmsTask.
 app.conf.task_cls = "dms.tasks.base:DmsTask"
+
+# `--dms-node NAME` makes a worker a node of workers.yml (see dms.worker_steps).
+app.user_options["worker"].add(
+    click.Option(("--dms-node",), default=None, help="DMS: serve this node of workers.yml (DMS_CONFIG).")
+)
+
+
+def _add_steps() -> None:
+    from dms.worker_steps import NodeStep
+
+    app.steps["worker"].add(NodeStep)
+
+
+_add_steps()

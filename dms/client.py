@@ -17,6 +17,8 @@ from celery import Celery
 from dms.errors import RequestError
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.paths import validate_pair
+from dms.placement import check_roots
+from dms.settings import active_config
 from dms.state import RequestStore
 
 __all__ = ["cancel", "new_request_id", "submit", "wait"]
@@ -35,7 +37,9 @@ def submit(app: Celery, store: RequestStore, params: SyncParams, *, check_paths:
     """
     if not params.request_id or any(c.isspace() or c in "/:*?" for c in params.request_id):
         raise RequestError(f"request id {params.request_id!r}: use letters, digits, '.', '_' or '-'")
-    if check_paths:
+    if params.clustered:
+        check_roots(active_config(), params)  # the paths may not be visible here: check the roots
+    elif check_paths:
         validate_pair(params.source, params.destination)
     store.create(params)
     store.log_event(params.request_id, "submitted", source=params.source, destination=params.destination)

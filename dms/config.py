@@ -1,20 +1,37 @@
 """Load and validate DMS's YAML configuration (workers.yml) into typed records.
 
 Every error names the file, the key and the bad value, so an operator can fix
-it without reading code. The full schema (clusters, nodes, NICs) grows with
-the data-plane work; today the file holds:
+it without reading code. docs/operations.md ("workers.yml") documents every
+key; in short:
 
 control:                      # where the control plane lives (all optional)
   broker_url: redis://...     # Celery broker; also the state store unless state_url is set
   result_backend: redis://... # Celery result backend (default: broker_url)
   state_url: redis://...      # DMS request state (default: broker_url)
-defaults:                     # defaults for sync requests (all optional)
+defaults:                     # defaults for sync requests and workers (all optional)
   parallelism: 4              # transfer tasks of one request in flight at once
   chunk_size: 64MiB           # largest piece of one file per transfer task
+  scheduler: least_loaded     # scheduler policy (entry point in dms.scheduler_policies)
+  heartbeat_interval: 2       # seconds between a worker's heartbeats
+  heartbeat_ttl: 10           # a node whose last heartbeat is older is not scheduled
+clusters:                     # optional: the multi-node, multi-NIC deployment
+  <cluster>:
+    nodes:
+      <node>:                 # unique across clusters; `dms-worker <node>` starts it
+        control: {interface: eth0, address: 10.0.0.11}
+        data:                 # data-plane NICs, any number (network: optional rail label)
+          - {interface: ib0, address: 192.168.100.11, network: rail0}
+        port: 7400            # the data receiver's TCP port on every data address
+        roots: [/lustre/a]    # path prefixes this node may read from or write into
+        concurrency: 4        # worker processes (parallel streams)
+        secret_file: /etc/dms/secret   # the shared data-plane secret (never the secret itself)
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +41,20 @@ import yaml
 from dms.errors import ConfigError
 from dms.sizes import parse_size
 
-__all__ = ["ControlConfig", "DefaultsConfig", "DmsConfig", "load_config"]
+__all__ = [
+    "ClusterConfig",
+    "ControlConfig",
+    "DefaultsConfig",
+    "DmsConfig",
+    "Endpoint",
+    "NodeConfig",
+    "load_config",
+    "read_secret",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")  # cluster, node: safe in queue names and keys
+_IFACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$")  # Linux IFNAMSIZ is 16 with the NUL
+MIN_SECRET_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -38,6 +68,36 @@ class ControlConfig:
 class DefaultsConfig:
     parallelism: int = 4
     chunk_size: int = 64 * 1024 * 1024
+    scheduler: str = "least_loaded"
+    heartbeat_interval: float = 2.0
+    heartbeat_ttl: float = 10.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One interface of a node: its name and address (and, for data NICs, a rail label)."""
+
+    interface: str
+    address: str
+    network: str = ""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    cluster: str
+    control: Endpoint | None
+    data: tuple[Endpoint, ...]
+    port: int
+    roots: tuple[str, ...]
+    concurrency: int
+    secret_file: str | None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    nodes: tuple[NodeConfig, ...]
 
 
 @dataclass(frozen=True)
@@ -45,6 +105,22 @@ class DmsConfig:
     path: str
     control: ControlConfig = field(default_factory=ControlConfig)
     defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
+    clusters: dict[str, ClusterConfig] = field(default_factory=dict)
+
+    def node(self, name: str) -> NodeConfig:
+        for cluster in self.clusters.values():
+            for node in cluster.nodes:
+                if node.name == name:
+                    return node
+        known = ", ".join(sorted(n.name for c in self.clusters.values() for n in c.nodes)) or "none"
+        raise ConfigError(f"{self.path}: no node named {name!r} under 'clusters' (known: {known})")
+
+    def cluster(self, name: str) -> ClusterConfig:
+        try:
+            return self.clusters[name]
+        except KeyError:
+            known = ", ".join(sorted(self.clusters)) or "none"
+            raise ConfigError(f"{self.path}: no cluster named {name!r} (known: {known})") from None
 
 
 def load_config(path: str | Path) -> DmsConfig:
@@ -61,6 +137,9 @@ def load_config(path: str | Path) -> DmsConfig:
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(raw).__name__}")
     control = _section(path, raw, "control")
     defaults = _section(path, raw, "defaults")
+    unknown = set(raw) - {"control", "defaults", "clusters"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected control, defaults, clusters")
     return DmsConfig(
         path=path,
         control=ControlConfig(
@@ -71,8 +150,134 @@ def load_config(path: str | Path) -> DmsConfig:
         defaults=DefaultsConfig(
             parallelism=_positive_int(path, defaults, "parallelism", 4),
             chunk_size=_size(path, defaults, "chunk_size", 64 * 1024 * 1024),
+            scheduler=_name_string(path, defaults, "scheduler", "least_loaded"),
+            heartbeat_interval=_seconds(path, defaults, "heartbeat_interval", 2.0),
+            heartbeat_ttl=_seconds(path, defaults, "heartbeat_ttl", 10.0),
         ),
+        clusters=_clusters(path, raw.get("clusters")),
     )
+
+
+def read_secret(node: NodeConfig, config_path: str) -> bytes:
+    """The data-plane secret from the node's secret_file: whitespace-stripped, >= 16 bytes.
+
+    Refuses a file other users can read: the secret is what stands between the
+    data port and anyone on the data network.
+    """
+    if not node.secret_file:
+        raise ConfigError(f"{config_path}: key 'clusters.{node.cluster}.nodes.{node.name}.secret_file' is required")
+    try:
+        st = os.stat(node.secret_file)
+        with open(node.secret_file, "rb") as f:
+            secret = f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: node {node.name}: cannot read secret_file {node.secret_file}: "
+                          f"{exc.strerror}") from exc  # fmt: skip
+    if st.st_mode & 0o077:
+        raise ConfigError(f"{config_path}: node {node.name}: secret_file {node.secret_file} is readable by "
+                          f"other users (mode {st.st_mode & 0o777:o}); chmod 600 it")  # fmt: skip
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{config_path}: node {node.name}: the secret in {node.secret_file} is shorter than "
+                          f"{MIN_SECRET_BYTES} bytes")  # fmt: skip
+    return secret
+
+
+def _clusters(path: str, raw: Any) -> dict[str, ClusterConfig]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: key 'clusters' must be a mapping of cluster names, got {raw!r}")
+    clusters: dict[str, ClusterConfig] = {}
+    seen_nodes: dict[str, str] = {}
+    for cname, body in raw.items():
+        where = f"clusters.{cname}"
+        if not isinstance(cname, str) or not _NAME.match(cname):
+            raise ConfigError(f"{path}: key '{where}': a cluster name must match {_NAME.pattern}, got {cname!r}")
+        if not isinstance(body, dict) or not isinstance(body.get("nodes"), dict) or not body["nodes"]:
+            raise ConfigError(f"{path}: key '{where}.nodes' must be a non-empty mapping of node names")
+        nodes = []
+        for nname, nbody in body["nodes"].items():
+            node = _node(path, cname, nname, nbody)
+            if node.name in seen_nodes:
+                raise ConfigError(f"{path}: key '{where}.nodes.{nname}': node name already used in cluster "
+                                  f"{seen_nodes[node.name]!r}; node names must be unique")  # fmt: skip
+            seen_nodes[node.name] = cname
+            nodes.append(node)
+        clusters[cname] = ClusterConfig(cname, tuple(nodes))
+    return clusters
+
+
+def _node(path: str, cluster: str, name: Any, raw: Any) -> NodeConfig:
+    where = f"clusters.{cluster}.nodes.{name}"
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{path}: key '{where}': a node name must match {_NAME.pattern}, got {name!r}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: key '{where}' must be a mapping, got {raw!r}")
+    known = {"control", "data", "port", "roots", "concurrency", "secret_file"}
+    if unknown := set(raw) - known:
+        raise ConfigError(f"{path}: key '{where}': unknown key(s) {sorted(unknown)}; expected {sorted(known)}")
+    control = _endpoint(path, f"{where}.control", raw["control"]) if raw.get("control") is not None else None
+    data_raw = raw.get("data")
+    if not isinstance(data_raw, list) or not data_raw:
+        raise ConfigError(f"{path}: key '{where}.data' must be a non-empty list of {{interface, address}}, "
+                          f"got {data_raw!r}")  # fmt: skip
+    data = tuple(_endpoint(path, f"{where}.data[{i}]", e) for i, e in enumerate(data_raw))
+    ifaces = [e.interface for e in data]
+    if len(set(ifaces)) != len(ifaces):
+        raise ConfigError(f"{path}: key '{where}.data': interface names repeat: {ifaces}")
+    port = raw.get("port", 7400)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise ConfigError(f"{path}: key '{where}.port' must be a TCP port 1..65535, got {port!r}")
+    roots_raw = raw.get("roots")
+    if not isinstance(roots_raw, list) or not roots_raw:
+        raise ConfigError(f"{path}: key '{where}.roots' must be a non-empty list of absolute paths, got {roots_raw!r}")
+    roots = []
+    for i, r in enumerate(roots_raw):
+        if not isinstance(r, str) or not os.path.isabs(r) or "\0" in r:
+            raise ConfigError(f"{path}: key '{where}.roots[{i}]' must be an absolute path, got {r!r}")
+        parts = r.split("/")
+        if ".." in parts or "." in parts:
+            raise ConfigError(f"{path}: key '{where}.roots[{i}]' must not contain '.' or '..', got {r!r}")
+        roots.append(os.path.normpath(r))
+    concurrency = raw.get("concurrency", 4)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ConfigError(f"{path}: key '{where}.concurrency' must be a positive integer, got {concurrency!r}")
+    secret_file = raw.get("secret_file")
+    if secret_file is not None and (not isinstance(secret_file, str) or not os.path.isabs(secret_file)):
+        raise ConfigError(f"{path}: key '{where}.secret_file' must be an absolute path to a file, got {secret_file!r}")
+    return NodeConfig(name, cluster, control, data, port, tuple(roots), concurrency, secret_file)
+
+
+def _endpoint(path: str, where: str, raw: Any) -> Endpoint:
+    if not isinstance(raw, dict) or "interface" not in raw or "address" not in raw:
+        raise ConfigError(f"{path}: key '{where}' must be a mapping with 'interface' and 'address', got {raw!r}")
+    if unknown := set(raw) - {"interface", "address", "network"}:
+        raise ConfigError(f"{path}: key '{where}': unknown key(s) {sorted(unknown)}")
+    iface, address, network = raw["interface"], raw["address"], raw.get("network", "")
+    if not isinstance(iface, str) or not _IFACE.match(iface):
+        raise ConfigError(f"{path}: key '{where}.interface' must be an interface name such as ib0, got {iface!r}")
+    try:
+        ipaddress.ip_address(str(address))
+    except ValueError:
+        raise ConfigError(f"{path}: key '{where}.address' must be a numeric IPv4 or IPv6 address, "
+                          f"got {address!r}") from None  # fmt: skip
+    if not isinstance(network, str) or (network and not _NAME.match(network)):
+        raise ConfigError(f"{path}: key '{where}.network' must be a short label such as rail0, got {network!r}")
+    return Endpoint(iface, str(address), network)
+
+
+def _name_string(path: str, section: dict[str, Any], key: str, default: str) -> str:
+    value = section.get(key, default)
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(f"{path}: key 'defaults.{key}' must be a name such as {default}, got {value!r}")
+    return value
+
+
+def _seconds(path: str, section: dict[str, Any], key: str, default: float) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{path}: key 'defaults.{key}' must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _section(path: str, raw: dict[str, Any], name: str) -> dict[str, Any]:

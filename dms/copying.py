@@ -1,4 +1,5 @@
-"""Copy one transfer unit with the native core, in bounded slices, checking for cancel.
+"""Move one transfer unit with the native core, in bounded slices, checking for cancel:
+locally (UnitCopier) or to a remote receiver (UnitSender).
 
 No Celery here: the transfer task calls copy_unit() and records what it returns.
 """
@@ -8,13 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from dms import native
 from dms.model import SyncParams, UnitPiece
 from dms.paths import staging_path
 from dms.state import FailedPiece, RecordedPiece
 
-__all__ = ["SLICE_BYTES", "UnitResult", "copy_unit"]
+__all__ = ["SLICE_BYTES", "SlicedWorker", "UnitResult", "copy_unit", "drive", "piece_spec", "send_unit"]
 
 #: At most this much I/O per call into C++; between slices the task checks cancel.
 SLICE_BYTES = 64 * 1024 * 1024
@@ -28,6 +30,19 @@ class UnitResult:
     bytes_moved: int = 0
 
 
+class SlicedWorker(Protocol):
+    """What native.UnitCopier and native.UnitSender have in common."""
+
+    @property
+    def done(self) -> bool: ...
+    @property
+    def bytes_moved(self) -> int: ...
+    def step(self, max_bytes: int = ...) -> list[tuple[int, str | None, BaseException | None]]: ...
+
+
+Spec = tuple[str, str, int, int, int, int, bool]
+
+
 def copy_unit(
     params: SyncParams,
     pieces: Sequence[UnitPiece],
@@ -35,9 +50,9 @@ def copy_unit(
     slice_bytes: int = SLICE_BYTES,
     progress: Callable[[int], None] = lambda moved: None,
 ) -> UnitResult:
-    """Copy every piece of a unit; between native slices, report bytes moved and honour cancel."""
+    """Copy every piece of a unit on this node (the local transport)."""
     result = UnitResult()
-    specs = []
+    specs: list[Spec] = []
     made_dirs: set[str] = set()
     runnable: list[UnitPiece] = []
     for piece in pieces:
@@ -50,26 +65,58 @@ def copy_unit(
                 result.failed.append(FailedPiece(piece.file.file_id, piece.file.relpath, str(exc), exc.errno))
                 continue
             made_dirs.add(parent)
-        src = os.path.join(params.source, piece.file.relpath)
-        f = piece.file
-        specs.append(
-            (src, staging_path(final, params.request_id), piece.offset, piece.length, f.size, f.mtime_ns, True)
-        )
+        specs.append(piece_spec(params, piece))
         runnable.append(piece)
-    copier = native.UnitCopier(specs, params.copy_method)
-    while not copier.done:
-        for index, digest, error in copier.step(slice_bytes):
+    return drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress)
+
+
+def send_unit(
+    params: SyncParams,
+    pieces: Sequence[UnitPiece],
+    make_sender: Callable[[list[Spec]], SlicedWorker],
+    cancelled: Callable[[], bool] = lambda: False,
+    slice_bytes: int = SLICE_BYTES,
+    progress: Callable[[int], None] = lambda moved: None,
+) -> UnitResult:
+    """Send every piece of a unit to a remote receiver (the TCP transport).
+
+    The receiver creates the directories. A failure of the connection itself
+    raises (OSError, ProtocolError, AuthenticationError): the caller decides
+    whether to retry the unit over another path.
+    """
+    specs = [piece_spec(params, p) for p in pieces]
+    return drive(make_sender(specs), list(pieces), UnitResult(), cancelled, slice_bytes, progress)
+
+
+def piece_spec(params: SyncParams, piece: UnitPiece) -> Spec:
+    f = piece.file
+    final = os.path.join(params.destination, f.relpath)
+    src = os.path.join(params.source, f.relpath)
+    return (src, staging_path(final, params.request_id), piece.offset, piece.length, f.size, f.mtime_ns, True)
+
+
+def drive(
+    worker: SlicedWorker,
+    runnable: Sequence[UnitPiece],
+    result: UnitResult,
+    cancelled: Callable[[], bool],
+    slice_bytes: int,
+    progress: Callable[[int], None],
+) -> UnitResult:
+    """Step a native worker to the end; between slices, report bytes moved and honour cancel."""
+    while not worker.done:
+        for index, digest, error in worker.step(slice_bytes):
             piece = runnable[index]
             if digest is not None:
                 result.ok.append(RecordedPiece(piece.file.file_id, piece.offset, piece.length, digest))
             else:
                 errno = error.errno if isinstance(error, OSError) else None
                 result.failed.append(FailedPiece(piece.file.file_id, piece.file.relpath, str(error), errno))
-        if copier.done:
+        if worker.done:
             break
-        progress(copier.bytes_moved)
+        progress(worker.bytes_moved)
         if cancelled():
             result.cancelled = True
             break
-    result.bytes_moved = copier.bytes_moved
+    result.bytes_moved = worker.bytes_moved
     return result

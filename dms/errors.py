@@ -6,12 +6,14 @@
         ├── ConfigError          a configuration file or value is unusable
         ├── RequestError         a sync request is malformed or refused
         │   ├── PathError        a source or destination path is unusable
-        │   └── RequestExists    the request id is already taken
+        │   ├── RequestExists    the request id is already taken
+        │   └── ConfinementError a path lies outside the configured roots
         ├── BrokerUnavailable    the control-plane Redis cannot be reached
         ├── EmbeddedError        the embedded Redis or worker could not start
         ├── IntegrityError       bytes do not match the digest recorded for them
         ├── SourceChangedError   a source file changed between planning and copying
         ├── ProtocolError        bytes on the data port that do not parse
+        ├── AuthenticationError  the data-plane handshake failed (wrong secret, replay)
         └── Cancelled            the request was cancelled
 
 Errno failures of the native core are not here: they arrive as the precise
@@ -23,9 +25,11 @@ Plain Python on purpose, so tasks can catch these without the extension.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "BrokerUnavailable",
     "Cancelled",
     "ConfigError",
+    "ConfinementError",
     "DmsError",
     "EmbeddedError",
     "FatalError",
@@ -72,6 +76,10 @@ class RequestExists(RequestError):
     """The request id is already in use."""
 
 
+class ConfinementError(RequestError):
+    """A path lies outside the allowed roots of the node that would read or write it."""
+
+
 class BrokerUnavailable(FatalError):
     """The control-plane Redis (broker and state store) cannot be reached."""
 
@@ -90,6 +98,10 @@ class SourceChangedError(FatalError):
 
 class ProtocolError(FatalError):
     """Bytes on the data port that do not parse as a DMS frame."""
+
+
+class AuthenticationError(FatalError):
+    """The data-plane handshake failed: the two sides do not share the secret, or a replay."""
 
 
 class Cancelled(FatalError):

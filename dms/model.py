@@ -55,6 +55,18 @@ class SyncParams:
     ignore_times: bool = False
     control_queue: str = "dms.control"
     data_queue: str = "dms.data"
+    #: Where finalize runs: the destination's side (its cluster queue), or control_queue.
+    finalize_queue: str = "dms.control"
+    #: Cross-cluster requests: the cluster that holds the source, and the one that
+    #: receives it. None for a single-node sync (local copier, no data network).
+    source_cluster: str | None = None
+    destination_cluster: str | None = None
+    #: Scheduler policy for this request (None: workers.yml's defaults.scheduler).
+    scheduler: str | None = None
+
+    @property
+    def clustered(self) -> bool:
+        return self.source_cluster is not None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -76,10 +88,33 @@ def make_params(
     ignore_times: bool = False,
     control_queue: str = "dms.control",
     data_queue: str = "dms.data",
+    source_cluster: str | None = None,
+    destination_cluster: str | None = None,
+    direction: str | None = None,
+    scheduler: str | None = None,
 ) -> SyncParams:
-    """Validated SyncParams from user-facing options (Python API, dms.sync, Flower)."""
+    """Validated SyncParams from user-facing options (Python API, dms.sync, Flower).
+
+    `direction="A_TO_B"` (the reference design's spelling) is the same as
+    source_cluster="A", destination_cluster="B".
+    """
+    from dms.routing import cluster_queue
     from dms.sizes import parse_size
 
+    if direction is not None:
+        src, sep, dst = str(direction).partition("_TO_")
+        if not sep or not src or not dst:
+            raise ValueError(f"direction must look like A_TO_B, got {direction!r}")
+        if (source_cluster or src) != src or (destination_cluster or dst) != dst:
+            raise ValueError(f"direction {direction!r} contradicts source/destination cluster")
+        source_cluster, destination_cluster = src, dst
+    if (source_cluster is None) != (destination_cluster is None):
+        raise ValueError("give both the source and the destination cluster (--from A --to B), or neither")
+    finalize_queue = control_queue
+    if source_cluster is not None and destination_cluster is not None:
+        control_queue = cluster_queue(source_cluster)
+        finalize_queue = cluster_queue(destination_cluster)
+        data_queue = ""
     chunk = parse_size(chunk_size)
     if not isinstance(parallelism, int) or parallelism < 1:
         raise ValueError(f"parallelism must be a positive integer, got {parallelism!r}")
@@ -99,6 +134,10 @@ def make_params(
         ignore_times=bool(ignore_times),
         control_queue=control_queue,
         data_queue=data_queue,
+        finalize_queue=finalize_queue,
+        source_cluster=source_cluster,
+        destination_cluster=destination_cluster,
+        scheduler=scheduler,
     )
 
 

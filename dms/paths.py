@@ -8,7 +8,7 @@ import os
 
 from dms.errors import PathError
 
-__all__ = ["STAGING_SUFFIX", "is_staging_name", "request_tag", "staging_path", "validate_pair"]
+__all__ = ["STAGING_SUFFIX", "is_staging_name", "request_tag", "staging_path", "validate_pair", "validate_source"]
 
 STAGING_SUFFIX = ".partial"
 _NAME_MAX = 255
@@ -38,13 +38,8 @@ def is_staging_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(STAGING_SUFFIX) and ".dms-" in name
 
 
-def validate_pair(source: str, destination: str) -> tuple[str, str]:
-    """Check a sync's paths before anything is written; returns both made absolute.
-
-    Refused: a source that is missing, not a directory, or unreadable; a
-    destination that is the source or lies inside it (the copy would copy
-    itself); a destination that exists and is not a directory.
-    """
+def validate_source(source: str) -> str:
+    """A source must exist, be a directory and be readable; returns its real path."""
     src = os.path.realpath(source)
     if not os.path.exists(source):
         raise PathError(f"source does not exist: {source}")
@@ -52,6 +47,17 @@ def validate_pair(source: str, destination: str) -> tuple[str, str]:
         raise PathError(f"source is not a directory: {source}")
     if not os.access(src, os.R_OK | os.X_OK):
         raise PathError(f"source is not readable: {source}")
+    return src
+
+
+def validate_pair(source: str, destination: str) -> tuple[str, str]:
+    """Check a sync's paths before anything is written; returns both made absolute.
+
+    Refused: a source that is missing, not a directory, or unreadable; a
+    destination that is the source or lies inside it (the copy would copy
+    itself); a destination that exists and is not a directory.
+    """
+    src = validate_source(source)
     dst = os.path.realpath(destination)
     if dst == src or dst.startswith(src.rstrip("/") + "/"):
         raise PathError(f"destination {destination} is inside the source {source}")

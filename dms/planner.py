@@ -84,9 +84,11 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
                 if p.offset + p.length >= p.file.size:
                     pending.pop(p.file.file_id, None)
 
+    # Across clusters the planner cannot see the destination: every file is sent.
+    quick_check = not params.ignore_times and params.source_cluster == params.destination_cluster
     for found in walk_tree(params.source):
         if isinstance(found, FileRecord):
-            if not params.ignore_times and is_up_to_date(found, params.destination):
+            if quick_check and is_up_to_date(found, params.destination):
                 counts["uptodate"] += 1
                 counts["uptodate_bytes"] += found.size
                 continue

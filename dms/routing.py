@@ -1,16 +1,37 @@
-"""Queue names and the task router: control tasks on one queue, transfers on data queues.
+"""Queue names and the task router.
 
 Queue name == routing key everywhere, so routes read plainly in Flower and in
-Redis (`LLEN dms.data`). A transfer's data queue is chosen when the plan is
-made and recorded in the request, so every message of a request goes where
-its planner decided, whichever process publishes it.
+Redis (`LLEN dms.nic.b1.ib0`). Two layouts:
+
+- single node (embedded, or no `clusters:` configured): `dms.control` for plan
+  and finalize, `dms.data` for transfers;
+- clusters: `dms.cluster.<cluster>` for plan (source cluster) and finalize
+  (destination cluster), consumed by every node of the cluster;
+  `dms.node.<node>` for work that must run on one node; and one
+  `dms.nic.<node>.<iface>` per data-plane NIC, where the scheduler sends each
+  transfer unit. A worker always consumes an explicit list of queues
+  (CELERY-NOTES 2: never rely on "all known queues").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CONTROL_QUEUE", "DATA_QUEUE", "route_task", "worker_queues"]
+from kombu import Queue  # type: ignore[attr-defined]
+
+from dms.config import NodeConfig
+
+__all__ = [
+    "CONTROL_QUEUE",
+    "DATA_QUEUE",
+    "cluster_queue",
+    "nic_of_queue",
+    "nic_queue",
+    "node_queue",
+    "node_queues",
+    "route_task",
+    "worker_queues",
+]
 
 CONTROL_QUEUE = "dms.control"
 DATA_QUEUE = "dms.data"
@@ -30,3 +51,28 @@ def route_task(name: str, args: Any, kwargs: Any, options: dict[str, Any], task:
 def worker_queues(control_queue: str = CONTROL_QUEUE, data_queue: str = DATA_QUEUE) -> str:
     """The -Q argument of a single-node worker that serves both planes."""
     return f"{control_queue},{data_queue}"
+
+
+def cluster_queue(cluster: str) -> str:
+    return f"dms.cluster.{cluster}"
+
+
+def node_queue(node: str) -> str:
+    return f"dms.node.{node}"
+
+
+def nic_queue(node: str, interface: str) -> str:
+    return f"dms.nic.{node}.{interface}"
+
+
+def nic_of_queue(queue: str | None, node: str) -> str | None:
+    """The interface named by a NIC queue of `node` (None for any other queue)."""
+    prefix = f"dms.nic.{node}."
+    return queue[len(prefix) :] if queue and queue.startswith(prefix) else None
+
+
+def node_queues(node: NodeConfig) -> list[Queue]:
+    """Every queue a node's worker consumes, declared once as kombu Queues (direct, name == key)."""
+    names = [cluster_queue(node.cluster), node_queue(node.name)]
+    names += [nic_queue(node.name, nic.interface) for nic in node.data]
+    return [Queue(name, routing_key=name) for name in names]  # type: ignore[no-untyped-call]

@@ -11,13 +11,21 @@ runs the embedded default when nothing did. Workers started with plain
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from dms.config import load_config
+from dms.config import DmsConfig, NodeConfig, load_config
 
-__all__ = ["DEFAULT_BROKER_URL", "Endpoints", "redis_client_url", "resolve_endpoints"]
+__all__ = [
+    "DEFAULT_BROKER_URL",
+    "Endpoints",
+    "active_config",
+    "current_node",
+    "redis_client_url",
+    "resolve_endpoints",
+]
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
@@ -53,3 +61,21 @@ def redis_client_url(url: str) -> str:
     parts = urlsplit(url)
     db = parse_qs(parts.query).get("virtual_host", ["0"])[0]
     return f"unix://{parts.path}?db={db}"
+
+
+@functools.cache
+def _load_cached(path: str) -> DmsConfig:
+    return load_config(path)
+
+
+def active_config() -> DmsConfig:
+    """The workers.yml named by DMS_CONFIG (loaded once per process), or an empty one."""
+    path = os.environ.get("DMS_CONFIG")
+    return _load_cached(path) if path else DmsConfig(path="(no DMS_CONFIG)")
+
+
+def current_node() -> NodeConfig | None:
+    """The node this process serves: DMS_NODE, set by the worker bootstep (--dms-node)
+    before the pool starts, so every pool process inherits it."""
+    name = os.environ.get("DMS_NODE")
+    return active_config().node(name) if name else None

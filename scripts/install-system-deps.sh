@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages DMS needs; skips apt entirely when all are present.
-#   install-system-deps.sh runtime   what `pip install .` and a sync need
+#   install-system-deps.sh runtime   what `pip install .` and a sync need (libssl-dev: HMAC of the data plane)
 #   install-system-deps.sh test      plus what the test suite needs (cmake, make, rsync, iproute2)
 set -euo pipefail
 profile=${1:-runtime}
 
-packages=(g++ redis-server)
+packages=(g++ redis-server libssl-dev)
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
 python3 - <<'PY' 2>/dev/null || packages+=(python3-dev)
 import os, sys, sysconfig

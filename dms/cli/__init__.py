@@ -21,6 +21,7 @@ import click
 from dms.errors import (
     BrokerUnavailable,
     ConfigError,
+    ConfinementError,
     DmsError,
     EmbeddedError,
     PathError,
@@ -31,6 +32,7 @@ __all__ = ["EXIT_CODES", "cli", "main"]
 
 EXIT_CODES: dict[type[DmsError], int] = {
     PathError: 3,
+    ConfinementError: 3,
     ConfigError: 4,
     BrokerUnavailable: 5,
     EmbeddedError: 6,

@@ -14,8 +14,9 @@ from dms.cli.options import SIZE
 from dms.cli.render import request_json, request_lines
 from dms.client import new_request_id, submit, wait
 from dms.config import DefaultsConfig, load_config
-from dms.errors import DmsError
+from dms.errors import ConfigError, DmsError, RequestError
 from dms.model import RequestState, make_params
+from dms.scheduling import get_policy
 
 __all__ = ["sync"]
 
@@ -37,6 +38,10 @@ __all__ = ["sync"]
 @click.option(
     "--ignore-times", "-I", is_flag=True, help="Copy every file, even those whose size, mtime and mode match."
 )
+@click.option("--from", "source_cluster", metavar="CLUSTER", help="Cluster that holds SOURCE (with --to).")
+@click.option("--to", "destination_cluster", metavar="CLUSTER", help="Cluster that receives DESTINATION.")
+@click.option("--direction", metavar="A_TO_B", help="Same as --from A --to B (the reference design's spelling).")
+@click.option("--scheduler", metavar="POLICY", help="Scheduler policy (default: workers.yml defaults.scheduler).")
 @click.option("--no-fsync", is_flag=True, help="Do not flush data to disk before publishing (faster, less safe).")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -50,6 +55,10 @@ def sync(
     chunk_size: int | None,
     copy_method: str,
     ignore_times: bool,
+    source_cluster: str | None,
+    destination_cluster: str | None,
+    direction: str | None,
+    scheduler: str | None,
     no_fsync: bool,
     wait_: bool,
     as_json: bool,
@@ -59,6 +68,10 @@ def sync(
     Like rsync, files already at the destination with the same size, mtime and mode are
     skipped (see --ignore-times).
 
+    Between clusters (--from A --to B), SOURCE is a path on cluster A and DESTINATION a
+    path on cluster B; source-cluster workers push the bytes to destination-cluster
+    receivers over the data-plane NICs of workers.yml.
+
     With no broker configured (no --broker, DMS_BROKER_URL or --config), the sync runs
     embedded: a private redis-server and a local worker are started for it and stopped
     afterwards, so the command always waits.
@@ -66,6 +79,13 @@ def sync(
     try:
         config_path = obj.get("config_path")
         defaults = load_config(config_path).defaults if config_path else DefaultsConfig()
+        clustered = bool(source_cluster or destination_cluster or direction)
+        if clustered and not config_path:
+            raise ConfigError("--from/--to need the workers.yml that defines the clusters (--config or DMS_CONFIG)")
+        if scheduler:
+            get_policy(scheduler)  # an unknown name is refused here, not in a worker
+        if clustered:
+            os.environ["DMS_CONFIG"] = os.path.abspath(config_path or "")  # for the roots check in submit()
         params = make_params(
             os.path.abspath(source),
             os.path.abspath(destination),
@@ -75,6 +95,10 @@ def sync(
             copy_method=copy_method,
             fsync=not no_fsync,
             ignore_times=ignore_times,
+            source_cluster=source_cluster,
+            destination_cluster=destination_cluster,
+            direction=direction,
+            scheduler=scheduler,
         )
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
             submit(plane.app, plane.store, params)
@@ -98,5 +122,7 @@ def sync(
             )
     except DmsError as exc:
         fail(exc)
+    except ValueError as exc:  # make_params: contradictory or malformed options
+        fail(RequestError(str(exc)))
     if info["state"] != RequestState.SUCCEEDED.value:
         sys.exit(EXIT_REQUEST_FAILED)

@@ -1,4 +1,4 @@
-"""Python face of the C++ transfer core (chunker, sliced copier, verifier).
+"""Python face of the C++ transfer core (chunker, sliced copier, verifier, TCP data plane).
 
 The work happens in the compiled module `_core`, with the GIL released around
 every blocking call; see docs/architecture.md ("Native core").
@@ -10,7 +10,9 @@ from dms.native._core import (
     DEFAULT_BUFFER_BYTES,
     DEFAULT_SLICE_BYTES,
     FileChunker,
+    TcpReceiver,
     UnitCopier,
+    UnitSender,
     Verifier,
     copy_range,
     digest_bytes,
@@ -22,7 +24,9 @@ __all__ = [
     "DEFAULT_BUFFER_BYTES",
     "DEFAULT_SLICE_BYTES",
     "FileChunker",
+    "TcpReceiver",
     "UnitCopier",
+    "UnitSender",
     "Verifier",
     "copy_range",
     "digest_bytes",

@@ -10,7 +10,8 @@ can check a cancel flag, report progress and let signals run between slices.
 
 import os
 
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint16_t, uint64_t
+from libcpp.pair cimport pair
 from libcpp.memory cimport unique_ptr
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -19,11 +20,15 @@ from dms.native.includes cimport checksum as c_checksum
 from dms.native.includes cimport chunker as c_chunker
 from dms.native.includes cimport copier as c_copier
 from dms.native.includes cimport io as c_io
+from dms.native.includes cimport net as c_net
 from dms.native.includes.errors cimport register_error_classes, translate_exception
 
 from dms import errors as _errors
 
-register_error_classes(_errors.IntegrityError, _errors.SourceChangedError, _errors.Cancelled, _errors.ProtocolError)
+register_error_classes(
+    _errors.IntegrityError, _errors.SourceChangedError, _errors.Cancelled, _errors.ProtocolError,
+    _errors.AuthenticationError, _errors.ConfinementError,
+)
 
 DEFAULT_SLICE_BYTES = 64 * 1024 * 1024
 DEFAULT_BUFFER_BYTES = 1024 * 1024
@@ -34,6 +39,9 @@ STATUS_OK = 0
 STATUS_OS_ERROR = 1
 STATUS_SOURCE_CHANGED = 2
 STATUS_MISMATCH = 3
+STATUS_REFUSED = 4
+
+_SEND_METHODS = {"readsend": c_net.SendMethod.ReadSend, "sendfile": c_net.SendMethod.Sendfile}
 
 
 cdef c_copier.CopyMethod _method(str name) except *:
@@ -46,11 +54,15 @@ cdef c_copier.CopyMethod _method(str name) except *:
 cdef object _outcome_error(const c_copier.PieceOutcome& o):
     """The exception a failed piece stands for, built like the built-in open() would."""
     if o.status == c_copier.PieceStatus.OsError:
+        if o.call == b"receiver":  # the remote side's errno, with its own words
+            return OSError(o.err, os.fsdecode(o.message), os.fsdecode(o.path))
         return OSError(o.err, f"{o.call.decode()}: {os.strerror(o.err)}", os.fsdecode(o.path))
     if o.status == c_copier.PieceStatus.SourceChanged:
         return _errors.SourceChangedError(os.fsdecode(o.message))
     if o.status == c_copier.PieceStatus.Mismatch:
         return _errors.IntegrityError(os.fsdecode(o.message))
+    if o.status == c_copier.PieceStatus.Refused:
+        return _errors.ConfinementError(os.fsdecode(o.message))
     return None
 
 
@@ -108,18 +120,7 @@ cdef class UnitCopier:
     cdef bint _busy
 
     def __cinit__(self, specs, str method="readwrite", size_t buffer_size=DEFAULT_BUFFER_BYTES):
-        cdef vector[c_copier.CopySpec] cspecs
-        cdef c_copier.CopySpec s
-        for src, dst, offset, length, file_size, mtime_ns, check_source in specs:
-            s.src = os.fsencode(src)
-            s.dst = os.fsencode(dst)
-            s.offset = offset
-            s.length = length
-            s.file_size = file_size
-            s.mtime_ns = mtime_ns
-            s.check_source = check_source
-            cspecs.push_back(s)
-        self._c.reset(new c_copier.UnitCopier(cspecs, _method(method), buffer_size))
+        self._c.reset(new c_copier.UnitCopier(_copy_specs(specs), _method(method), buffer_size))
 
     @property
     def done(self):
@@ -144,6 +145,128 @@ cdef class UnitCopier:
         finally:
             self._busy = False
         return _outcomes(outs)
+
+
+cdef vector[c_copier.CopySpec] _copy_specs(specs) except *:
+    cdef vector[c_copier.CopySpec] cspecs
+    cdef c_copier.CopySpec s
+    for src, dst, offset, length, file_size, mtime_ns, check_source in specs:
+        s.src = os.fsencode(src)
+        s.dst = os.fsencode(dst)
+        s.offset = offset
+        s.length = length
+        s.file_size = file_size
+        s.mtime_ns = mtime_ns
+        s.check_source = check_source
+        cspecs.push_back(s)
+    return cspecs
+
+
+cdef class UnitSender:
+    """Streams a unit's pieces to a remote TcpReceiver, a bounded slice per step().
+
+    specs are UnitCopier's tuples; dst is the staging path on the receiving
+    node. The connection leaves from `bind_address` (the source NIC) and is
+    made, authenticated with `secret`, inside the first step(). step()
+    reports pieces like UnitCopier.step(); it raises OSError (connection
+    refused, reset, timed out), AuthenticationError or ProtocolError when the
+    connection itself fails, so the caller can retry the unit elsewhere.
+    """
+
+    cdef unique_ptr[c_net.UnitSender] _c
+    cdef bint _busy
+
+    def __cinit__(self, specs, str bind_address, str host, uint16_t port, bytes secret, str method="sendfile",
+                  size_t buffer_size=DEFAULT_BUFFER_BYTES, int timeout_ms=60000, size_t window=64):
+        cdef c_net.TcpTarget target
+        if method not in _SEND_METHODS:
+            raise ValueError(f"unknown send method {method!r}; expected one of {sorted(_SEND_METHODS)}")
+        target.bind_address = bind_address.encode()
+        target.host = host.encode()
+        target.port = port
+        target.timeout_ms = timeout_ms
+        self._c.reset(new c_net.UnitSender(_copy_specs(specs), target, secret, _SEND_METHODS[method], buffer_size, window))
+
+    @property
+    def done(self):
+        return self._c.get().done()
+
+    @property
+    def bytes_moved(self):
+        return self._c.get().bytes_moved()
+
+    @property
+    def local_address(self):
+        return self._c.get().local_address().decode()
+
+    def corrupt_in_flight(self, uint64_t every):
+        """Test-only fault hook: flip a byte every `every` payload bytes, after hashing."""
+        self._c.get().corrupt_in_flight(every)
+
+    def step(self, uint64_t max_bytes=DEFAULT_SLICE_BYTES):
+        if self._busy:
+            raise RuntimeError("UnitSender.step() is already running in another thread")
+        cdef vector[c_copier.PieceOutcome] outs
+        self._busy = True
+        try:
+            with nogil:
+                outs = self._c.get().step(max_bytes)
+        finally:
+            self._busy = False
+        return _outcomes(outs)
+
+
+cdef class TcpReceiver:
+    """The data receiver: listens on (address, port) pairs and writes confined staging files.
+
+    Threads live in C++; nothing here holds the GIL while bytes move. Drain
+    events() regularly (the worker bootstep does) to log refusals.
+    """
+
+    cdef unique_ptr[c_net.TcpReceiver] _c
+
+    def __cinit__(self, listen, roots, bytes secret, size_t max_connections=64, int handshake_timeout_ms=10000,
+                  int idle_timeout_ms=120000, size_t buffer_size=DEFAULT_BUFFER_BYTES):
+        cdef c_net.ReceiverConfig cfg
+        cdef pair[string, uint16_t] item
+        for address, port in listen:
+            item.first = str(address).encode()
+            item.second = port
+            cfg.listen.push_back(item)
+        for root in roots:
+            cfg.roots.push_back(os.fsencode(root))
+        cfg.secret = secret
+        cfg.max_connections = max_connections
+        cfg.handshake_timeout_ms = handshake_timeout_ms
+        cfg.idle_timeout_ms = idle_timeout_ms
+        cfg.buffer_size = buffer_size
+        with nogil:
+            self._c.reset(new c_net.TcpReceiver(cfg))
+
+    def start(self):
+        with nogil:
+            self._c.get().start()
+
+    def stop(self):
+        with nogil:
+            self._c.get().stop()
+
+    @property
+    def addresses(self):
+        return [a.decode() for a in self._c.get().addresses()]
+
+    def events(self):
+        """(level, message) pairs logged since the last call; levels are logging's."""
+        cdef vector[c_net.ReceiverEvent] evs = self._c.get().drain_events()
+        return [(<int>e.level, e.message.decode(errors="replace")) for e in evs]
+
+    def stats(self):
+        return {k.decode(): v for k, v in self._c.get().stats()}
+
+    def __dealloc__(self):
+        if self._c.get() != NULL:
+            with nogil:
+                self._c.get().stop()
 
 
 cdef class Verifier:

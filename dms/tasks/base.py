@@ -9,7 +9,10 @@ from typing import Any
 from celery import Task
 
 from dms.model import RequestState, SyncParams
-from dms.settings import resolve_endpoints
+from dms.placement import Placement, Route
+from dms.registry import Registry
+from dms.routing import nic_queue
+from dms.settings import active_config, resolve_endpoints
 from dms.state import RequestStore, UnitProgress, connect
 
 __all__ = ["DmsTask"]
@@ -32,23 +35,43 @@ class DmsTask(Task):  # type: ignore[misc]
     def store(self) -> RequestStore:
         return RequestStore(connect(resolve_endpoints().state_url))
 
-    def dispatch_unit(self, params: SyncParams, index: int) -> None:
-        """Publish transfer unit `index` to the request's data queue, then remember it.
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.store.r)
 
+    @cached_property
+    def placement(self) -> Placement:
+        return Placement(self.registry, active_config())
+
+    def dispatch_unit(self, params: SyncParams, index: int, route: Route | None = None) -> None:
+        """Publish transfer unit `index`, then remember it.
+
+        Single node: to the request's data queue. Cross-cluster: the scheduler
+        policy picks the path and the unit goes to its source NIC's queue; the
+        message itself names no NIC (CELERY-NOTES 4.6: a moved message must
+        still be valid), the chosen path is recorded in Redis.
         Publish first, mark second: a crash in between re-publishes on redelivery
         (a harmless duplicate) instead of never publishing (a stalled request).
         """
         about = self.store.unit_description(params.request_id, index)
+        queue = params.data_queue
+        if params.clustered:
+            if route is None:
+                nbytes = sum(p.length for p in self.store.load_unit(params.request_id, index))
+                route = self.placement.route(params, index, nbytes)
+            queue = nic_queue(route.source.node, route.source.interface)
+            via = f"{route.source.key} -> {route.destination.key if route.destination else 'local'}"
+            about = f"{about} via {via}"
         self.app.send_task(
             "dms.transfer",
             args=(params.request_id, index),
-            queue=params.data_queue,
+            queue=queue,
             argsrepr=f"({params.request_id!r}, {index}) {about}",  # what Flower shows
         )
         self.store.mark_dispatched(params.request_id, index)
 
     def dispatch_finalize(self, params: SyncParams) -> None:
-        self.app.send_task("dms.finalize", args=(params.request_id,), queue=params.control_queue)
+        self.app.send_task("dms.finalize", args=(params.request_id,), queue=params.finalize_queue)
         self.store.mark_finalize_sent(params.request_id)
 
     def advance(self, params: SyncParams, index: int, progress: UnitProgress) -> None:

@@ -8,8 +8,10 @@ from typing import Any
 from celery import signature
 
 from dms.application import app
-from dms.model import TERMINAL_STATES, RequestState
+from dms.errors import ConfinementError
+from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.publish import publish_request
+from dms.settings import current_node
 from dms.tasks.base import DmsTask
 
 __all__ = ["RETENTION_SECONDS", "finalize", "summarize"]
@@ -47,7 +49,9 @@ def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
         try:
             params = store.params(request_id)
             store.set_state(request_id, RequestState.FINALIZING)
-            store.log_event(request_id, "finalizing")
+            store.log_event(request_id, "finalizing", worker=self.request.hostname)
+            if params.clustered:
+                _prepare_destination(params)
             report = publish_request(
                 store, params, info["file_shards"], info["dir_shards"], lambda: store.is_cancelled(request_id)
             )
@@ -65,6 +69,8 @@ def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
             store.log_event(request_id, "ended", state=info["state"], error=info.get("error"),
                             published=report.published, failed=info["files_failed"])  # fmt: skip
             store.drop_plan(request_id, info["tasks_total"], info["file_shards"], info["dir_shards"])
+            if params.clustered:
+                self.registry.release_all(request_id)  # units that never finished give their NIC load back
             store.expire(request_id, RETENTION_SECONDS, info["file_shards"])
         finally:
             store.release_finalize_lock(request_id)
@@ -74,3 +80,13 @@ def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
         nxt = signature(chain.pop(), app=self.app)
         nxt.apply_async((summary,), chain=chain or None)
     return summary
+
+
+def _prepare_destination(params: SyncParams) -> None:
+    """Finalize runs on the destination cluster; it writes only inside this node's roots."""
+    me = current_node()
+    if me is not None and not any(
+        params.destination == r or params.destination.startswith(r.rstrip("/") + "/") for r in me.roots
+    ):
+        raise ConfinementError(f"destination {params.destination} is outside the roots of node {me.name}")
+    os.makedirs(params.destination, exist_ok=True)

@@ -6,10 +6,12 @@ import os
 from typing import Any
 
 from dms.application import app
-from dms.errors import PathError, RequestExists
-from dms.model import TERMINAL_STATES, RequestState, make_params
-from dms.paths import validate_pair
+from dms.errors import ConfinementError, PathError, RequestExists
+from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
+from dms.paths import validate_pair, validate_source
+from dms.placement import check_roots, under_roots
 from dms.planner import plan_tree
+from dms.settings import active_config, current_node
 from dms.tasks.base import DmsTask
 
 __all__ = ["plan", "run_plan", "sync"]
@@ -56,10 +58,9 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
         store.set_state(request_id, RequestState.PLANNING)
         store.log_event(request_id, "planning", worker=self.request.hostname)
         try:
-            validate_pair(params.source, params.destination)
-            os.makedirs(params.destination, exist_ok=True)
+            _check_paths(params)
             totals = plan_tree(store, params)
-        except (PathError, OSError) as exc:
+        except (PathError, ConfinementError, OSError) as exc:
             store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
             store.log_event(request_id, "planning failed", error=str(exc))
             self.dispatch_finalize(params)  # reports, and runs the caller's chain
@@ -82,3 +83,20 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     if progress.all_done and not progress.finalize_sent:
         self.dispatch_finalize(params)
     return {"request_id": request_id, "units": total}
+
+
+def _check_paths(params: SyncParams) -> None:
+    """Where the planner runs, check what it can see: both paths on one node or
+    cluster; only the source (and the configured roots) across clusters."""
+    if not params.clustered:
+        validate_pair(params.source, params.destination)
+        os.makedirs(params.destination, exist_ok=True)
+        return
+    check_roots(active_config(), params)
+    me = current_node()
+    if me is not None and not under_roots(params.source, me.roots):
+        raise ConfinementError(f"source {params.source} is outside the roots of node {me.name}")
+    validate_source(params.source)
+    if params.source_cluster == params.destination_cluster:
+        validate_pair(params.source, params.destination)
+        os.makedirs(params.destination, exist_ok=True)

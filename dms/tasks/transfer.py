@@ -1,22 +1,48 @@
-"""dms.transfer: copy one unit (a batch of chunks or small files) into staging files.
+"""dms.transfer: move one unit (a batch of chunks or small files) into staging files.
 
 Idempotent: pieces are pwrite()s at fixed offsets of a staging file and their
 digests are recorded first-write-wins, so running a unit twice writes the same
 bytes and counts once. Per-file errors are recorded, never raised, so the
 request always reaches finalize.
+
+Single node: the local copier. Cross-cluster: this runs on a source-cluster
+node (the NIC queue it came from names the NIC to send from) and pushes the
+pieces to the destination receiver chosen by the scheduler. If that
+connection fails, the unit is routed again, avoiding the failed endpoint, and
+retried: a dead receiver or NIC costs a retry, not the files.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 from typing import Any
 
+from dms import native
 from dms.application import app
-from dms.copying import copy_unit
-from dms.model import TERMINAL_STATES
+from dms.config import NodeConfig, read_secret
+from dms.copying import Spec, UnitResult, copy_unit, send_unit
+from dms.errors import AuthenticationError, ConfinementError, ProtocolError
+from dms.model import TERMINAL_STATES, SyncParams, UnitPiece
+from dms.placement import NoRoute, Route, under_roots
+from dms.registry import NicEndpoint
+from dms.routing import nic_of_queue, nic_queue
+from dms.settings import active_config, current_node
 from dms.state import FailedPiece
 from dms.tasks.base import DmsTask
 
 __all__ = ["TransferTask", "transfer"]
+
+log = logging.getLogger(__name__)
+
+#: Re-routes of one unit after connection failures before its files are failed.
+MAX_ROUTE_RETRIES = int(os.environ.get("DMS_TRANSFER_RETRIES", "6"))
+#: Seconds before a re-routed unit runs again.
+RETRY_DELAY = float(os.environ.get("DMS_TRANSFER_RETRY_DELAY", "1"))
+#: Test-only fault hook: flip one byte every N payload bytes on the wire (0: off).
+CORRUPT_EVERY = int(os.environ.get("DMS_TEST_CORRUPT_EVERY", "0"))
+SEND_METHOD = os.environ.get("DMS_SEND_METHOD", "sendfile")
 
 
 class TransferTask(DmsTask):
@@ -27,17 +53,26 @@ class TransferTask(DmsTask):
         and still counts the unit, so finalize runs and names what failed."""
         request_id, index = args[0], args[1]
         try:
-            params = self.store.params(request_id)
-            pieces = self.store.load_unit(request_id, index)
-            message = f"transfer task failed: {type(exc).__name__}: {exc}"
-            failed = [FailedPiece(p.file.file_id, p.file.relpath, message) for p in pieces]
-            progress = self.store.record_unit(request_id, index, [], failed)
-            self.advance(params, index, progress)
+            self.fail_unit(request_id, index, f"transfer task failed: {type(exc).__name__}: {exc}")
         except Exception:
             super().on_failure(exc, task_id, args, kwargs, einfo)
 
+    def fail_unit(self, request_id: str, index: int, message: str) -> None:
+        params = self.store.params(request_id)
+        pieces = self.store.load_unit(request_id, index)
+        failed = [FailedPiece(p.file.file_id, p.file.relpath, message) for p in pieces]
+        progress = self.store.record_unit(request_id, index, [], failed)
+        if params.clustered:
+            self.registry.release(request_id, [index])
+        self.advance(params, index, progress)
 
-@app.task(name="dms.transfer", bind=True, base=TransferTask, ignore_result=True)  # type: ignore[untyped-decorator]
+
+@functools.cache
+def _secret(node: NodeConfig) -> bytes:
+    return read_secret(node, active_config().path)
+
+
+@app.task(name="dms.transfer", bind=True, base=TransferTask, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
 def transfer(self: TransferTask, request_id: str, unit_index: int) -> dict[str, Any]:
     store = self.store
     state = store.state(request_id)
@@ -45,21 +80,27 @@ def transfer(self: TransferTask, request_id: str, unit_index: int) -> dict[str, 
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
     params = store.params(request_id)
     pieces = store.load_unit(request_id, unit_index)
-    cancelled = store.is_cancelled(request_id)
-    if cancelled:
+    if store.is_cancelled(request_id):
         progress = store.record_unit(request_id, unit_index, [], [])
         self.advance(params, unit_index, progress)
         return {"request_id": request_id, "unit": unit_index, "status": "cancelled"}
-    result = copy_unit(
-        params,
-        pieces,
-        cancelled=lambda: store.is_cancelled(request_id),
-        progress=lambda moved: store.report_inflight(request_id, unit_index, moved),
-    )
+    options: dict[str, Any] = {
+        "cancelled": lambda: store.is_cancelled(request_id),
+        "progress": lambda moved: store.report_inflight(request_id, unit_index, moved),
+    }
+    if params.clustered:
+        outcome = _transfer_clustered(self, params, unit_index, pieces, options)
+        if outcome is None:  # re-routed and retried, or failed as a whole
+            return {"request_id": request_id, "unit": unit_index, "status": "rerouted"}
+        result, via = outcome
+    else:
+        result, via = copy_unit(params, pieces, **options), "local"
     progress = store.record_unit(request_id, unit_index, result.ok, result.failed)
     if progress.first:
         store.log_event(request_id, "unit done", unit=unit_index, pieces=len(result.ok), failed=len(result.failed),
-                        bytes=result.bytes_moved, worker=self.request.hostname)  # fmt: skip
+                        bytes=result.bytes_moved, worker=self.request.hostname, via=via)  # fmt: skip
+    if params.clustered:
+        self.registry.release(request_id, [unit_index])
     self.advance(params, unit_index, progress)
     return {
         "request_id": request_id,
@@ -68,4 +109,105 @@ def transfer(self: TransferTask, request_id: str, unit_index: int) -> dict[str, 
         "pieces_ok": len(result.ok),
         "pieces_failed": len(result.failed),
         "bytes": result.bytes_moved,
+        "via": via,
     }
+
+
+def _transfer_clustered(
+    self: TransferTask, params: SyncParams, index: int, pieces: list[UnitPiece], options: dict[str, Any]
+) -> tuple[UnitResult, str] | None:
+    me = current_node()
+    if me is None or me.cluster != params.source_cluster:
+        where = f"node {me.name} of cluster {me.cluster}" if me else "a worker started without --dms-node"
+        self.fail_unit(params.request_id, index, f"unit reached {where}, not cluster {params.source_cluster}")
+        return None
+    if not under_roots(params.source, me.roots):
+        self.fail_unit(params.request_id, index,
+                       str(ConfinementError(f"source {params.source} is outside node {me.name}'s roots")))  # fmt: skip
+        return None
+    nic = _my_nic(self, me)
+    route = _current_route(self, params, index, me, pieces)
+    if route is None:
+        return None
+    if route.destination is None:
+        return copy_unit(params, pieces, **options), f"{me.name} local"
+    dst = route.destination
+
+    def make_sender(specs: list[Spec]) -> native.UnitSender:
+        sender = native.UnitSender(specs, nic.address, dst.address, dst.port, _secret(me), method=SEND_METHOD)
+        if CORRUPT_EVERY:
+            sender.corrupt_in_flight(CORRUPT_EVERY)
+        return sender
+
+    try:
+        return send_unit(params, pieces, make_sender, **options), f"{me.name}/{nic.interface} -> {dst.key}"
+    except AuthenticationError as exc:  # retrying cannot fix a secret that differs
+        self.fail_unit(params.request_id, index, f"data plane: {exc}")
+        return None
+    except (OSError, ProtocolError) as exc:
+        _reroute(self, params, index, pieces, failed=dst, error=exc)
+        return None
+
+
+def _my_nic(self: TransferTask, me: NodeConfig) -> Any:
+    """The NIC to send from: the one whose queue delivered this message (the message may
+    have been moved from another queue by an operator or a janitor), else the first."""
+    iface = nic_of_queue((self.request.delivery_info or {}).get("routing_key"), me.name)
+    for nic in me.data:
+        if nic.interface == iface:
+            return nic
+    return me.data[0]
+
+
+def _current_route(
+    self: TransferTask, params: SyncParams, index: int, me: NodeConfig, pieces: list[UnitPiece]
+) -> Route | None:
+    """The recorded destination of this unit, if its node is still alive; else a fresh one."""
+    recorded = self.registry.route_of(params.request_id, index)
+    if recorded is not None:
+        src_key, dst_key, _ = recorded
+        if not dst_key:
+            return Route(_endpoint_of(me, src_key), None)
+        node_name, _, iface = dst_key.partition("/")
+        status = self.registry.node(node_name)
+        if status is not None and status.receiver:
+            for nic in status.nics:
+                if nic.interface == iface:
+                    return Route(_endpoint_of(me, src_key), nic)
+    try:
+        return self.placement.route(params, index, sum(p.length for p in pieces), source_node=me.name)
+    except NoRoute as exc:
+        _retry_later(self, params, index, str(exc))
+        return None
+
+
+def _endpoint_of(me: NodeConfig, key: str) -> NicEndpoint:
+    iface = key.partition("/")[2]
+    nic = next((n for n in me.data if n.interface == iface), me.data[0])
+    return NicEndpoint(me.name, me.cluster, nic.interface, nic.address, 0, nic.network)
+
+
+def _reroute(
+    self: TransferTask, params: SyncParams, index: int, pieces: list[UnitPiece], failed: NicEndpoint, error: Exception
+) -> None:
+    message = f"{failed.key}: {type(error).__name__}: {error}"
+    log.warning("request %s unit %d: data connection failed (%s); routing it again", params.request_id, index, message)
+    self.store.log_event(params.request_id, "unit rerouted", unit=index, error=message)
+    try:
+        route = self.placement.route(params, index, sum(p.length for p in pieces), exclude={failed.key})
+    except NoRoute as exc:
+        _retry_later(self, params, index, f"{message}; {exc}")
+        return
+    if self.request.retries >= MAX_ROUTE_RETRIES:
+        tries = self.request.retries + 1
+        self.fail_unit(params.request_id, index, f"data connection failed {tries} times; last: {message}")
+        return
+    self.retry(queue=nic_queue(route.source.node, route.source.interface), countdown=RETRY_DELAY,
+               max_retries=MAX_ROUTE_RETRIES, exc=None)  # fmt: skip
+
+
+def _retry_later(self: TransferTask, params: SyncParams, index: int, message: str) -> None:
+    if self.request.retries >= MAX_ROUTE_RETRIES:
+        self.fail_unit(params.request_id, index, message)
+        return
+    self.retry(countdown=RETRY_DELAY * 2, max_retries=MAX_ROUTE_RETRIES, exc=None)

@@ -20,6 +20,7 @@ cdef extern from "dms/copier.hpp" namespace "dms" nogil:
         OsError
         SourceChanged
         Mismatch
+        Refused
 
     cdef struct CopySpec:
         string src

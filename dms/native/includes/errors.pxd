@@ -4,4 +4,5 @@
 
 cdef extern from "dms/py_errors.hpp" namespace "dms":
     void translate_exception()
-    void register_error_classes(object integrity, object source_changed, object cancelled, object protocol)
+    void register_error_classes(object integrity, object source_changed, object cancelled, object protocol,
+                                object auth, object confinement)

@@ -17,6 +17,8 @@ PyObject* g_integrity = nullptr;
 PyObject* g_source_changed = nullptr;
 PyObject* g_cancelled = nullptr;
 PyObject* g_protocol = nullptr;
+PyObject* g_auth = nullptr;
+PyObject* g_confinement = nullptr;
 
 void set_dms_error(PyObject* cls, const char* what) { PyErr_SetString(cls ? cls : PyExc_RuntimeError, what); }
 
@@ -29,12 +31,15 @@ void set_os_error(const SystemError& e) {
 }
 }  // namespace
 
-void register_error_classes(PyObject* integrity, PyObject* source_changed, PyObject* cancelled, PyObject* protocol) {
-  for (PyObject* cls : {integrity, source_changed, cancelled, protocol}) Py_XINCREF(cls);
+void register_error_classes(PyObject* integrity, PyObject* source_changed, PyObject* cancelled, PyObject* protocol,
+                            PyObject* auth, PyObject* confinement) {
+  for (PyObject* cls : {integrity, source_changed, cancelled, protocol, auth, confinement}) Py_XINCREF(cls);
   g_integrity = integrity;
   g_source_changed = source_changed;
   g_cancelled = cancelled;
   g_protocol = protocol;
+  g_auth = auth;
+  g_confinement = confinement;
 }
 
 void translate_exception() {
@@ -51,6 +56,10 @@ void translate_exception() {
     set_dms_error(g_cancelled, e.what());
   } catch (const ProtocolError& e) {
     set_dms_error(g_protocol, e.what());
+  } catch (const AuthError& e) {
+    set_dms_error(g_auth, e.what());
+  } catch (const ConfinementError& e) {
+    set_dms_error(g_confinement, e.what());
   } catch (const std::system_error& e) {
     PyErr_SetObject(PyExc_OSError, Py_BuildValue("(is)", e.code().value(), e.what()));
   } catch (const std::bad_alloc&) {

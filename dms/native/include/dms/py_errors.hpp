@@ -13,6 +13,7 @@ void translate_exception();
 
 // The Python classes of dms/errors.py, handed over once at import time so
 // this file never has to import Python modules itself.
-void register_error_classes(_object* integrity, _object* source_changed, _object* cancelled, _object* protocol);
+void register_error_classes(_object* integrity, _object* source_changed, _object* cancelled, _object* protocol,
+                            _object* auth, _object* confinement);
 
 }  // namespace dms

@@ -1,0 +1,156 @@
+"""The worker bootstep that makes a Celery worker a DMS node: `--dms-node NAME`.
+
+With it, `celery -A dms worker --dms-node a1` (or `dms-worker a1`, which adds
+the queue list and concurrency from workers.yml) consumes the node's queues,
+runs the data receiver on every data-plane address, and announces itself in
+Redis with a heartbeat that carries its cluster, NICs, free space and load.
+The heartbeat runs on the worker's own event-loop timer in the main process,
+so a hung worker (SIGSTOP, a stuck main loop) stops beating and is no longer
+scheduled; a clean stop withdraws it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, ClassVar
+
+from celery import bootsteps
+
+from dms.config import NodeConfig
+from dms.registry import NicEndpoint, NodeStatus, Registry
+from dms.routing import node_queues
+from dms.settings import active_config, resolve_endpoints
+from dms.state import connect
+
+__all__ = ["NodeStep"]
+
+log = logging.getLogger(__name__)
+
+#: How long the receiver may take to bind its addresses before the worker gives up.
+RECEIVER_START_TIMEOUT = 20.0
+
+
+class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    requires: ClassVar[set[str]] = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, dms_node: str | None = None, **kwargs: Any) -> None:
+        self.enabled = bool(dms_node)
+        self.node: NodeConfig | None = None
+        self.receiver: subprocess.Popen[str] | None = None
+        self.tref: Any = None
+        self.registry: Registry | None = None
+        if not dms_node:
+            return
+        # Set before the pool forks, so every pool process knows its node.
+        os.environ["DMS_NODE"] = dms_node
+        config = active_config()
+        self.node = config.node(dms_node)
+        self.interval = config.defaults.heartbeat_interval
+        self.ttl = config.defaults.heartbeat_ttl
+        queues = worker.app.amqp.queues
+        for queue in node_queues(self.node):
+            queues.select_add(queue)
+
+    def start(self, worker: Any) -> None:
+        assert self.node is not None
+        self.registry = Registry(connect(resolve_endpoints().state_url))
+        self.receiver = self._start_receiver()
+        self.beat()
+        self.tref = worker.timer.call_repeatedly(self.interval, self.beat)
+        log.info("DMS node %s (cluster %s) is up: queues %s", self.node.name, self.node.cluster,
+                 ", ".join(q.name for q in node_queues(self.node)))  # fmt: skip
+
+    def stop(self, worker: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+        if self.registry is not None and self.node is not None:
+            try:
+                self.registry.withdraw(self.node.name)
+            except Exception as exc:  # Redis gone: the TTL withdraws us anyway
+                log.warning("could not withdraw node %s: %s", self.node.name, exc)
+        self._stop_receiver()
+
+    def beat(self) -> None:
+        """One heartbeat; never raises (a Redis blip must not kill the worker's loop)."""
+        assert self.node is not None and self.registry is not None
+        node = self.node
+        alive = self.receiver is not None and self.receiver.poll() is None
+        if self.receiver is not None and not alive:
+            log.error("the data receiver of node %s exited (%s); restarting it", node.name, self.receiver.returncode)
+            try:
+                self.receiver = self._start_receiver()
+                alive = True
+            except RuntimeError as exc:
+                log.error("%s", exc)
+        status = NodeStatus(
+            node=node.name,
+            cluster=node.cluster,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            nics=tuple(
+                NicEndpoint(node.name, node.cluster, n.interface, n.address, node.port, n.network) for n in node.data
+            ),
+            receiver=alive,
+            free_bytes=_free_bytes(node.roots),
+            load=tuple(os.getloadavg()),
+            concurrency=node.concurrency,
+            time=time.time(),
+        )
+        try:
+            self.registry.heartbeat(status, self.ttl)
+        except Exception as exc:
+            log.warning("heartbeat of node %s failed: %s", node.name, exc)
+
+    def _start_receiver(self) -> subprocess.Popen[str]:
+        assert self.node is not None
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "dms.receiver", "--node", self.node.name, "--parent", str(os.getpid())),
+                *("--max-connections", str(max(64, 4 * self.node.concurrency))),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # a Ctrl-C to the worker's group is the worker's to handle
+        )
+        assert proc.stdout is not None
+        deadline = time.monotonic() + RECEIVER_START_TIMEOUT
+        line = ""
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().strip()
+            if line or proc.poll() is not None:
+                break
+        if not line.startswith("READY"):
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"the data receiver of node {self.node.name} did not start: {line or 'no answer'}")
+        log.info("data receiver of node %s: %s", self.node.name, line[len("READY ") :])
+        return proc
+
+    def _stop_receiver(self) -> None:
+        proc, self.receiver = self.receiver, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _free_bytes(roots: tuple[str, ...]) -> dict[str, int]:
+    free = {}
+    for root in roots:
+        try:
+            st = os.statvfs(root)
+            free[root] = st.f_bavail * st.f_frsize
+        except OSError:
+            free[root] = -1
+    return free
