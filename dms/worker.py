@@ -52,5 +52,7 @@ def main(node: str, config_path: str, loglevel: str, celery_args: tuple[str, ...
         sys.exit(4)
     os.environ["DMS_CONFIG"] = os.path.abspath(config_path)
     os.execv(argv[0], argv)
+
+
 if __name__ == "__main__":
     main()

@@ -53,6 +53,18 @@ def build_edge_tree(root: Path, chunk_size: int, small_files: int = 2000, seed: 
         os.utime(dirpath, ns=(1_400_000_000_000_000_001, 1_400_000_000_000_000_000 + i))
 
 
+def make_tree(root: Path, files: int, big_files: int = 0, big_size: int = 0, seed: int = 11) -> None:
+    """A plain tree: `files` small files over a few directories, plus `big_files` of `big_size`."""
+    rng = random.Random(seed)
+    for i in range(files):
+        d = root / f"dir{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"file{i}.txt").write_bytes(rng.randbytes(rng.randrange(0, 20000)))
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(big_files):
+        write_unique(root / f"big{i}.bin", big_size, seed + i)
+
+
 def snapshot(root: Path) -> dict[str, tuple[str, int, int, int]]:
     """relpath -> (kind, size, mode, mtime_ns) for every entry below root (root is '.')."""
     out = {}

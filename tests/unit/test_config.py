@@ -90,3 +90,103 @@ def test_path_pairs_are_validated(tmp_path: Path) -> None:
         validate_pair(str(src), str(tmp_path / "file"))
     (tmp_path / "srcx").mkdir()
     assert validate_pair(str(src), str(tmp_path / "srcx")) == (str(src), str(tmp_path / "srcx"))
+
+
+CLUSTERS_YML = """
+defaults:
+  scheduler: round_robin
+clusters:
+  A:
+    nodes:
+      a1:
+        control: {interface: eth0, address: 10.0.0.11}
+        data:
+          - {interface: ib0, address: 192.168.100.11, network: rail0}
+          - {interface: ib1, address: "fd00::11"}
+        port: 7400
+        roots: [/lustre/a/]
+        concurrency: 8
+        secret_file: /etc/dms/secret
+  B:
+    nodes:
+      b1:
+        data: [{interface: ib0, address: 192.168.100.21}]
+        roots: [/gpfs/b]
+"""
+
+
+def test_clusters_load_into_typed_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "workers.yml"
+    path.write_text(CLUSTERS_YML)
+    cfg = load_config(path)
+    a1 = cfg.node("a1")
+    assert a1.cluster == "A" and a1.port == 7400 and a1.concurrency == 8
+    assert a1.roots == ("/lustre/a",)
+    assert [(e.interface, e.address, e.network) for e in a1.data] == [
+        ("ib0", "192.168.100.11", "rail0"),
+        ("ib1", "fd00::11", ""),
+    ]
+    assert a1.control is not None and a1.control.address == "10.0.0.11"
+    b1 = cfg.node("b1")
+    assert b1.port == 7400 and b1.concurrency == 4 and b1.secret_file is None
+    assert cfg.defaults.scheduler == "round_robin"
+    with pytest.raises(ConfigError, match=r"no node named 'c9'.*a1, b1"):
+        cfg.node("c9")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("192.168.100.21", "192.168.100.300"), r"clusters\.B\.nodes\.b1\.data\[0\]\.address.*192\.168\.100\.300"),
+        (("roots: [/gpfs/b]", "roots: [gpfs/b]"), r"clusters\.B\.nodes\.b1\.roots\[0\].*absolute.*'gpfs/b'"),
+        (("roots: [/gpfs/b]", "roots: [/gpfs/../etc]"), r"roots\[0\].*'\.\.'"),
+        (("port: 7400", "port: 70000"), r"clusters\.A\.nodes\.a1\.port.*70000"),
+        (("concurrency: 8", "concurrency: 0"), r"clusters\.A\.nodes\.a1\.concurrency.*0"),
+        (("      b1:", "      a1:"), r"node name already used in cluster 'A'"),
+        (("interface: ib1", "interface: ib0"), r"interface names repeat"),
+        (("secret_file: /etc/dms/secret", "secret_file: secret.txt"), r"secret_file.*absolute"),
+        (("        port: 7400", "        prot: 7400"), r"unknown key\(s\) \['prot'\]"),
+        (("scheduler: round_robin", "scheduler: 'round robin'"), r"defaults\.scheduler"),
+    ],
+)
+def test_cluster_errors_name_file_key_and_value(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    path = tmp_path / "workers.yml"
+    path.write_text(CLUSTERS_YML.replace(*change))
+    with pytest.raises(ConfigError, match=r"workers\.yml: .*" + message):
+        load_config(path)
+
+
+def test_secret_file_must_be_private_and_long_enough(tmp_path: Path) -> None:
+    from dms.config import read_secret
+
+    path = tmp_path / "workers.yml"
+    secret = tmp_path / "secret"
+    path.write_text(CLUSTERS_YML.replace("/etc/dms/secret", str(secret)))
+    node = load_config(path).node("a1")
+    with pytest.raises(ConfigError, match="cannot read secret_file"):
+        read_secret(node, str(path))
+    secret.write_text("short\n")
+    secret.chmod(0o600)
+    with pytest.raises(ConfigError, match="shorter than 16 bytes"):
+        read_secret(node, str(path))
+    secret.write_text("a-long-enough-shared-secret\n")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"readable by other users.*chmod 600"):
+        read_secret(node, str(path))
+    secret.chmod(0o600)
+    assert read_secret(node, str(path)) == b"a-long-enough-shared-secret"
+
+
+def test_direction_and_cluster_options() -> None:
+    from dms.model import make_params
+
+    p = make_params("/a", "/b", request_id="r", direction="A_TO_B")
+    assert (p.source_cluster, p.destination_cluster) == ("A", "B")
+    assert (p.control_queue, p.finalize_queue) == ("dms.cluster.A", "dms.cluster.B")
+    assert make_params("/a", "/b", request_id="r").finalize_queue == "dms.control"
+    with pytest.raises(ValueError, match="A_TO_B"):
+        make_params("/a", "/b", request_id="r", direction="AB")
+    with pytest.raises(ValueError, match="both"):
+        make_params("/a", "/b", request_id="r", source_cluster="A")
+    with pytest.raises(ValueError, match="contradicts"):
+        make_params("/a", "/b", request_id="r", direction="A_TO_B", source_cluster="C", destination_cluster="B")

@@ -78,6 +78,7 @@ void ReceiverSession::refuse_frame(const std::string& why) {
     reply(r);
   } catch (const std::exception&) {  // the peer may be gone already: the log says it all
   }
+  t_.linger_close();
 }
 
 bool ReceiverSession::handshake() {
@@ -113,6 +114,7 @@ bool ReceiverSession::handshake() {
       reply(r);
     } catch (const std::exception&) {
     }
+    t_.linger_close();
     return false;
   }
   auto ok = wire::encode_auth_ok(wire::server_proof(secret_, hello.nonce, auth.nonce));

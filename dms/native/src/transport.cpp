@@ -219,6 +219,19 @@ void TcpTransport::send_file(int fd, uint64_t offset, size_t n, std::vector<unsi
   }
 }
 
+void TcpTransport::linger_close() noexcept {
+  if (fd_ < 0) return;
+  ::shutdown(fd_, SHUT_WR);
+  char sink[4096];
+  size_t drained = 0;
+  pollfd pfd{fd_, POLLIN, 0};
+  while (drained < (size_t{1} << 20) && ::poll(&pfd, 1, 1000) > 0) {
+    ssize_t r = ::recv(fd_, sink, sizeof sink, MSG_DONTWAIT);
+    if (r <= 0) break;
+    drained += static_cast<size_t>(r);
+  }
+}
+
 std::string TcpTransport::local_address() const {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

@@ -29,6 +29,9 @@ class NetworkTransport {
   virtual void send_file(int fd, uint64_t offset, size_t n, std::vector<unsigned char>& buffer);
   // Ends the stream in both directions (also when other fds share the socket).
   virtual void shutdown() noexcept {}
+  // After a refusal: send FIN, then read and discard what the peer still sends
+  // (bounded), so closing does not turn into a reset that destroys the answer.
+  virtual void linger_close() noexcept {}
   virtual std::string peer() const { return "?"; }
 
   // Reads exactly n bytes. Returns false only if the peer closed before the
@@ -53,6 +56,7 @@ class TcpTransport final : public NetworkTransport {
   bool readable(int timeout_ms) override;
   void send_file(int fd, uint64_t offset, size_t n, std::vector<unsigned char>& buffer) override;
   void shutdown() noexcept override;
+  void linger_close() noexcept override;
   std::string peer() const override { return peer_; }
   void set_timeout(int timeout_ms);
   int fd() const noexcept { return fd_; }

@@ -1,0 +1,215 @@
+"""Cross-cluster syncs on one machine: nodes a1 (cluster A) and b1 (cluster B) as real
+`dms-worker` processes, data over real TCP on 127.0.0.x, control through the test Redis.
+
+The multi-host version with network namespaces is tests/integration/test_multihost.py;
+this one runs everywhere (no root) and covers the receiver's refusals while a real
+transfer is in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dms import native
+from dms.client import submit, wait
+from dms.errors import ConfinementError
+from dms.model import make_params
+from tests.clusters import NodeWorker, free_port, write_config, write_secret
+from tests.conftest import unique_id
+from tests.services import RedisServer
+from tests.trees import assert_same_tree, make_tree
+
+# Reply statuses of docs/protocol.md ("Statuses").
+BAD_FRAME, AUTH_FAILED = 1, 2
+
+
+@dataclass
+class LoopbackClusters:
+    root: Path
+    config: Path
+    secret: bytes
+    b1_port: int
+    a1: NodeWorker
+    b1: NodeWorker
+
+    @property
+    def src_root(self) -> Path:
+        return self.root / "a"
+
+    @property
+    def dst_root(self) -> Path:
+        return self.root / "b"
+
+
+@pytest.fixture(scope="module")
+def clusters(
+    redis_server: RedisServer, dms_app: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LoopbackClusters]:
+    root = tmp_path_factory.mktemp("clusters")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    secret_file = write_secret(root / "secret")
+    b1_port = free_port("127.0.0.2")
+    config = write_config(root / "workers.yml", {
+        "A": {"nodes": {"a1": {
+            "data": [{"interface": "lo", "address": "127.0.0.1"}],
+            "port": free_port(), "roots": [str(root / "a")], "concurrency": 2, "secret_file": str(secret_file)}}},
+        "B": {"nodes": {"b1": {
+            "data": [{"interface": "lo2", "address": "127.0.0.2"}, {"interface": "lo3", "address": "127.0.0.3"}],
+            "port": b1_port, "roots": [str(root / "b")], "concurrency": 2, "secret_file": str(secret_file)}}},
+    }, defaults={"chunk_size": "4MiB"})  # fmt: skip
+    os.environ["DMS_CONFIG"] = str(config)  # for submit()'s roots check in this process
+    a1 = NodeWorker("a1", config, redis_server.env(), root / "a1.log").start()
+    b1 = NodeWorker("b1", config, redis_server.env(), root / "b1.log").start()
+    yield LoopbackClusters(root, config, secret_file.read_bytes().strip(), b1_port, a1, b1)
+    a1.stop()
+    b1.stop()
+    os.environ.pop("DMS_CONFIG", None)
+    from dms.settings import _load_cached
+
+    _load_cached.cache_clear()
+
+
+def test_sync_from_cluster_a_to_cluster_b(clusters: LoopbackClusters, dms_app: Any, store: Any) -> None:
+    src, dst = clusters.src_root / "t1", clusters.dst_root / "t1"
+    make_tree(src, files=60, big_files=2, big_size=9 * 1024 * 1024)
+    params = make_params(str(src), str(dst), request_id=unique_id("x"), direction="A_TO_B", chunk_size="4MiB")
+    submit(dms_app, store, params)
+    info = wait(store, params.request_id, timeout=120)
+    assert info["state"] == "SUCCEEDED", info
+    assert_same_tree(src, dst)
+    events = store.events(params.request_id)
+    vias = {e.get("via") for e in events if e["event"] == "unit done"}
+    assert {"a1/lo -> b1/lo2", "a1/lo -> b1/lo3"} <= vias, vias  # both destination NICs carried units
+    assert any(e["event"] == "finalizing" and e.get("worker", "").startswith("b1@") for e in events)
+    assert all(v == 0 for v in store.r.hgetall("dms:nicload").values() for v in [int(v)])
+
+
+def test_requests_outside_the_roots_are_refused(clusters: LoopbackClusters, dms_app: Any, store: Any) -> None:
+    for src, dst in ((clusters.root / "elsewhere", clusters.dst_root / "x"),
+                     (clusters.src_root, clusters.root / "b-sibling"),
+                     (clusters.src_root / ".." / "b", clusters.dst_root / "y")):  # fmt: skip
+        params = make_params(str(src), str(dst), request_id=unique_id("roots"), source_cluster="A",
+                             destination_cluster="B")  # fmt: skip
+        with pytest.raises(ConfinementError, match="outside the allowed roots"):
+            submit(dms_app, store, params)
+        assert not store.exists(params.request_id)
+
+
+def _raw(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.2", port), timeout=5)
+    assert s.recv(4, socket.MSG_WAITALL) == b"DMSH"
+    return s
+
+
+def _hello_rest(s: socket.socket) -> bytes:
+    """version, flags and the server nonce: the 36 bytes after the magic."""
+    return s.recv(36, socket.MSG_WAITALL)
+
+
+def _reply_status(s: socket.socket) -> int:
+    data = b""
+    while len(data) < 5:
+        chunk = s.recv(64)
+        if not chunk:
+            break
+        data += chunk
+    assert data[:4] == b"DMSR", data
+    return data[4]
+
+
+def test_hostile_connections_are_refused_while_a_transfer_completes(
+    clusters: LoopbackClusters, dms_app: Any, store: Any
+) -> None:
+    import hashlib
+    import hmac
+
+    src, dst = clusters.src_root / "t2", clusters.dst_root / "t2"
+    make_tree(src, files=10, big_files=2, big_size=96 * 1024 * 1024)
+    params = make_params(str(src), str(dst), request_id=unique_id("hostile"), direction="A_TO_B",
+                         chunk_size="4MiB", parallelism=2)  # fmt: skip
+    submit(dms_app, store, params)
+    deadline = time.monotonic() + 60
+    while (store.get(params.request_id) or {}).get("tasks_done", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    port = clusters.b1_port
+    # 1. no secret: a handshake with a made-up proof
+    s = _raw(port)
+    _hello_rest(s)
+    s.sendall(b"DMSA\x00\x01\x00\x00" + os.urandom(64))
+    assert _reply_status(s) == AUTH_FAILED
+    s.close()
+    # 2. a valid handshake, recorded, then replayed on a new connection
+    s = _raw(port)
+    rest = _hello_rest(s)
+    server_nonce, client_nonce = rest[4:36], os.urandom(32)
+    proof = hmac.new(clusters.secret, b"dms-v1 client" + server_nonce + client_nonce, hashlib.sha256).digest()
+    recorded = b"DMSA\x00\x01\x00\x00" + client_nonce + proof
+    s.sendall(recorded)
+    assert s.recv(4, socket.MSG_WAITALL) == b"DMSK"  # accepted the first time
+    s.close()
+    s = _raw(port)
+    _hello_rest(s)
+    s.sendall(recorded)
+    assert _reply_status(s) == AUTH_FAILED
+    s.close()
+    # 3. random garbage on the data port
+    s = _raw(port)
+    _hello_rest(s)
+    s.sendall(os.urandom(4096))
+    assert _reply_status(s) == BAD_FRAME
+    s.close()
+    # 4. an authenticated sender asking for a path that escapes the root
+    evil = clusters.src_root / "evil"
+    evil.write_bytes(b"evil")
+    st = evil.stat()
+    dotdot = str(clusters.dst_root) + "/../.escaped.dms-x.partial"
+    elsewhere = str(clusters.root / ".elsewhere.dms-x.partial")
+    specs = [(str(evil), path, 0, 4, 4, st.st_mtime_ns, True) for path in (dotdot, elsewhere)]
+    sender = native.UnitSender(specs, "127.0.0.1", "127.0.0.2", port, clusters.secret)
+    outcomes = []
+    while not sender.done:
+        outcomes += sender.step()
+    assert [type(o[2]) for o in outcomes] == [ConfinementError, ConfinementError]
+    assert not (clusters.root / ".escaped.dms-x.partial").exists() and not os.path.exists(elsewhere)
+    # meanwhile the real transfer went on, and completes byte-exact
+    info = wait(store, params.request_id, timeout=180)
+    assert info["state"] == "SUCCEEDED", info
+    assert_same_tree(src, dst)
+    time.sleep(0.5)  # the receiver's log is drained every 0.2 s
+    log = clusters.b1.log()
+    for reason in ("authentication failed (wrong secret, or a replayed handshake)",
+                   "the first frame is not a DMS handshake", "outside every allowed root",
+                   "path has an empty, '.' or '..' component"):  # fmt: skip
+        assert reason in log, reason
+
+
+def test_dms_worker_refuses_an_unknown_node(clusters: LoopbackClusters) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dms.worker", "zz9", "--config", str(clusters.config)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 4
+    assert "no node named 'zz9'" in proc.stderr and "a1, b1" in proc.stderr
+
+
+def test_cli_direction_and_unknown_scheduler(clusters: LoopbackClusters, redis_server: RedisServer) -> None:
+    src, dst = clusters.src_root / "t3", clusters.dst_root / "t3"
+    make_tree(src, files=5)
+    env = {**os.environ, **redis_server.env(), "DMS_CONFIG": str(clusters.config)}
+    cli = [sys.executable, "-m", "dms.cli"]
+    bad = subprocess.run([*cli, "sync", str(src), str(dst), "--from", "A", "--to", "B", "--scheduler", "fastest"],
+                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 4 and "unknown scheduler policy 'fastest'" in bad.stderr
+    ok = subprocess.run([*cli, "sync", str(src), str(dst), "--direction", "A_TO_B", "--scheduler", "round_robin",
+                         "--wait"], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    assert_same_tree(src, dst)

@@ -1,0 +1,185 @@
+"""Every scheduler policy through the same behaviour suite, against real Redis accounting.
+
+The suite is parametrized over available_policies(), so a third-party policy
+installed in the environment is checked by the same rules.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from typing import Any
+
+import pytest
+
+from dms.config import DmsConfig
+from dms.errors import ConfigError
+from dms.model import make_params
+from dms.placement import NoRoute, Placement
+from dms.registry import NicEndpoint, NodeStatus, Registry
+from dms.scheduling import (
+    LeastLoaded,
+    RoundRobin,
+    SchedulerPolicy,
+    UnitToRoute,
+    available_policies,
+    candidate_paths,
+    get_policy,
+)
+from tests.conftest import unique_id
+
+POLICIES = sorted(available_policies())
+
+
+def nics(node: str, cluster: str, count: int, network: str = "") -> tuple[NicEndpoint, ...]:
+    return tuple(NicEndpoint(node, cluster, f"d{i}", f"10.0.{ord(node[-1]) % 200}.{i + 1}", 7400, network)
+                 for i in range(count))  # fmt: skip
+
+
+def status(node: str, cluster: str, count: int = 2, receiver: bool = True, network: str = "") -> NodeStatus:
+    return NodeStatus(node, cluster, "host", 1, nics(node, cluster, count, network), receiver)
+
+
+@pytest.fixture
+def registry(store: Any) -> Registry:
+    reg = Registry(store.r, cache_seconds=0)
+    for name in store.r.smembers("dms:nodes"):
+        store.r.delete(f"dms:node:{name}")
+    store.r.delete("dms:nodes", "dms:nicload")
+    return reg
+
+
+def test_builtins_are_registered_as_entry_points() -> None:
+    assert {"round_robin", "least_loaded"} <= set(POLICIES)
+    assert isinstance(get_policy("round_robin"), RoundRobin)
+    assert isinstance(get_policy("least_loaded"), LeastLoaded)
+    with pytest.raises(ConfigError, match=r"unknown scheduler policy 'fastest'.*least_loaded"):
+        get_policy("fastest")
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policy_always_returns_a_candidate(name: str) -> None:
+    policy = get_policy(name)
+    sources = [*nics("a1", "A", 2), *nics("a2", "A", 2)]
+    paths = candidate_paths(sources, list(nics("b1", "B", 2)))
+    for i in range(50):
+        assert policy.choose(UnitToRoute("r", i, 1 << 20), paths, {}) in paths
+    single = paths[:1]
+    assert policy.choose(UnitToRoute("r", 7, 1), single, {"a1/d0": 10**12}) == single[0]
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policy_spreads_equal_units_evenly_over_every_nic(name: str, registry: Registry, store: Any) -> None:
+    """40 equal units, 8 in flight at a time (a unit finishes as each new one starts):
+    every source NIC and every destination NIC carries a fair share."""
+    for node, cluster in (("a1", "A"), ("a2", "A"), ("b1", "B")):
+        registry.heartbeat(status(node, cluster), ttl=30)
+    placement = Placement(registry, DmsConfig(path="-"))
+    params = make_params("/src", "/dst", request_id=unique_id("spread"), source_cluster="A",
+                         destination_cluster="B", scheduler=name)  # fmt: skip
+    src_bytes: collections.Counter[str] = collections.Counter()
+    dst_bytes: collections.Counter[str] = collections.Counter()
+    for i in range(40):
+        route = placement.route(params, i, 64 << 20)
+        assert route.destination is not None
+        src_bytes[route.source.key] += 64 << 20
+        dst_bytes[route.destination.key] += 64 << 20
+        if i >= 8:
+            registry.release(params.request_id, [i - 8])
+    assert set(src_bytes) == {"a1/d0", "a1/d1", "a2/d0", "a2/d1"}
+    assert set(dst_bytes) == {"b1/d0", "b1/d1"}
+    for counter, n in ((src_bytes, 4), (dst_bytes, 2)):
+        fair = 40 * (64 << 20) / n
+        assert all(0.75 * fair <= v <= 1.25 * fair for v in counter.values()), counter
+    registry.release_all(params.request_id)
+    assert all(v == 0 for v in registry.nic_load().values())
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policy_never_routes_to_dead_nodes_or_stopped_receivers(name: str, registry: Registry) -> None:
+    registry.heartbeat(status("a1", "A"), ttl=30)
+    registry.heartbeat(status("b1", "B", receiver=False), ttl=30)  # alive, but its receiver is down
+    registry.heartbeat(status("b2", "B"), ttl=30)
+    registry.heartbeat(status("b3", "B"), ttl=0.05)  # lapses at once
+    import time
+
+    time.sleep(0.1)
+    placement = Placement(registry, DmsConfig(path="-"))
+    params = make_params("/s", "/d", request_id=unique_id("dead"), source_cluster="A", destination_cluster="B",
+                         scheduler=name)  # fmt: skip
+    seen = {placement.route(params, i, 1).destination.node for i in range(20)}  # type: ignore[union-attr]
+    assert seen == {"b2"}
+    registry.withdraw("b2")
+    with pytest.raises(NoRoute, match="no live worker"):
+        placement.route(params, 99, 1)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policy_keeps_rails_apart_and_avoids_failed_endpoints(name: str, registry: Registry) -> None:
+    registry.heartbeat(NodeStatus("a1", "A", "h", 1, (
+        NicEndpoint("a1", "A", "ib0", "10.1.0.1", 7400, "rail0"),
+        NicEndpoint("a1", "A", "ib1", "10.2.0.1", 7400, "rail1"),
+    ), True), ttl=30)  # fmt: skip
+    registry.heartbeat(NodeStatus("b1", "B", "h", 1, (
+        NicEndpoint("b1", "B", "ib0", "10.1.0.9", 7400, "rail0"),
+        NicEndpoint("b1", "B", "ib1", "10.2.0.9", 7400, "rail1"),
+    ), True), ttl=30)  # fmt: skip
+    placement = Placement(registry, DmsConfig(path="-"))
+    params = make_params("/s", "/d", request_id=unique_id("rail"), source_cluster="A", destination_cluster="B",
+                         scheduler=name)  # fmt: skip
+    for i in range(12):
+        route = placement.route(params, i, 1 << 20)
+        assert route.destination is not None and route.source.network == route.destination.network
+    for i in range(12, 20):
+        route = placement.route(params, i, 1 << 20, exclude={"b1/ib0"})
+        assert route.destination is not None and route.destination.key == "b1/ib1"
+
+
+def test_same_cluster_routes_stay_on_one_node(registry: Registry) -> None:
+    registry.heartbeat(status("a1", "A"), ttl=30)
+    registry.heartbeat(status("a2", "A"), ttl=30)
+    placement = Placement(registry, DmsConfig(path="-"))
+    params = make_params("/s", "/d", request_id=unique_id("same"), source_cluster="A", destination_cluster="A")
+    routes = [placement.route(params, i, 1) for i in range(8)]
+    assert all(r.destination is None for r in routes)  # the local copier
+    assert {r.source.node for r in routes} == {"a1", "a2"}
+
+
+def test_a_third_party_policy_plugs_in(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented way: a SchedulerPolicy subclass registered under the entry-point group."""
+    from importlib import metadata
+
+    class FirstNicOnly(SchedulerPolicy):
+        name = "first_nic_only"
+
+        def choose(self, unit: UnitToRoute, paths: Any, load: Any) -> Any:
+            return min(paths, key=lambda p: (p[0].key, p[1].key))
+
+    ep = metadata.EntryPoint("first_nic_only", f"{__name__}:FirstNicOnly", "dms.scheduler_policies")
+    real = metadata.entry_points
+
+    def fake_entry_points(**kw: Any) -> Any:
+        found = list(real(**kw))
+        return [*found, ep] if kw.get("group") == "dms.scheduler_policies" else found
+
+    monkeypatch.setattr("dms.scheduling.entry_points", fake_entry_points)
+    monkeypatch.setitem(globals(), "FirstNicOnly", FirstNicOnly)
+    get_policy.cache_clear()
+    try:
+        registry.heartbeat(status("a1", "A"), ttl=30)
+        registry.heartbeat(status("b1", "B"), ttl=30)
+        params = make_params("/s", "/d", request_id=unique_id("plug"), source_cluster="A",
+                             destination_cluster="B", scheduler="first_nic_only")  # fmt: skip
+        placement = Placement(registry, DmsConfig(path="-"))
+        keys = {(r.source.key, r.destination.key) for r in (placement.route(params, i, 1) for i in range(5))}  # type: ignore[union-attr]
+        assert keys == {("a1/d0", "b1/d0")}
+    finally:
+        get_policy.cache_clear()
+
+
+def test_candidate_paths_pair_only_matching_rails() -> None:
+    a = [NicEndpoint("a", "A", "x", "1.1.1.1", 1, "r0"), NicEndpoint("a", "A", "y", "1.1.1.2", 1, "")]
+    b = [NicEndpoint("b", "B", "x", "2.2.2.1", 1, "r0"), NicEndpoint("b", "B", "z", "2.2.2.2", 1, "r1")]
+    pairs = {(s.interface, d.interface) for s, d in candidate_paths(a, b)}
+    assert pairs == {("x", "x"), ("y", "x"), ("y", "z")}
+    assert list(itertools.chain(candidate_paths([], b))) == []
