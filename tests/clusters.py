@@ -7,11 +7,13 @@ with `ip netns exec`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,3 +79,92 @@ class NodeWorker:
         if self.proc is not None:
             stop_process_group(self.proc)
             self.proc = None
+
+
+@dataclass
+class Deployment:
+    """A running multi-host DMS: topology, Redis on the control network, one worker per node."""
+
+    topo: Any
+    root: Path
+    config: Path
+    workers: dict[str, NodeWorker]
+    store: Any
+    app: Any
+
+
+@contextlib.contextmanager
+def multihost_deployment(
+    root: Path, clusters: dict[str, list[str]], concurrency: int = 2, defaults: dict[str, Any] | None = None
+) -> Iterator[Deployment]:
+    """Build tests/netns.py's topology for `clusters` ({"A": ["a1", "a2"], "B": ["b1"]}), start
+    redis-server in its own namespace (TCP on the control network, plus a Unix socket for
+    this process, which has no leg on that network) and `dms-worker` in each node's namespace.
+    Node roots are root/<cluster lowercase>."""
+    import redis
+    from celery import Celery
+
+    from dms.state import RequestStore, connect
+    from tests.netns import Topology
+
+    nodes = [n for names in clusters.values() for n in names]
+    topo = Topology.build(nodes)
+    redis_proc = None
+    workers: dict[str, NodeWorker] = {}
+    try:
+        sock = root / "redis.sock"
+        redis_proc = subprocess.Popen(
+            ["ip", "netns", "exec", topo.host("redis").ns, "redis-server", "--bind", topo.redis_address,
+             "--port", "6379", "--protected-mode", "no", "--unixsocket", str(sock), "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no", "--dir", str(root), "--logfile", str(root / "redis.log")],
+            start_new_session=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(unix_socket_path=str(sock))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except (redis.RedisError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        secret = write_secret(root / "secret")
+        spec: dict[str, Any] = {}
+        for cluster, names in clusters.items():
+            data_root = root / cluster.lower()
+            data_root.mkdir(exist_ok=True)
+            spec[cluster] = {"nodes": {}}
+            for name in names:
+                h = topo.host(name)
+                spec[cluster]["nodes"][name] = {
+                    "control": {"interface": "c0", "address": h.control_address},
+                    "data": [{"interface": i, "address": h.data_address(k)} for k, i in enumerate(h.data_interfaces())],
+                    "port": 7400,
+                    "roots": [str(data_root)],
+                    "concurrency": concurrency,
+                    "secret_file": str(secret),
+                }
+        config = write_config(root / "workers.yml", spec, defaults=defaults)
+        url = f"redis://{topo.redis_address}:6379/0"
+        env = {"DMS_BROKER_URL": url, "DMS_RESULT_BACKEND": url, "DMS_STATE_URL": url}
+        for name in nodes:
+            workers[name] = NodeWorker(name, config, env, root / f"{name}.log", netns=topo.host(name).ns).start()
+        os.environ["DMS_CONFIG"] = str(config)
+        app = Celery("dms-multihost-client", broker=f"redis+socket://{sock}?virtual_host=0")
+        app.conf.update(task_serializer="json", accept_content=["json"], task_create_missing_queues=True)
+        store = RequestStore(connect(f"unix://{sock}?db=0"))
+        deadline = time.monotonic() + 30
+        while len(store.r.keys("dms:node:*")) < len(nodes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield Deployment(topo, root, config, workers, store, app)
+    finally:
+        for w in workers.values():
+            w.stop()
+        if redis_proc is not None:
+            stop_process_group(redis_proc)
+        topo.down()
+        os.environ.pop("DMS_CONFIG", None)
+        from dms.settings import _load_cached
+
+        _load_cached.cache_clear()

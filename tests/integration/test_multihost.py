@@ -13,22 +13,16 @@ made (not root).
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import redis
 
 from dms.client import submit, wait
 from dms.model import make_params
-from dms.processes import stop_process_group
-from tests.clusters import NodeWorker, write_config, write_secret
+from tests.clusters import Deployment, multihost_deployment
 from tests.conftest import unique_id
-from tests.netns import Topology, counter_delta, netns_unavailable
+from tests.netns import counter_delta, netns_unavailable
 from tests.trees import MIB, assert_same_tree, write_unique
 
 _why = netns_unavailable()
@@ -39,87 +33,15 @@ DESTINATION_NICS = ["b1/d0", "b1/d1"]
 CONTROL_NICS = ["a1/c0", "a2/c0", "b1/c0", "redis/c0"]
 
 
-@dataclass
-class MultiHost:
-    topo: Topology
-    root: Path
-    config: Path
-    workers: dict[str, NodeWorker]
-    store: Any
-    app: Any
-
-
-def _node(topo: Topology, name: str, root: Path, secret: Path) -> dict[str, Any]:
-    h = topo.host(name)
-    return {
-        "control": {"interface": "c0", "address": h.control_address},
-        "data": [{"interface": iface, "address": h.data_address(k)} for k, iface in enumerate(h.data_interfaces())],
-        "port": 7400,
-        "roots": [str(root)],
-        "concurrency": 2,
-        "secret_file": str(secret),
-    }
+MultiHost = Deployment
 
 
 @pytest.fixture(scope="module")
-def multihost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHost]:
+def multihost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("multihost")
-    (root / "a").mkdir()
-    (root / "b").mkdir()
-    topo = Topology.build(["a1", "a2", "b1"])
-    redis_proc = None
-    workers: dict[str, NodeWorker] = {}
-    try:
-        sock = root / "redis.sock"
-        redis_proc = subprocess.Popen(
-            ["ip", "netns", "exec", topo.host("redis").ns, "redis-server", "--bind", topo.redis_address,
-             "--port", "6379", "--protected-mode", "no", "--unixsocket", str(sock), "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no", "--dir", str(root), "--logfile", str(root / "redis.log")],
-            start_new_session=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(unix_socket_path=str(sock))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except (redis.RedisError, OSError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        secret = write_secret(root / "secret")
-        config = write_config(root / "workers.yml", {
-            "A": {"nodes": {n: _node(topo, n, root / "a", secret) for n in ("a1", "a2")}},
-            "B": {"nodes": {"b1": _node(topo, "b1", root / "b", secret)}},
-        }, defaults={"chunk_size": "64MiB", "parallelism": 8})  # fmt: skip
-        control_url = f"redis://{topo.redis_address}:6379/0"
-        worker_env = {"DMS_BROKER_URL": control_url, "DMS_RESULT_BACKEND": control_url, "DMS_STATE_URL": control_url}
-        for name in ("a1", "a2", "b1"):
-            workers[name] = NodeWorker(name, config, worker_env, root / f"{name}.log", netns=topo.host(name).ns)
-            workers[name].start()
-        # this process: the same Redis through its Unix socket (it has no leg on the control network)
-        os.environ["DMS_CONFIG"] = str(config)
-        from celery import Celery
-
-        from dms.state import RequestStore, connect
-
-        app = Celery("dms-multihost-client", broker=f"redis+socket://{sock}?virtual_host=0")
-        app.conf.update(task_serializer="json", accept_content=["json"], task_create_missing_queues=True)
-        store = RequestStore(connect(f"unix://{sock}?db=0"))
-        deadline = time.monotonic() + 30
-        while len(store.r.keys("dms:node:*")) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        yield MultiHost(topo, root, config, workers, store, app)
-    finally:
-        for w in workers.values():
-            w.stop()
-        if redis_proc is not None:
-            stop_process_group(redis_proc)
-        topo.down()
-        os.environ.pop("DMS_CONFIG", None)
-        from dms.settings import _load_cached
-
-        _load_cached.cache_clear()
+    defaults = {"chunk_size": "64MiB", "parallelism": 8}
+    with multihost_deployment(root, {"A": ["a1", "a2"], "B": ["b1"]}, defaults=defaults) as deployment:
+        yield deployment
 
 
 def _build_tree(root: Path, big: int, big_size: int, small: int) -> int:
