@@ -5,7 +5,8 @@
     chain(dms.sync_signature("/data/a", "/scratch/a"), my_task.s()).apply_async()
 
 Options (all optional): request_id, parallelism, chunk_size (bytes or "64MiB"),
-copy_method ("copy_file_range" or "readwrite"), fsync.
+copy_method ("copy_file_range" or "readwrite"), fsync, ignore_times; between clusters
+source_cluster + destination_cluster (or direction="A_TO_B") and scheduler.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from celery.canvas import Signature
 
 from dms.client import new_request_id, submit, wait
+from dms.config import load_config
 from dms.model import make_params
 from dms.plane import control_plane
 from dms.routing import CONTROL_QUEUE
@@ -33,8 +35,10 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
     """
     from dms.application import app
 
-    make_params(source, destination, request_id="validate", **options)  # fail here, not in a worker
-    return app.signature("dms.sync", args=(source, destination), kwargs=options, queue=CONTROL_QUEUE)
+    params = make_params(source, destination, request_id="validate", **options)  # fail here, not in a worker
+    # across clusters, dms.sync plans, so it runs where the source is (dms.cluster.<source>)
+    queue = params.control_queue if params.clustered else CONTROL_QUEUE
+    return app.signature("dms.sync", args=(source, destination), kwargs=options, queue=queue)
 
 
 def sync(
@@ -54,5 +58,5 @@ def sync(
         **options,
     )
     with control_plane(config, worker_concurrency=params.parallelism) as plane:
-        submit(plane.app, plane.store, params)
+        submit(plane.app, plane.store, params, config=load_config(config) if config else None)
         return summarize(params.request_id, wait(plane.store, params.request_id, timeout=timeout, alive=plane.alive))

@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Celery
 
+from dms.config import DmsConfig
 from dms.errors import RequestError
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.paths import validate_pair
@@ -29,16 +30,20 @@ def new_request_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def submit(app: Celery, store: RequestStore, params: SyncParams, *, check_paths: bool = True) -> str:
+def submit(
+    app: Celery, store: RequestStore, params: SyncParams, *, check_paths: bool = True, config: DmsConfig | None = None
+) -> str:
     """Record the request in Redis and publish its dms.plan task; returns the request id.
 
     With check_paths, bad paths are refused here with a PathError before
-    anything is recorded; the planner checks them again where it runs.
+    anything is recorded; the planner checks them again where it runs. A
+    cross-cluster request is checked against the clusters' roots of `config`
+    (default: the workers.yml named by DMS_CONFIG) with a ConfinementError.
     """
     if not params.request_id or any(c.isspace() or c in "/:*?" for c in params.request_id):
         raise RequestError(f"request id {params.request_id!r}: use letters, digits, '.', '_' or '-'")
     if params.clustered:
-        check_roots(active_config(), params)  # the paths may not be visible here: check the roots
+        check_roots(config or active_config(), params)  # the paths may not be visible here: check the roots
     elif check_paths:
         validate_pair(params.source, params.destination)
     store.create(params)

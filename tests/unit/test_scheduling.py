@@ -183,3 +183,24 @@ def test_candidate_paths_pair_only_matching_rails() -> None:
     pairs = {(s.interface, d.interface) for s, d in candidate_paths(a, b)}
     assert pairs == {("x", "x"), ("y", "x"), ("y", "z")}
     assert list(itertools.chain(candidate_paths([], b))) == []
+
+
+def test_the_documented_policy_example_works() -> None:
+    """docs/api.md's "Writing a scheduler policy" example, extracted and run."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    code = re.search(r"```python\n# mysite/dms_policies.py\n(.*?)```", text, re.S)
+    assert code, "docs/api.md lost its scheduler policy example"
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "docs/api.md", "exec"), namespace)
+    policy = namespace["PreferRail0"]()
+    assert isinstance(policy, SchedulerPolicy) and policy.name == "prefer_rail0"
+    a = [NicEndpoint("a1", "A", "ib0", "10.1.0.1", 1, "rail0"), NicEndpoint("a1", "A", "ib1", "10.2.0.1", 1, "rail1")]
+    b = [NicEndpoint("b1", "B", "ib0", "10.1.0.2", 1, "rail0"), NicEndpoint("b1", "B", "ib1", "10.2.0.2", 1, "rail1")]
+    paths = candidate_paths(a, b)
+    big = policy.choose(UnitToRoute("r", 0, 64 << 20), paths, {"a1/ib0": 10**9, "b1/ib0": 10**9})
+    assert big[0].network == "rail0"
+    small = policy.choose(UnitToRoute("r", 1, 4096), paths, {"a1/ib0": 10**9, "b1/ib0": 10**9})
+    assert small[0].network == "rail1" and small in paths
