@@ -6,6 +6,7 @@ Progress is read from DMS's own request state, never from Celery results
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -15,14 +16,14 @@ from typing import Any
 from celery import Celery
 
 from dms.config import DmsConfig
-from dms.errors import RequestError
+from dms.errors import RequestError, RequestExists
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.paths import validate_pair
 from dms.placement import check_roots
 from dms.settings import active_config
 from dms.state import RequestStore
 
-__all__ = ["cancel", "new_request_id", "submit", "wait"]
+__all__ = ["cancel", "new_request_id", "resume", "submit", "wait"]
 
 
 def new_request_id() -> str:
@@ -46,14 +47,57 @@ def submit(
         check_roots(config or active_config(), params)  # the paths may not be visible here: check the roots
     elif check_paths:
         validate_pair(params.source, params.destination)
-    store.create(params)
-    store.log_event(params.request_id, "submitted", source=params.source, destination=params.destination)
     try:
-        app.send_task("dms.plan", args=(params.request_id,), queue=params.control_queue)
+        store.create(params)
+    except RequestExists:
+        old = store.get(params.request_id) or {}
+        old_params = store.params(params.request_id)
+        same_tree = (old_params.source, old_params.destination) == (params.source, params.destination)
+        if old.get("state") in (RequestState.FAILED.value, RequestState.CANCELLED.value) and same_tree:
+            return resume(app, store, params.request_id, params=params)  # "re-submitting resumes"
+        raise
+    store.log_event(params.request_id, "submitted", source=params.source, destination=params.destination)
+    _publish_plan(app, store, params)
+    return params.request_id
+
+
+def resume(
+    app: Celery, store: RequestStore, request_id: str, *, force: bool = False, params: SyncParams | None = None
+) -> str:
+    """Run an interrupted, failed or cancelled request again, moving only what is missing.
+
+    Files already published at the destination are skipped by the quick check;
+    files a previous run left partly staged keep their staged chunks (their digests
+    were recorded) and only the missing chunks move; finalize re-verifies every
+    chunk before publishing. A request that is not ended (its workers died) needs
+    `force`: the new incarnation (epoch) makes any late task of the old one a no-op.
+    `params` may change options (not the paths); default: the request's own.
+    """
+    info = store.get(request_id)
+    if info is None:
+        raise RequestError(f"no such request: {request_id!r} (unknown, or expired)")
+    state = RequestState(info["state"])
+    if state is RequestState.SUCCEEDED:
+        raise RequestError(f"request {request_id} SUCCEEDED: nothing to resume (submit a new sync)")
+    if state not in TERMINAL_STATES and not force:
+        raise RequestError(f"request {request_id} is still {state.value}; if its workers are gone, "
+                           f"resume it with --force")  # fmt: skip
+    old = store.params(request_id)
+    base = params or old
+    new = dataclasses.replace(base, request_id=request_id, epoch=old.epoch + 1)
+    carried = store.save_carry(request_id, int(info.get("file_shards", 0)))  # from a run that never finalized
+    store.reset_for_resume(request_id, new)
+    store.log_event(request_id, "resumed", epoch=new.epoch, previous_state=state.value, carried_files=carried)
+    _publish_plan(app, store, new)
+    return request_id
+
+
+def _publish_plan(app: Celery, store: RequestStore, params: SyncParams) -> None:
+    try:
+        app.send_task("dms.plan", args=(params.request_id, params.epoch), queue=params.control_queue)
     except Exception as exc:
         store.set_state(params.request_id, RequestState.FAILED, error=f"could not publish dms.plan: {exc}")
         raise
-    return params.request_id
 
 
 def wait(

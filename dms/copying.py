@@ -6,6 +6,7 @@ No Celery here: the transfer task calls copy_unit() and records what it returns.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,12 +56,16 @@ def copy_unit(
     specs: list[Spec] = []
     made_dirs: set[str] = set()
     runnable: list[UnitPiece] = []
+    real_root = os.path.realpath(params.destination)
     for piece in pieces:
         final = os.path.join(params.destination, piece.file.relpath)
         parent = os.path.dirname(final)
         if parent not in made_dirs:
             try:
                 os.makedirs(parent, exist_ok=True)
+                # never write through a symlink that sits where the source has a directory
+                if os.path.realpath(parent) != os.path.join(real_root, os.path.dirname(piece.file.relpath)).rstrip("/"):
+                    raise OSError(errno.ELOOP, f"{parent}: the destination path goes through a symbolic link")
             except OSError as exc:
                 result.failed.append(FailedPiece(piece.file.file_id, piece.file.relpath, str(exc), exc.errno))
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ __all__ = [
     "TERMINAL_STATES",
     "DirRecord",
     "FileRecord",
+    "LinkRecord",
     "RequestState",
     "SyncParams",
     "UnitPiece",
@@ -55,14 +57,29 @@ class SyncParams:
     ignore_times: bool = False
     control_queue: str = "dms.control"
     data_queue: str = "dms.data"
-    #: Where finalize runs: the destination's side (its cluster queue), or control_queue.
-    finalize_queue: str = "dms.control"
+    #: Where finalize runs: the destination's side (its cluster queue); "" = control_queue.
+    finalize_queue: str = ""
     #: Cross-cluster requests: the cluster that holds the source, and the one that
     #: receives it. None for a single-node sync (local copier, no data network).
     source_cluster: str | None = None
     destination_cluster: str | None = None
     #: Scheduler policy for this request (None: workers.yml's defaults.scheduler).
     scheduler: str | None = None
+    #: Compare file contents (XXH3 of both copies) instead of size and mtime (rsync -c).
+    checksum: bool = False
+    #: Remove destination entries absent from the source (rsync --delete) ...
+    delete: bool = False
+    #: ... but at most this many (rsync --max-delete; -1: no limit).
+    max_delete: int = -1
+    #: Report what would be copied, updated and deleted; change nothing (rsync -n).
+    dry_run: bool = False
+    #: Copy extended attributes (and with them POSIX ACLs) where both sides support them.
+    xattrs: bool = True
+    #: --include/--exclude rules in order: ("+", pattern) or ("-", pattern).
+    filters: tuple[tuple[str, str], ...] = ()
+    #: Incarnation of the request: `resume` increments it, and tasks of an earlier
+    #: incarnation (a late duplicate, a worker that wakes up) recognise they are stale.
+    epoch: int = 0
 
     @property
     def clustered(self) -> bool:
@@ -73,7 +90,9 @@ class SyncParams:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SyncParams:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        fields["filters"] = tuple((str(k), str(p)) for k, p in fields.get("filters", ()))
+        return cls(**fields)
 
 
 def make_params(
@@ -92,12 +111,23 @@ def make_params(
     destination_cluster: str | None = None,
     direction: str | None = None,
     scheduler: str | None = None,
+    checksum: bool = False,
+    delete: bool = False,
+    max_delete: int | None = None,
+    dry_run: bool = False,
+    xattrs: bool = True,
+    filters: Sequence[tuple[str, str]] | Sequence[list[str]] = (),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> SyncParams:
     """Validated SyncParams from user-facing options (Python API, dms.sync, Flower).
 
     `direction="A_TO_B"` (the reference design's spelling) is the same as
-    source_cluster="A", destination_cluster="B".
+    source_cluster="A", destination_cluster="B". Filter rules come as `filters`
+    (ordered ("+"|"-", pattern) pairs, as the CLI passes them) or, from Python,
+    as `include`/`exclude` lists (includes first, then excludes).
     """
+    from dms.filters import RuleSet
     from dms.routing import cluster_queue
     from dms.sizes import parse_size
 
@@ -110,7 +140,12 @@ def make_params(
         source_cluster, destination_cluster = src, dst
     if (source_cluster is None) != (destination_cluster is None):
         raise ValueError("give both the source and the destination cluster (--from A --to B), or neither")
-    finalize_queue = control_queue
+    rules = tuple((str(k), str(p)) for k, p in filters) + tuple(("+", p) for p in include)
+    rules += tuple(("-", p) for p in exclude)
+    RuleSet(rules)  # refuse a malformed rule here
+    if max_delete is not None and (not isinstance(max_delete, int) or max_delete < 0):
+        raise ValueError(f"max_delete must be a non-negative integer, got {max_delete!r}")
+    finalize_queue = ""
     if source_cluster is not None and destination_cluster is not None:
         control_queue = cluster_queue(source_cluster)
         finalize_queue = cluster_queue(destination_cluster)
@@ -138,12 +173,25 @@ def make_params(
         source_cluster=source_cluster,
         destination_cluster=destination_cluster,
         scheduler=scheduler,
+        checksum=bool(checksum),
+        delete=bool(delete),
+        max_delete=-1 if max_delete is None else max_delete,
+        dry_run=bool(dry_run),
+        xattrs=bool(xattrs),
+        filters=rules,
     )
+
+
+#: Extended attributes as (name, base64 value) pairs; ACLs travel as system.posix_acl_* here.
+Xattrs = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
 class FileRecord:
-    """A regular file as the planner saw it; `file_id` is its position in walk order."""
+    """A regular file as the planner saw it; `file_id` is its position in walk order.
+
+    uid/gid are -1 when unknown; `sparse` says the source has holes (fewer blocks
+    than its size), so the copy punches holes for zero blocks (rsync -S)."""
 
     file_id: int
     relpath: str
@@ -151,13 +199,25 @@ class FileRecord:
     mtime_ns: int
     atime_ns: int
     mode: int
+    uid: int = -1
+    gid: int = -1
+    xattrs: Xattrs = ()
+    sparse: bool = False
 
     def to_wire(self) -> list[Any]:
+        return [*self.base_wire(), self.uid, self.gid, [list(x) for x in self.xattrs], int(self.sparse)]
+
+    def base_wire(self) -> list[Any]:
+        """What a transfer unit needs of the file (metadata stays in the file shards)."""
         return [self.file_id, self.relpath, self.size, self.mtime_ns, self.atime_ns, self.mode]
 
     @classmethod
     def from_wire(cls, row: list[Any]) -> FileRecord:
-        return cls(*row)
+        if len(row) <= 6:
+            return cls(*row)
+        file_id, relpath, size, mtime_ns, atime_ns, mode, uid, gid = row[:8]
+        xattrs = tuple((str(n), str(v)) for n, v in row[8])
+        return cls(file_id, relpath, size, mtime_ns, atime_ns, mode, uid, gid, xattrs, bool(row[9]))
 
 
 @dataclass(frozen=True)
@@ -166,12 +226,41 @@ class DirRecord:
     mtime_ns: int
     atime_ns: int
     mode: int
+    uid: int = -1
+    gid: int = -1
+    xattrs: Xattrs = ()
 
     def to_wire(self) -> list[Any]:
-        return [self.relpath, self.mtime_ns, self.atime_ns, self.mode]
+        return [self.relpath, self.mtime_ns, self.atime_ns, self.mode, self.uid, self.gid,
+                [list(x) for x in self.xattrs]]  # fmt: skip
 
     @classmethod
     def from_wire(cls, row: list[Any]) -> DirRecord:
+        if len(row) <= 4:
+            return cls(*row)
+        relpath, mtime_ns, atime_ns, mode, uid, gid = row[:6]
+        return cls(relpath, mtime_ns, atime_ns, mode, uid, gid, tuple((str(n), str(v)) for n, v in row[6]))
+
+
+@dataclass(frozen=True)
+class LinkRecord:
+    """A symbolic link (kind "sym": `target` is its content, never followed) or a hard
+    link (kind "hard": `target` is the relpath of the first name of the same inode,
+    which is copied as a file; this name is linked to it at publish)."""
+
+    relpath: str
+    kind: str
+    target: str
+    mtime_ns: int = 0
+    atime_ns: int = 0
+    uid: int = -1
+    gid: int = -1
+
+    def to_wire(self) -> list[Any]:
+        return [self.relpath, self.kind, self.target, self.mtime_ns, self.atime_ns, self.uid, self.gid]
+
+    @classmethod
+    def from_wire(cls, row: list[Any]) -> LinkRecord:
         return cls(*row)
 
 
@@ -184,8 +273,10 @@ class UnitPiece:
     length: int
 
     def to_wire(self) -> list[Any]:
-        return [*self.file.to_wire(), self.offset, self.length]
+        return [*self.file.base_wire(), self.offset, self.length, int(self.file.sparse)]
 
     @classmethod
     def from_wire(cls, row: list[Any]) -> UnitPiece:
-        return cls(FileRecord.from_wire(row[:6]), row[6], row[7])
+        sparse = bool(row[8]) if len(row) > 8 else False
+        file_id, relpath, size, mtime_ns, atime_ns, mode = row[:6]
+        return cls(FileRecord(file_id, relpath, size, mtime_ns, atime_ns, mode, sparse=sparse), row[6], row[7])

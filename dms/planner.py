@@ -11,12 +11,15 @@ import dataclasses
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from dms import native
-from dms.model import DirRecord, FileRecord, SyncParams, UnitPiece
-from dms.state import SHARD, RequestStore
-from dms.walk import Skipped, walk_tree
+from dms.filters import RuleSet
+from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
+from dms.state import SHARD, RecordedPiece, RequestStore
+from dms.walk import DirNames, Excluded, Skipped, walk_tree
 
 __all__ = ["PlanTotals", "describe_unit", "plan_tree"]
 
@@ -34,25 +37,42 @@ class PlanTotals:
     bytes_uptodate: int
     file_shards: int
     dir_shards: int
+    links_total: int = 0
+    link_shards: int = 0
+    name_shards: int = 0
+    excluded: int = 0
 
     def as_fields(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
-def is_up_to_date(f: FileRecord, destination: str) -> bool:
+def is_up_to_date(f: FileRecord, destination: str, checksum: bool = False) -> bool:
     """rsync's quick check: a regular file of the same size and mtime (to the nanosecond),
     and the same mode, is already there. Anything else (missing, another type, a
-    different size, time or mode) is copied again. --ignore-times turns this off."""
+    different size, time or mode) is copied again. --ignore-times turns this off.
+
+    With `checksum` (rsync -c): same size and same content (XXH3-128 of both copies,
+    read by the native core); a file whose content matches but whose mtime or mode
+    differ only gets its metadata fixed, as rsync -a -c does."""
+    path = os.path.join(destination, f.relpath)
     try:
-        st = os.lstat(os.path.join(destination, f.relpath))
+        st = os.lstat(path)
     except OSError:
         return False
-    return (
-        stat.S_ISREG(st.st_mode)
-        and st.st_size == f.size
-        and st.st_mtime_ns == f.mtime_ns
-        and stat.S_IMODE(st.st_mode) == f.mode
-    )
+    if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
+        return False
+    if not checksum:
+        return st.st_mtime_ns == f.mtime_ns and stat.S_IMODE(st.st_mode) == f.mode
+    return False  # decided by content_matches(), which needs the source path too
+
+
+def content_matches(f: FileRecord, source: str, destination: str) -> bool:
+    try:
+        return native.hash_range(os.path.join(source, f.relpath), 0, f.size) == native.hash_range(
+            os.path.join(destination, f.relpath), 0, f.size
+        )
+    except OSError:
+        return False
 
 
 def describe_unit(pieces: list[UnitPiece]) -> str:
@@ -66,14 +86,40 @@ def describe_unit(pieces: list[UnitPiece]) -> str:
     return f"{len(pieces)} pieces, {format_size(total)}: {pieces[0].file.relpath} … {pieces[-1].file.relpath}"
 
 
+class _Shards:
+    """Buffer records and write them to Redis a shard at a time (bounded memory)."""
+
+    def __init__(self, write: Callable[[int, list[Any]], None]) -> None:
+        self.write = write
+        self.items: list[Any] = []
+        self.count = 0
+        self.shards = 0
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+        self.count += 1
+        if len(self.items) == SHARD:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.items:
+            self.write(self.shards, self.items)
+            self.shards += 1
+            self.items = []
+
+
 def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
     rid = params.request_id
     chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
-    files: list[FileRecord] = []
-    dirs: list[DirRecord] = []
+    files = _Shards(lambda s, items: store.write_files(rid, s, items))
+    dirs = _Shards(lambda s, items: store.write_dirs(rid, s, items))
+    links = _Shards(lambda s, items: store.write_links(rid, s, items))
+    names = _Shards(lambda s, items: store.write_names(rid, s, items))
     pending: dict[int, FileRecord] = {}  # files whose last piece is not in a written unit yet
-    counts = {"files": 0, "bytes": 0, "dirs": 0, "units": 0, "skipped": 0, "file_shards": 0, "dir_shards": 0,
-              "uptodate": 0, "uptodate_bytes": 0}  # fmt: skip
+    counts = {"bytes": 0, "units": 0, "skipped": 0, "uptodate": 0, "uptodate_bytes": 0, "excluded": 0}
+    report: list[str] = []  # dry run
+    carry = store.load_carry(rid)  # chunks a previous incarnation already staged (resume)
+    carried: list[RecordedPiece] = []
 
     def write_units(units: list[list[tuple[int, int, int]]]) -> None:
         for unit in units:
@@ -84,51 +130,103 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
                 if p.offset + p.length >= p.file.size:
                     pending.pop(p.file.file_id, None)
 
+    def note(line: str) -> None:
+        report.append(line)
+        if len(report) >= 1000:
+            store.add_dryrun(rid, report)
+            report.clear()
+
     # Across clusters the planner cannot see the destination: every file is sent.
-    quick_check = not params.ignore_times and params.source_cluster == params.destination_cluster
-    for found in walk_tree(params.source):
+    visible = params.source_cluster == params.destination_cluster
+    quick_check = visible and not params.ignore_times
+    for found in walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete):
         if isinstance(found, FileRecord):
-            if quick_check and is_up_to_date(found, params.destination):
+            if quick_check and _up_to_date(found, params):
                 counts["uptodate"] += 1
                 counts["uptodate_bytes"] += found.size
                 continue
             # file ids number the files to copy, so shards and units stay dense
-            entry = dataclasses.replace(found, file_id=counts["files"])
-            files.append(entry)
-            pending[entry.file_id] = entry
-            counts["files"] += 1
+            entry = dataclasses.replace(found, file_id=files.count)
+            files.add(entry)
             counts["bytes"] += entry.size
+            if params.dry_run:
+                exists = visible and os.path.lexists(os.path.join(params.destination, entry.relpath))
+                note(f"{'update' if exists else 'copy'} {entry.relpath}")
+                continue
+            previous = carry.get(entry.relpath)
+            if previous is not None and previous[:2] == (entry.size, entry.mtime_ns):
+                # resume: chunks staged and recorded by the previous run count as done;
+                # finalize re-verifies them on disk before publishing
+                for offset, length in chunker.split(entry.file_id, entry.size):
+                    staged = previous[2].get(offset)
+                    if staged is not None and staged[0] == length:
+                        carried.append(RecordedPiece(entry.file_id, offset, length, staged[1]))
+                    else:
+                        pieces = [UnitPiece(entry, offset, length)]
+                        store.write_unit(rid, counts["units"], pieces, describe_unit(pieces))
+                        counts["units"] += 1
+                if len(carried) >= 1000:
+                    store.record_unit(rid, None, carried, [])
+                    carried.clear()
+                continue
+            pending[entry.file_id] = entry
             chunker.add(entry.file_id, entry.size)
             write_units(chunker.take_ready())
-            if len(files) == SHARD:
-                store.write_files(rid, counts["file_shards"], files)
-                counts["file_shards"] += 1
-                files = []
         elif isinstance(found, DirRecord):
-            dirs.append(found)
-            counts["dirs"] += 1
-            if len(dirs) == SHARD:
-                store.write_dirs(rid, counts["dir_shards"], dirs)
-                counts["dir_shards"] += 1
-                dirs = []
+            dirs.add(found)
+        elif isinstance(found, LinkRecord):
+            links.add(found)
+            if params.dry_run:
+                note(f"link {found.relpath} -> {found.target}" if found.kind == "sym"
+                     else f"hardlink {found.relpath} => {found.target}")  # fmt: skip
+        elif isinstance(found, DirNames):
+            names.add((found.relpath, found.names))
+        elif isinstance(found, Excluded):
+            counts["excluded"] += 1
         elif isinstance(found, Skipped):
             counts["skipped"] += 1
             log.warning("request %s: skipped %s: %s", rid, found.relpath, found.reason)
-    write_units(chunker.finish())
-    if files:
-        store.write_files(rid, counts["file_shards"], files)
-        counts["file_shards"] += 1
-    if dirs:
-        store.write_dirs(rid, counts["dir_shards"], dirs)
-        counts["dir_shards"] += 1
+            store.log_event(rid, "skipped", path=found.relpath, reason=found.reason)
+    if not params.dry_run:
+        write_units(chunker.finish())
+    for shards in (files, dirs, links, names):
+        shards.flush()
+    if carried:
+        store.record_unit(rid, None, carried, [])
+    store.add_dryrun(rid, report)
     return PlanTotals(
-        files_total=counts["files"],
+        files_total=files.count,
         bytes_total=counts["bytes"],
-        dirs_total=counts["dirs"],
+        dirs_total=dirs.count,
         tasks_total=counts["units"],
         skipped=counts["skipped"],
         files_uptodate=counts["uptodate"],
         bytes_uptodate=counts["uptodate_bytes"],
-        file_shards=counts["file_shards"],
-        dir_shards=counts["dir_shards"],
+        file_shards=files.shards,
+        dir_shards=dirs.shards,
+        links_total=links.count,
+        link_shards=links.shards,
+        name_shards=names.shards,
+        excluded=counts["excluded"],
     )
+
+
+def _up_to_date(f: FileRecord, params: SyncParams) -> bool:
+    if not params.checksum:
+        return is_up_to_date(f, params.destination)
+    final = os.path.join(params.destination, f.relpath)
+    try:
+        st = os.lstat(final)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
+        return False
+    if not content_matches(f, params.source, params.destination):
+        return False
+    if not params.dry_run and (st.st_mtime_ns != f.mtime_ns or stat.S_IMODE(st.st_mode) != f.mode):
+        try:  # same content: only the metadata needs fixing (rsync -a -c)
+            os.chmod(final, f.mode)
+            os.utime(final, ns=(f.atime_ns, f.mtime_ns))
+        except OSError:
+            return False
+    return True

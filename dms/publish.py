@@ -7,15 +7,19 @@ its staging name, so nothing partial is ever visible under a final name.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import errno
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from dms import native
-from dms.model import DirRecord, FileRecord, SyncParams
-from dms.paths import staging_path
+from dms.filters import RuleSet
+from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, Xattrs
+from dms.paths import is_staging_name, staging_path
 from dms.state import FailedPiece, RequestStore
 
 __all__ = ["PublishReport", "publish_request"]
@@ -30,18 +34,36 @@ class PublishReport:
     published: int = 0
     failed: int = 0
     cancelled: bool = False
+    deleted: int = 0
+    delete_limited: int = 0  # deletions not done because of --max-delete
 
 
 def publish_request(
-    store: RequestStore, params: SyncParams, file_shards: int, dir_shards: int, cancelled: Callable[[], bool]
+    store: RequestStore,
+    params: SyncParams,
+    file_shards: int,
+    dir_shards: int,
+    cancelled: Callable[[], bool],
+    link_shards: int = 0,
+    name_shards: int = 0,
 ) -> PublishReport:
+    """Files, then links (they may point at files), then deletions, then directories
+    (deepest first, so nothing changes a directory's mtime after it is set)."""
     report = PublishReport()
+    if params.dry_run:  # nothing is written: only what --delete would remove is reported
+        if params.delete:
+            delete_extraneous(store, params, name_shards, report)
+        return report
     chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
     for shard in range(file_shards):
         if cancelled():
             report.cancelled = True
         _publish_shard(store, params, shard, chunker, report)
     if not report.cancelled:
+        for shard in range(link_shards):
+            _apply_links(store, params, store.load_links(params.request_id, shard))
+        if params.delete:
+            delete_extraneous(store, params, name_shards, report)
         _apply_dirs(store, params, dir_shards)
         if params.fsync:
             native.sync_filesystem(params.destination)
@@ -71,14 +93,22 @@ def _publish_shard(
     verify_specs: list[tuple[str, int, int, str]] = []
     spec_owner: list[int] = []  # verify spec -> index into candidates
     newly_failed: list[FailedPiece] = []
+    forget: list[str] = []  # digests of staging files removed here: resume must not count on them
+
+    def discard(f: FileRecord, staged: str) -> None:
+        _remove(staged)
+        forget.extend(f"{f.file_id}:{offset}" for offset, _ in chunker.split(f.file_id, f.size))
+
     for f in files:
         if f.file_id in published:
             continue
         final = os.path.join(params.destination, f.relpath)
         staged = staging_path(final, rid)
-        if report.cancelled or f.file_id in failed:
-            _remove(staged)
+        if report.cancelled:
+            discard(f, staged)
             continue
+        if f.file_id in failed:
+            continue  # its staged chunks stay for `resume` (docs/operations.md, "Resume")
         missing = 0
         specs = []
         renamed = not os.path.lexists(staged) and os.path.isfile(final)
@@ -90,8 +120,7 @@ def _publish_shard(
                 specs.append((final if renamed else staged, offset, length, recorded.split(":")[1]))
         if missing:
             newly_failed.append(FailedPiece(f.file_id, f.relpath, f"{missing} chunk(s) were never copied"))
-            _remove(staged)
-            continue
+            continue  # what was staged stays for `resume`
         spec_owner.extend([len(candidates)] * len(specs))
         verify_specs.extend(specs)
         candidates.append((f, staged, final, renamed))
@@ -107,20 +136,22 @@ def _publish_shard(
     for i, (f, staged, final, renamed) in enumerate(candidates):
         if i in bad:
             newly_failed.append(FailedPiece(f.file_id, f.relpath, f"verification failed: {bad[i]}"))
-            _remove(staged)
+            discard(f, staged)
             continue
         if not renamed:
             try:
+                apply_owner_and_xattrs(staged, f.uid, f.gid, f.xattrs, params.xattrs)
                 os.chmod(staged, f.mode)
                 os.utime(staged, ns=(f.atime_ns, f.mtime_ns))
                 os.rename(staged, final)
             except OSError as exc:
                 newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish failed: {exc}", exc.errno))
-                _remove(staged)
+                discard(f, staged)
                 continue
         done.append(f.file_id)
     report.published += store.mark_published(rid, done)
     report.failed += store.fail_files(rid, newly_failed)
+    store.forget_digests(rid, shard, forget)
 
 
 def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> None:
@@ -134,8 +165,120 @@ def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> Non
         path = os.path.join(params.destination, d.relpath) if d.relpath else params.destination
         try:
             os.makedirs(path, exist_ok=True)
+            apply_owner_and_xattrs(path, d.uid, d.gid, d.xattrs, params.xattrs)
             os.chmod(path, d.mode)
             os.utime(path, ns=(d.atime_ns, d.mtime_ns))
         except OSError as exc:
             store.add_error(params.request_id, d.relpath or ".", f"directory metadata: {exc}", exc.errno)
             log.warning("request %s: directory %s: %s", params.request_id, d.relpath or ".", exc)
+
+
+def apply_owner_and_xattrs(path: str, uid: int, gid: int, xattrs: Xattrs, with_xattrs: bool) -> None:
+    """Owner when running as root (rsync -o -g needs root too); extended attributes where the
+    destination supports them (an unsupported or forbidden one is logged, not fatal)."""
+    if os.geteuid() == 0 and uid >= 0:
+        os.lchown(path, uid, gid)
+    if not with_xattrs:
+        return
+    for name, value in xattrs:
+        try:
+            os.setxattr(path, name, base64.b64decode(value), follow_symlinks=False)
+        except OSError as exc:
+            log.warning("%s: extended attribute %s not set: %s", path, name, exc.strerror)
+
+
+def _safe_parent(params: SyncParams, relpath: str) -> str | None:
+    """Create the parent directory of `relpath` under the destination; None if reaching it
+    would go through a symbolic link (DMS never writes outside the destination)."""
+    parent = os.path.dirname(os.path.join(params.destination, relpath))
+    os.makedirs(parent, exist_ok=True)
+    expected = os.path.join(os.path.realpath(params.destination), os.path.dirname(relpath))
+    return parent if os.path.realpath(parent) == os.path.normpath(expected) else None
+
+
+def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord]) -> None:
+    """Symbolic links as links (their target is text, never followed); hard links as a
+    second name of the file already published under `target`. Each replaces what is
+    at its name atomically (link under a staging name, then rename)."""
+    rid = params.request_id
+    root = os.geteuid() == 0
+    for link in links:
+        final = os.path.join(params.destination, link.relpath)
+        try:
+            if _safe_parent(params, link.relpath) is None:
+                raise OSError(errno.ELOOP, "the destination path goes through a symbolic link")
+            if link.kind == "sym":
+                current = os.readlink(final) if os.path.islink(final) else None
+                if current != link.target:
+                    staged = staging_path(final, rid)
+                    _remove(staged)
+                    os.symlink(link.target, staged)
+                    os.rename(staged, final)
+                if root and link.uid >= 0:
+                    os.lchown(final, link.uid, link.gid)
+                os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
+            else:
+                target = os.path.join(params.destination, link.target)
+                tst = os.lstat(target)
+                try:
+                    same = os.lstat(final).st_ino == tst.st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    staged = staging_path(final, rid)
+                    _remove(staged)
+                    os.link(target, staged, follow_symlinks=False)
+                    os.rename(staged, final)
+        except OSError as exc:
+            store.add_error(rid, link.relpath, f"{'symbolic' if link.kind == 'sym' else 'hard'} link: {exc}", exc.errno)
+            log.warning("request %s: link %s: %s", rid, link.relpath, exc)
+
+
+def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int, report: PublishReport) -> None:
+    """--delete: remove destination entries the source directory does not have.
+
+    Only inside directories the source has (so only under the destination root), never
+    through a symbolic link, never a staging file, never an entry a filter rule excludes
+    (protected, as rsync does without --delete-excluded); each one is logged. With
+    --max-delete N, deletion stops at N and the request fails saying so. A dry run
+    reports instead of deleting.
+    """
+    rid = params.request_id
+    rules = RuleSet(params.filters)
+    real_root = os.path.realpath(params.destination)
+    lines: list[str] = []
+    for shard in range(name_shards):
+        for rel_dir, names in store.load_names(rid, shard):
+            directory = os.path.join(params.destination, rel_dir) if rel_dir else params.destination
+            if os.path.realpath(directory) != os.path.normpath(os.path.join(real_root, rel_dir)):
+                continue  # missing, or reached through a symlink: nothing of ours to delete
+            keep = set(names)
+            try:
+                with os.scandir(directory) as it:
+                    extra = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it if e.name not in keep)
+            except OSError:
+                continue
+            for name, is_dir in extra:
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                if is_staging_name(name) or (rules and rules.excluded(rel, is_dir)):
+                    continue
+                if 0 <= params.max_delete <= report.deleted:
+                    report.delete_limited += 1
+                    continue
+                report.deleted += 1
+                if params.dry_run:
+                    lines.append(f"delete {rel}{'/' if is_dir else ''}")
+                    continue
+                path = os.path.join(directory, name)
+                try:
+                    if is_dir:
+                        shutil.rmtree(path)  # never follows symlinks inside
+                    else:
+                        os.unlink(path)
+                except OSError as exc:
+                    store.add_error(rid, rel, f"delete: {exc}", exc.errno)
+                    continue
+                log.info("request %s: deleted %s", rid, rel)
+                store.log_event(rid, "deleted", path=rel + ("/" if is_dir else ""))
+    store.add_dryrun(rid, lines)
+    store.add_count(rid, "deleted", report.deleted)

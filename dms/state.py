@@ -8,6 +8,11 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:events             list   the request's event log, oldest first, capped at EVENTS_CAP
     dms:req:R:files:S            string JSON list of FileRecord rows, file ids S*SHARD ...
     dms:req:R:dirs:S             string JSON list of DirRecord rows
+    dms:req:R:links:S            string JSON list of LinkRecord rows (symlinks, hard links)
+    dms:req:R:names:S            string JSON list of [dir relpath, [names]] (for --delete)
+    dms:req:R:dryrun             list   "copy|update|delete|link <path>" lines of a dry run
+    dms:req:R:carry              hash   relpath -> [size, mtime_ns, {offset: "len:digest"}] of files a
+                                        failed or interrupted run left partly staged (for resume)
     dms:req:R:unit:K             string JSON list of UnitPiece rows of transfer unit K
     dms:req:R:unit:K:about       string one line saying what unit K moves (Flower's argsrepr)
     dms:req:R:digests:S          hash   "file_id:offset" -> "length:digest" (first write wins)
@@ -36,7 +41,7 @@ from typing import Any
 import redis
 
 from dms.errors import BrokerUnavailable, RequestError, RequestExists
-from dms.model import TERMINAL_STATES, DirRecord, FileRecord, RequestState, SyncParams, UnitPiece
+from dms.model import TERMINAL_STATES, DirRecord, FileRecord, LinkRecord, RequestState, SyncParams, UnitPiece
 
 __all__ = [
     "ERRORS_CAP",
@@ -69,7 +74,15 @@ _INT_FIELDS = (
     "bytes_uptodate",
     "file_shards",
     "dir_shards",
+    "links_total",
+    "link_shards",
+    "name_shards",
+    "excluded",
+    "deleted",
 )
+
+#: At most this many lines of a dry run's report are kept (the counts are exact).
+DRYRUN_CAP = 100_000
 
 
 def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:
@@ -98,6 +111,9 @@ class Keys:
         self.inflight = f"{self.base}:inflight"
         self.cancel = f"{self.base}:cancel"
         self.chain = f"{self.base}:chain"
+        self.dryrun = f"{self.base}:dryrun"
+        self.carry = f"{self.base}:carry"
+        self.routes = f"{self.base}:routes"
         self.finalize_lock = f"{self.base}:finalize_lock"
 
     def files(self, shard: int) -> str:
@@ -111,6 +127,12 @@ class Keys:
 
     def unit_description(self, index: int) -> str:
         return f"{self.base}:unit:{index}:about"
+
+    def links(self, shard: int) -> str:
+        return f"{self.base}:links:{shard}"
+
+    def names(self, shard: int) -> str:
+        return f"{self.base}:names:{shard}"
 
     def digests(self, shard: int) -> str:
         return f"{self.base}:digests:{shard}"
@@ -334,6 +356,37 @@ class RequestStore:
         text = self.r.get(Keys(request_id).dirs(shard))
         return [DirRecord.from_wire(row) for row in json.loads(text)] if text else []
 
+    def write_links(self, request_id: str, shard: int, links: Sequence[LinkRecord]) -> None:
+        self.r.set(Keys(request_id).links(shard), json.dumps([x.to_wire() for x in links]))
+
+    def load_links(self, request_id: str, shard: int) -> list[LinkRecord]:
+        text = self.r.get(Keys(request_id).links(shard))
+        return [LinkRecord.from_wire(row) for row in json.loads(text)] if text else []
+
+    def write_names(self, request_id: str, shard: int, listings: Sequence[tuple[str, Sequence[str]]]) -> None:
+        self.r.set(Keys(request_id).names(shard), json.dumps([[d, list(n)] for d, n in listings]))
+
+    def load_names(self, request_id: str, shard: int) -> list[tuple[str, list[str]]]:
+        text = self.r.get(Keys(request_id).names(shard))
+        return [(str(d), [str(x) for x in n]) for d, n in json.loads(text)] if text else []
+
+    def add_dryrun(self, request_id: str, lines: Sequence[str]) -> None:
+        """Append report lines of a dry run (kept up to DRYRUN_CAP)."""
+        if not lines:
+            return
+        key = Keys(request_id).dryrun
+        pipe = self.r.pipeline(transaction=False)
+        pipe.rpush(key, *lines)
+        pipe.ltrim(key, 0, DRYRUN_CAP - 1)
+        pipe.execute()
+
+    def dryrun(self, request_id: str, limit: int = DRYRUN_CAP) -> list[str]:
+        return list(self.r.lrange(Keys(request_id).dryrun, 0, limit - 1))
+
+    def add_count(self, request_id: str, field: str, n: int) -> None:
+        if n:
+            self.r.hincrby(Keys(request_id).req, field, n)
+
     def write_unit(self, request_id: str, index: int, pieces: Sequence[UnitPiece], description: str = "") -> None:
         keys = Keys(request_id)
         pipe = self.r.pipeline(transaction=False)
@@ -451,11 +504,74 @@ class RequestStore:
         text = self.r.getdel(Keys(request_id).chain)
         return json.loads(text) if text else None
 
-    def drop_plan(self, request_id: str, units: int, file_shards: int, dir_shards: int) -> None:
+    def forget_digests(self, request_id: str, shard: int, fields: Sequence[str]) -> None:
+        for start in range(0, len(fields), 1000):
+            self.r.hdel(Keys(request_id).digests(shard), *fields[start : start + 1000])
+
+    def save_carry(self, request_id: str, file_shards: int) -> int:
+        """Remember, by path, the chunks already staged of every file not yet published,
+        so `resume` moves only the missing chunks. Returns how many files it saved."""
+        keys = Keys(request_id)
+        saved = 0
+        for shard in range(file_shards):
+            files = self.load_files(request_id, shard)
+            digests = self.load_digests(request_id, shard)
+            if not digests:
+                continue
+            published = self.published_ids(request_id, shard)
+            chunks: dict[int, dict[str, str]] = {}
+            for key, value in digests.items():
+                fid, _, offset = key.partition(":")
+                chunks.setdefault(int(fid), {})[offset] = value
+            mapping = {
+                f.relpath: json.dumps([f.size, f.mtime_ns, chunks[f.file_id]])
+                for f in files
+                if f.file_id in chunks and f.file_id not in published
+            }
+            if mapping:
+                self.r.hset(keys.carry, mapping=mapping)
+                saved += len(mapping)
+        return saved
+
+    def load_carry(self, request_id: str) -> dict[str, tuple[int, int, dict[int, tuple[int, str]]]]:
+        """relpath -> (size, mtime_ns, {offset: (length, digest)}) saved by save_carry()."""
+        out = {}
+        for relpath, text in self.r.hgetall(Keys(request_id).carry).items():
+            size, mtime_ns, chunks = json.loads(text)
+            parsed = {int(o): (int(v.split(":")[0]), v.split(":")[1]) for o, v in chunks.items()}
+            out[relpath] = (int(size), int(mtime_ns), parsed)
+        return out
+
+    def reset_for_resume(self, request_id: str, params: SyncParams) -> None:
+        """Start a new incarnation of an ended or abandoned request: drop its plan (the
+        carry-over stays), zero its counters, store `params` (a higher epoch), PENDING."""
+        keys = Keys(request_id)
+        info = self.get(request_id) or {}
+        self.drop_plan(request_id, int(info.get("tasks_total", 0)), int(info.get("file_shards", 0)),
+                       int(info.get("dir_shards", 0)), int(info.get("link_shards", 0)),
+                       int(info.get("name_shards", 0)))  # fmt: skip
+        names = [keys.finalize_lock, keys.errors, keys.dryrun, keys.routes]
+        names += [keys.failed(s) for s in range(int(info.get("file_shards", 0)))]
+        self.r.delete(*names)
+        now = time.time()
+        fields: dict[str, Any] = {name: 0 for name in _INT_FIELDS}
+        fields.update({"params": params.to_json(), "state": RequestState.PENDING.value, "updated_at": now,
+                       "planned": 0, "finalize_sent": 0})  # fmt: skip
+        pipe = self.r.pipeline()
+        pipe.hdel(keys.req, "finished_at", "planned_at", "error")
+        pipe.hset(keys.req, mapping=fields)
+        pipe.persist(keys.req)
+        pipe.persist(keys.events)
+        pipe.execute()
+
+    def drop_plan(
+        self, request_id: str, units: int, file_shards: int, dir_shards: int, link_shards: int = 0, name_shards: int = 0
+    ) -> None:
         """Delete what only the transfer needed; keep the request hash, errors and failures."""
         keys = Keys(request_id)
         names = [keys.unit(k) for k in range(units)] + [keys.unit_description(k) for k in range(units)]
         names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
+        names += [keys.links(s) for s in range(link_shards)] + [keys.names(s) for s in range(name_shards)]
         names += [keys.digests(s) for s in range(file_shards)]
         names += [keys.units_done, keys.dispatched, keys.published, keys.cancel, keys.inflight]
         for start in range(0, len(names), 500):
@@ -465,7 +581,8 @@ class RequestStore:
         """Start the retention clock of an ended request (docs/operations.md, "Retention")."""
         keys = Keys(request_id)
         pipe = self.r.pipeline(transaction=False)
-        for name in [keys.req, keys.errors, keys.events, keys.chain, *(keys.failed(s) for s in range(file_shards))]:
+        for name in [keys.req, keys.errors, keys.events, keys.chain, keys.dryrun,
+                     *(keys.failed(s) for s in range(file_shards))]:  # fmt: skip
             pipe.expire(name, seconds)
         pipe.execute()
 

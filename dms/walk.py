@@ -1,21 +1,29 @@
-"""Scan a source tree into FileRecord and DirRecord streams, in a stable order.
+"""Scan a source tree into record streams, in a stable order (sorted names, depth-first).
 
-The order is deterministic (sorted names, depth-first), so planning the same
-tree twice gives the same file ids. Symlinks and special files are reported
-as skipped entries for now (docs/architecture.md, "What is not copied yet").
+Deterministic, so planning the same tree twice gives the same file ids. What
+each entry becomes (like rsync -aHAXS):
+
+- regular file -> FileRecord (mode, ns times, owner, xattrs, sparse flag); a
+  second name of an inode already seen -> LinkRecord kind "hard";
+- directory -> DirRecord (descended into unless a filter excludes it);
+- symbolic link -> LinkRecord kind "sym" (its target as text; never followed);
+- fifo, socket, device -> Skipped with a warning;
+- with `listings`, after each directory: DirNames, the names it holds (for --delete).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dms.model import DirRecord, FileRecord
+from dms.filters import RuleSet
+from dms.model import DirRecord, FileRecord, LinkRecord, Xattrs
 from dms.paths import is_staging_name
 
-__all__ = ["Skipped", "WalkEntry", "walk_tree"]
+__all__ = ["DirNames", "Excluded", "Skipped", "WalkEntry", "read_xattrs", "walk_tree"]
 
 
 @dataclass(frozen=True)
@@ -24,14 +32,48 @@ class Skipped:
     reason: str
 
 
-WalkEntry = FileRecord | DirRecord | Skipped
+@dataclass(frozen=True)
+class Excluded:
+    relpath: str
 
 
-def walk_tree(root: str) -> Iterator[WalkEntry]:
+@dataclass(frozen=True)
+class DirNames:
+    """Every name in the source directory `relpath` (excluded ones too: they are protected)."""
+
+    relpath: str
+    names: tuple[str, ...]
+
+
+WalkEntry = FileRecord | DirRecord | LinkRecord | Skipped | Excluded | DirNames
+
+
+def read_xattrs(path: str) -> Xattrs:
+    """Extended attributes of `path` (not following a symlink); () where unsupported."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return ()
+    out = []
+    for name in sorted(names):
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        out.append((name, base64.b64encode(value).decode()))
+    return tuple(out)
+
+
+def walk_tree(
+    root: str, rules: RuleSet | None = None, *, xattrs: bool = True, listings: bool = False
+) -> Iterator[WalkEntry]:
     """Yield the root DirRecord, then every entry below it; file ids count from 0."""
+    rules = rules or RuleSet()
     st = os.stat(root)
-    yield DirRecord("", st.st_mtime_ns, st.st_atime_ns, stat.S_IMODE(st.st_mode))
+    yield DirRecord("", st.st_mtime_ns, st.st_atime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                    read_xattrs(root) if xattrs else ())  # fmt: skip
     next_id = 0
+    inodes: dict[tuple[int, int], str] = {}  # files with several names: first relpath seen
     stack = [""]
     while stack:
         rel_dir = stack.pop()
@@ -43,7 +85,11 @@ def walk_tree(root: str) -> Iterator[WalkEntry]:
             yield Skipped(rel_dir or ".", f"cannot list directory: {exc.strerror}")
             continue
         subdirs = []
+        names = []
         for entry in entries:
+            if is_staging_name(entry.name):
+                continue  # a DMS staging file, never data
+            names.append(entry.name)
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
                 est = entry.stat(follow_symlinks=False)
@@ -51,16 +97,35 @@ def walk_tree(root: str) -> Iterator[WalkEntry]:
                 yield Skipped(rel, f"cannot stat: {exc.strerror}")
                 continue
             mode = est.st_mode
+            if rules and rules.excluded(rel, stat.S_ISDIR(mode)):
+                yield Excluded(rel)
+                continue
             if stat.S_ISREG(mode):
-                if is_staging_name(entry.name):
-                    continue  # another DMS request's staging file, never data
-                yield FileRecord(next_id, rel, est.st_size, est.st_mtime_ns, est.st_atime_ns, stat.S_IMODE(mode))
+                if est.st_nlink > 1:
+                    key = (est.st_dev, est.st_ino)
+                    first = inodes.setdefault(key, rel)
+                    if first != rel:
+                        yield LinkRecord(rel, "hard", first)
+                        continue
+                yield FileRecord(
+                    next_id, rel, est.st_size, est.st_mtime_ns, est.st_atime_ns, stat.S_IMODE(mode),
+                    est.st_uid, est.st_gid, read_xattrs(entry.path) if xattrs else (),
+                    est.st_blocks * 512 < est.st_size,
+                )  # fmt: skip
                 next_id += 1
             elif stat.S_ISDIR(mode):
-                yield DirRecord(rel, est.st_mtime_ns, est.st_atime_ns, stat.S_IMODE(mode))
+                yield DirRecord(rel, est.st_mtime_ns, est.st_atime_ns, stat.S_IMODE(mode), est.st_uid, est.st_gid,
+                                read_xattrs(entry.path) if xattrs else ())  # fmt: skip
                 subdirs.append(rel)
             elif stat.S_ISLNK(mode):
-                yield Skipped(rel, "symbolic link (not copied yet)")
+                try:
+                    target = os.readlink(entry.path)
+                except OSError as exc:
+                    yield Skipped(rel, f"cannot read symbolic link: {exc.strerror}")
+                    continue
+                yield LinkRecord(rel, "sym", target, est.st_mtime_ns, est.st_atime_ns, est.st_uid, est.st_gid)
             else:
                 yield Skipped(rel, "special file (fifo, socket or device) skipped")
+        if listings:
+            yield DirNames(rel_dir, tuple(names))
         stack.extend(reversed(subdirs))

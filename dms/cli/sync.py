@@ -21,7 +21,28 @@ from dms.scheduling import get_policy
 __all__ = ["sync"]
 
 
-@cli.command()
+class _OrderedFilters(click.Command):
+    """Remembers the command-line order of --include/--exclude: rsync applies the first
+    matching rule, so `--include '*/' --include '*.c' --exclude '*'` must keep its order."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        parser = self.make_parser(ctx)
+        _, _, order = parser.parse_args(args=list(args))
+        ctx.meta["dms_param_order"] = [p.name for p in order]
+        return super().parse_args(ctx, args)
+
+
+def _ordered_rules(ctx: click.Context, include: tuple[str, ...], exclude: tuple[str, ...]) -> list[tuple[str, str]]:
+    pending = {"include": list(include), "exclude": list(exclude)}
+    rules = []
+    for name in ctx.meta.get("dms_param_order", []):
+        if pending.get(name):
+            rules.append(("+" if name == "include" else "-", pending[name].pop(0)))
+    rules += [("+", p) for p in pending["include"]] + [("-", p) for p in pending["exclude"]]
+    return rules
+
+
+@cli.command(cls=_OrderedFilters)
 @click.argument("source", type=click.Path(file_okay=False, path_type=str))
 @click.argument("destination", type=click.Path(file_okay=False, path_type=str))
 @click.option("--id", "request_id", help="Request id (default: generated, e.g. 20261124-191500-3fa9c1).")
@@ -42,6 +63,13 @@ __all__ = ["sync"]
 @click.option("--to", "destination_cluster", metavar="CLUSTER", help="Cluster that receives DESTINATION.")
 @click.option("--direction", metavar="A_TO_B", help="Same as --from A --to B (the reference design's spelling).")
 @click.option("--scheduler", metavar="POLICY", help="Scheduler policy (default: workers.yml defaults.scheduler).")
+@click.option("--checksum", "-c", is_flag=True, help="Skip files by content (XXH3 of both copies), not size+mtime.")
+@click.option("--delete", is_flag=True, help="Delete destination entries that are not in the source (each is logged).")
+@click.option("--max-delete", type=click.IntRange(0), metavar="N", help="With --delete: delete at most N entries.")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be copied, updated and deleted; change nothing.")
+@click.option("--include", multiple=True, metavar="PATTERN", help="Include what matches (rsync rules; repeatable).")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Exclude what matches (rsync rules; repeatable).")
+@click.option("--no-xattrs", is_flag=True, help="Do not copy extended attributes (and ACLs).")
 @click.option("--no-fsync", is_flag=True, help="Do not flush data to disk before publishing (faster, less safe).")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -59,6 +87,13 @@ def sync(
     destination_cluster: str | None,
     direction: str | None,
     scheduler: str | None,
+    checksum: bool,
+    delete: bool,
+    max_delete: int | None,
+    dry_run: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    no_xattrs: bool,
     no_fsync: bool,
     wait_: bool,
     as_json: bool,
@@ -67,6 +102,11 @@ def sync(
 
     Like rsync, files already at the destination with the same size, mtime and mode are
     skipped (see --ignore-times).
+
+    --checksum, --delete, --max-delete, --dry-run, --include and --exclude behave like
+    rsync's (docs/operations.md, "rsync semantics"). Symbolic links are copied as links,
+    hard links inside the tree stay links, owner (as root), extended attributes and
+    sparse files are kept, like rsync -aHAXS.
 
     Between clusters (--from A --to B), SOURCE is a path on cluster A and DESTINATION a
     path on cluster B; source-cluster workers push the bytes to destination-cluster
@@ -99,6 +139,12 @@ def sync(
             destination_cluster=destination_cluster,
             direction=direction,
             scheduler=scheduler,
+            checksum=checksum,
+            delete=delete,
+            max_delete=max_delete,
+            dry_run=dry_run,
+            xattrs=not no_xattrs,
+            filters=_ordered_rules(click.get_current_context(), include, exclude),
         )
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
             submit(plane.app, plane.store, params)
@@ -114,6 +160,9 @@ def sync(
             mode = "tty" if sys.stderr.isatty() and not as_json else "none"
             show = ProgressDisplay(params.request_id, sys.stderr, mode) if mode == "tty" else None
             info = wait(plane.store, params.request_id, on_progress=show, alive=plane.alive)
+            if params.dry_run and not as_json:
+                for line in plane.store.dryrun(params.request_id):
+                    click.echo(line)
             errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
             click.echo(
                 request_json(params.request_id, info, errors)

@@ -64,14 +64,15 @@ class DmsTask(Task):  # type: ignore[misc]
             about = f"{about} via {via}"
         self.app.send_task(
             "dms.transfer",
-            args=(params.request_id, index),
+            args=(params.request_id, index, params.epoch),
             queue=queue,
             argsrepr=f"({params.request_id!r}, {index}) {about}",  # what Flower shows
         )
         self.store.mark_dispatched(params.request_id, index)
 
     def dispatch_finalize(self, params: SyncParams) -> None:
-        self.app.send_task("dms.finalize", args=(params.request_id,), queue=params.finalize_queue)
+        queue = params.finalize_queue or params.control_queue
+        self.app.send_task("dms.finalize", args=(params.request_id, params.epoch), queue=queue)
         self.store.mark_finalize_sent(params.request_id)
 
     def advance(self, params: SyncParams, index: int, progress: UnitProgress) -> None:

@@ -38,11 +38,13 @@ def summarize(request_id: str, info: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.task(name="dms.finalize", bind=True, base=DmsTask, track_started=True)  # type: ignore[untyped-decorator]
-def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
+def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
     store = self.store
     info = store.get(request_id)
     if info is None:
         return {"request_id": request_id, "state": None, "error": "unknown or expired request"}
+    if int(info.get("params", {}).get("epoch", 0)) != epoch:  # an earlier incarnation's finalize
+        return summarize(request_id, info)
     if RequestState(info["state"]) not in TERMINAL_STATES:
         if not store.acquire_finalize_lock(request_id, self.request.id or "?", _LOCK_TTL):
             return summarize(request_id, info)  # another finalize of this request is running
@@ -53,11 +55,16 @@ def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
             if params.clustered:
                 _prepare_destination(params)
             report = publish_request(
-                store, params, info["file_shards"], info["dir_shards"], lambda: store.is_cancelled(request_id)
-            )
+                store, params, info["file_shards"], info["dir_shards"], lambda: store.is_cancelled(request_id),
+                link_shards=info.get("link_shards", 0), name_shards=info.get("name_shards", 0),
+            )  # fmt: skip
             info = store.get(request_id) or info
             if report.cancelled or store.is_cancelled(request_id):
                 store.set_state(request_id, RequestState.CANCELLED, error="cancelled by request")
+            elif report.delete_limited:
+                message = (f"--max-delete {params.max_delete} reached: {report.delete_limited} more destination "
+                           f"entr{'y' if report.delete_limited == 1 else 'ies'} not deleted")  # fmt: skip
+                store.set_state(request_id, RequestState.FAILED, error=message)
             elif info["files_failed"]:
                 first = store.errors(request_id, limit=1)
                 detail = f"; first: {first[0]['path']}: {first[0]['error']}" if first else ""
@@ -66,9 +73,13 @@ def finalize(self: DmsTask, request_id: str) -> dict[str, Any]:
             else:
                 store.set_state(request_id, RequestState.SUCCEEDED)
             info = store.get(request_id) or info  # the ended record: logged, then summarized
+            if info["state"] == RequestState.FAILED.value:
+                store.save_carry(request_id, info["file_shards"])  # what `resume` can skip
             store.log_event(request_id, "ended", state=info["state"], error=info.get("error"),
-                            published=report.published, failed=info["files_failed"])  # fmt: skip
-            store.drop_plan(request_id, info["tasks_total"], info["file_shards"], info["dir_shards"])
+                            published=report.published, failed=info["files_failed"],
+                            deleted=report.deleted)  # fmt: skip
+            store.drop_plan(request_id, info["tasks_total"], info["file_shards"], info["dir_shards"],
+                            info.get("link_shards", 0), info.get("name_shards", 0))  # fmt: skip
             if params.clustered:
                 self.registry.release_all(request_id)  # units that never finished give their NIC load back
             store.expire(request_id, RETENTION_SECONDS, info["file_shards"])

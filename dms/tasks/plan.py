@@ -18,8 +18,10 @@ __all__ = ["plan", "run_plan", "sync"]
 
 
 @app.task(name="dms.plan", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
-def plan(self: DmsTask, request_id: str) -> dict[str, Any]:
+def plan(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
     """Plan a request whose record exists (dms-submit and dms.client.submit create it)."""
+    if self.store.params(request_id).epoch != epoch:  # an earlier incarnation of a resumed request
+        return {"request_id": request_id, "stale": True}
     return run_plan(self, request_id)
 
 

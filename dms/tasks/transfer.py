@@ -52,7 +52,10 @@ class TransferTask(DmsTask):
         """An unexpected exception fails the unit's files, not the whole request,
         and still counts the unit, so finalize runs and names what failed."""
         request_id, index = args[0], args[1]
+        epoch = args[2] if len(args) > 2 else 0
         try:
+            if self.store.params(request_id).epoch != epoch:
+                return
             self.fail_unit(request_id, index, f"transfer task failed: {type(exc).__name__}: {exc}")
         except Exception:
             super().on_failure(exc, task_id, args, kwargs, einfo)
@@ -73,12 +76,14 @@ def _secret(node: NodeConfig) -> bytes:
 
 
 @app.task(name="dms.transfer", bind=True, base=TransferTask, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
-def transfer(self: TransferTask, request_id: str, unit_index: int) -> dict[str, Any]:
+def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 0) -> dict[str, Any]:
     store = self.store
     state = store.state(request_id)
     if state is None or state in TERMINAL_STATES:  # a late duplicate: never recreate staging files
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
     params = store.params(request_id)
+    if epoch != params.epoch:  # a task of an earlier incarnation of a resumed request
+        return {"request_id": request_id, "unit": unit_index, "status": "stale"}
     pieces = store.load_unit(request_id, unit_index)
     if store.is_cancelled(request_id):
         progress = store.record_unit(request_id, unit_index, [], [])

@@ -183,7 +183,7 @@ def test_direction_and_cluster_options() -> None:
     p = make_params("/a", "/b", request_id="r", direction="A_TO_B")
     assert (p.source_cluster, p.destination_cluster) == ("A", "B")
     assert (p.control_queue, p.finalize_queue) == ("dms.cluster.A", "dms.cluster.B")
-    assert make_params("/a", "/b", request_id="r").finalize_queue == "dms.control"
+    assert make_params("/a", "/b", request_id="r").finalize_queue == ""  # = control_queue
     with pytest.raises(ValueError, match="A_TO_B"):
         make_params("/a", "/b", request_id="r", direction="AB")
     with pytest.raises(ValueError, match="both"):

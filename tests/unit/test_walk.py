@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dms.model import DirRecord, FileRecord
-from dms.walk import Skipped, walk_tree
+from dms.filters import RuleSet
+from dms.model import DirRecord, FileRecord, LinkRecord
+from dms.walk import DirNames, Excluded, Skipped, walk_tree
 
 
 def test_walk_is_sorted_depth_first_with_sequential_file_ids(tmp_path: Path) -> None:
@@ -22,8 +23,40 @@ def test_walk_is_sorted_depth_first_with_sequential_file_ids(tmp_path: Path) -> 
     assert [(f.file_id, f.relpath, f.size) for f in files] == [(0, "a", 1), (1, "c", 3), (2, "b/z", 2)]
     assert [d.relpath for d in entries if isinstance(d, DirRecord)] == ["", "b"]
     skipped = {s.relpath: s.reason for s in entries if isinstance(s, Skipped)}
-    assert set(skipped) == {"link", "fifo"}
+    assert set(skipped) == {"fifo"} and "special file" in skipped["fifo"]
+    assert [(x.relpath, x.kind, x.target) for x in entries if isinstance(x, LinkRecord)] == [("link", "sym", "a")]
     again = list(walk_tree(str(tmp_path)))  # deterministic (atimes move when a directory is read)
     assert [(type(e), getattr(e, "file_id", None), e.relpath) for e in again] == [
         (type(e), getattr(e, "file_id", None), e.relpath) for e in entries
     ]
+
+
+def test_hard_links_xattrs_sparse_and_listings(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "a").write_text("same inode")
+    os.link(tmp_path / "a", tmp_path / "d" / "b")
+    os.setxattr(tmp_path / "a", "user.colour", b"blue")
+    with open(tmp_path / "sparse", "wb") as f:
+        f.truncate(8 << 20)
+        f.write(b"x")
+    entries = list(walk_tree(str(tmp_path), listings=True))
+    files = {f.relpath: f for f in entries if isinstance(f, FileRecord)}
+    assert set(files) == {"a", "sparse"}  # the second name of "a" is a link, not a copy
+    assert files["a"].xattrs == (("user.colour", "Ymx1ZQ=="),)
+    assert files["sparse"].sparse and not files["a"].sparse
+    assert files["a"].uid == os.getuid()
+    links = [(x.relpath, x.kind, x.target) for x in entries if isinstance(x, LinkRecord)]
+    assert links == [("d/b", "hard", "a")]
+    names = {n.relpath: n.names for n in entries if isinstance(n, DirNames)}
+    assert names == {"": ("a", "d", "sparse"), "d": ("b",)}
+
+
+def test_filters_exclude_and_prune(tmp_path: Path) -> None:
+    for rel in ("src/a.c", "src/a.o", "build/x.c", "docs/keep/k.c", "docs/n.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    rules = RuleSet([("-", "*.o"), ("-", "/build/"), ("+", "*/"), ("+", "*.c"), ("-", "*")])
+    entries = list(walk_tree(str(tmp_path), rules))
+    files = sorted(f.relpath for f in entries if isinstance(f, FileRecord))
+    assert files == ["docs/keep/k.c", "src/a.c"]
+    assert sorted(e.relpath for e in entries if isinstance(e, Excluded)) == ["build", "docs/n.txt", "src/a.o"]
