@@ -41,7 +41,7 @@ class SlicedWorker(Protocol):
     def step(self, max_bytes: int = ...) -> list[tuple[int, str | None, BaseException | None]]: ...
 
 
-Spec = tuple[str, str, int, int, int, int, bool]
+Spec = tuple[str, str, int, int, int, int, bool, bool]
 
 
 def copy_unit(
@@ -97,7 +97,7 @@ def piece_spec(params: SyncParams, piece: UnitPiece) -> Spec:
     f = piece.file
     final = os.path.join(params.destination, f.relpath)
     src = os.path.join(params.source, f.relpath)
-    return (src, staging_path(final, params.request_id), piece.offset, piece.length, f.size, f.mtime_ns, True)
+    return (src, staging_path(final, params.request_id), piece.offset, piece.length, f.size, f.mtime_ns, True, f.sparse)
 
 
 def drive(

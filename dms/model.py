@@ -75,6 +75,8 @@ class SyncParams:
     dry_run: bool = False
     #: Copy extended attributes (and with them POSIX ACLs) where both sides support them.
     xattrs: bool = True
+    #: Recreate fifos, sockets and (as root) devices instead of skipping them (rsync -D).
+    specials: bool = False
     #: --include/--exclude rules in order: ("+", pattern) or ("-", pattern).
     filters: tuple[tuple[str, str], ...] = ()
     #: Incarnation of the request: `resume` increments it, and tasks of an earlier
@@ -116,6 +118,7 @@ def make_params(
     max_delete: int | None = None,
     dry_run: bool = False,
     xattrs: bool = True,
+    specials: bool = False,
     filters: Sequence[tuple[str, str]] | Sequence[list[str]] = (),
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
@@ -178,6 +181,7 @@ def make_params(
         max_delete=-1 if max_delete is None else max_delete,
         dry_run=bool(dry_run),
         xattrs=bool(xattrs),
+        specials=bool(specials),
         filters=rules,
     )
 
@@ -244,9 +248,10 @@ class DirRecord:
 
 @dataclass(frozen=True)
 class LinkRecord:
-    """A symbolic link (kind "sym": `target` is its content, never followed) or a hard
+    """A symbolic link (kind "sym": `target` is its content, never followed), a hard
     link (kind "hard": `target` is the relpath of the first name of the same inode,
-    which is copied as a file; this name is linked to it at publish)."""
+    which is copied as a file; this name is linked to it at publish), or a special
+    file (kind "special": `target` is "<st_mode>:<st_rdev>", recreated with mknod)."""
 
     relpath: str
     kind: str

@@ -139,7 +139,9 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
     # Across clusters the planner cannot see the destination: every file is sent.
     visible = params.source_cluster == params.destination_cluster
     quick_check = visible and not params.ignore_times
-    for found in walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete):
+    walk = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
+                     specials=params.specials)  # fmt: skip
+    for found in walk:
         if isinstance(found, FileRecord):
             if quick_check and _up_to_date(found, params):
                 counts["uptodate"] += 1
@@ -177,8 +179,8 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
         elif isinstance(found, LinkRecord):
             links.add(found)
             if params.dry_run:
-                note(f"link {found.relpath} -> {found.target}" if found.kind == "sym"
-                     else f"hardlink {found.relpath} => {found.target}")  # fmt: skip
+                note({"sym": f"link {found.relpath} -> {found.target}", "hard": f"hardlink {found.relpath} => "
+                      f"{found.target}", "special": f"special {found.relpath}"}[found.kind])  # fmt: skip
         elif isinstance(found, DirNames):
             names.add((found.relpath, found.names))
         elif isinstance(found, Excluded):

@@ -217,6 +217,15 @@ def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord
                 if root and link.uid >= 0:
                     os.lchown(final, link.uid, link.gid)
                 os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
+            elif link.kind == "special":
+                mode, rdev = (int(x) for x in link.target.split(":"))
+                staged = staging_path(final, rid)
+                _remove(staged)
+                os.mknod(staged, mode, rdev)
+                os.rename(staged, final)
+                if root and link.uid >= 0:
+                    os.lchown(final, link.uid, link.gid)
+                os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
             else:
                 target = os.path.join(params.destination, link.target)
                 tst = os.lstat(target)
@@ -230,7 +239,9 @@ def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord
                     os.link(target, staged, follow_symlinks=False)
                     os.rename(staged, final)
         except OSError as exc:
-            store.add_error(rid, link.relpath, f"{'symbolic' if link.kind == 'sym' else 'hard'} link: {exc}", exc.errno)
+            what = {"sym": "symbolic link", "hard": "hard link", "special": "special file"}[link.kind]
+            store.add_error(rid, link.relpath, f"{what}: {exc}", exc.errno)
+            store.add_count(rid, "files_failed", 1)  # the request must not claim success
             log.warning("request %s: link %s: %s", rid, link.relpath, exc)
 
 

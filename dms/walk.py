@@ -7,7 +7,8 @@ each entry becomes (like rsync -aHAXS):
   second name of an inode already seen -> LinkRecord kind "hard";
 - directory -> DirRecord (descended into unless a filter excludes it);
 - symbolic link -> LinkRecord kind "sym" (its target as text; never followed);
-- fifo, socket, device -> Skipped with a warning;
+- fifo, socket, device -> Skipped with a warning, or with `specials` a LinkRecord
+  kind "special" (recreated with mknod at publish, like rsync -D);
 - with `listings`, after each directory: DirNames, the names it holds (for --delete).
 """
 
@@ -65,7 +66,7 @@ def read_xattrs(path: str) -> Xattrs:
 
 
 def walk_tree(
-    root: str, rules: RuleSet | None = None, *, xattrs: bool = True, listings: bool = False
+    root: str, rules: RuleSet | None = None, *, xattrs: bool = True, listings: bool = False, specials: bool = False
 ) -> Iterator[WalkEntry]:
     """Yield the root DirRecord, then every entry below it; file ids count from 0."""
     rules = rules or RuleSet()
@@ -124,8 +125,11 @@ def walk_tree(
                     yield Skipped(rel, f"cannot read symbolic link: {exc.strerror}")
                     continue
                 yield LinkRecord(rel, "sym", target, est.st_mtime_ns, est.st_atime_ns, est.st_uid, est.st_gid)
+            elif specials:
+                yield LinkRecord(rel, "special", f"{mode}:{est.st_rdev}", est.st_mtime_ns, est.st_atime_ns,
+                                 est.st_uid, est.st_gid)  # fmt: skip
             else:
-                yield Skipped(rel, "special file (fifo, socket or device) skipped")
+                yield Skipped(rel, "special file (fifo, socket or device) skipped; --specials copies it")
         if listings:
             yield DirNames(rel_dir, tuple(names))
         stack.extend(reversed(subdirs))

@@ -90,3 +90,74 @@ def assert_same_tree(src: Path, dst: Path, ignore: set[str] = frozenset()) -> No
         assert b[rel] == meta, f"{rel}: source {meta} != destination {b[rel]}"
         if meta[0] == "file":
             assert filecmp.cmp(src / rel, dst / rel, shallow=False), f"{rel}: contents differ"
+
+
+def meta_snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """relpath -> everything rsync -aHAXS preserves: kind, mode, mtime, size, content digest,
+    symlink target, owner, xattrs, sparseness and hard-link group (root is '.')."""
+    import hashlib
+
+    out: dict[str, tuple[object, ...]] = {}
+    groups: dict[tuple[int, int], str] = {}
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in [".", *dirnames, *filenames] if dirpath == str(root) else [*dirnames, *filenames]:
+            entries.append(os.path.normpath(os.path.join(dirpath, name)))
+    for p in sorted(entries):
+        st = os.lstat(p)
+        rel = os.path.relpath(p, root)
+        if stat.S_ISLNK(st.st_mode):
+            out[rel] = ("link", os.readlink(p), st.st_mtime_ns, st.st_uid, st.st_gid)
+            continue
+        try:
+            xattrs = tuple(sorted((n, os.getxattr(p, n, follow_symlinks=False)) for n in os.listxattr(p)))
+        except OSError:
+            xattrs = ()
+        base = (stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_uid, st.st_gid, xattrs)
+        if stat.S_ISDIR(st.st_mode):
+            out[rel] = ("dir", *base)
+        elif stat.S_ISREG(st.st_mode):
+            group = groups.setdefault((st.st_dev, st.st_ino), rel) if st.st_nlink > 1 else None
+            digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            sparse = st.st_blocks * 512 < st.st_size // 2
+            out[rel] = ("file", *base, st.st_size, digest, sparse, group)
+        else:
+            out[rel] = ("special", stat.S_IFMT(st.st_mode))
+    return out
+
+
+def build_semantics_tree(root: Path, seed: int = 5) -> None:
+    """A tree that exercises rsync -aHAXS: modes, ns times, symlinks (relative, absolute,
+    dangling, to a directory), hard links across directories, xattrs, a sparse file,
+    owners (when root), a fifo, empty and deep directories, odd names."""
+    rng = random.Random(seed)
+    for d in ("a/b", "empty", "deep/x/y/z", "sp ace é"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i, (rel, mode) in enumerate([("file1", 0o644), ("a/f2", 0o600), ("a/b/f3.sh", 0o755), ("deep/x/y/z/f4", 0o640),
+                                     ("sp ace é/naïve file", 0o644)]):  # fmt: skip
+        (root / rel).write_bytes(rng.randbytes(rng.randrange(1, 50000)))
+        os.chmod(root / rel, mode)
+    (root / "h1").write_bytes(b"hard linked content")
+    os.link(root / "h1", root / "a" / "h2")
+    os.link(root / "h1", root / "a" / "b" / "h3")
+    os.symlink("../file1", root / "a" / "link-to-file")
+    os.symlink("/etc/passwd", root / "abs-link")
+    os.symlink("nowhere/x", root / "dangling")
+    os.symlink("a", root / "dirlink")
+    os.setxattr(root / "file1", "user.colour", b"blue")
+    os.setxattr(root / "a", "user.project", b"dms")
+    with open(root / "sparse.img", "wb") as f:
+        f.truncate(16 * MIB)
+        f.seek(8 * MIB)
+        f.write(rng.randbytes(10000))
+    os.mkfifo(root / "fifo")
+    if os.geteuid() == 0:
+        os.chown(root / "a" / "f2", 1234, 5678)
+        os.lchown(root / "dangling", 4321, 8765)
+    for i, p in enumerate(sorted(root.rglob("*"), key=lambda q: -len(q.parts))):
+        if not p.is_symlink() and p.is_file():
+            os.utime(p, ns=(1_600_000_000_000_000_000 + i, 1_600_000_000_123_456_789 + i * 1001))
+    for i, p in enumerate(sorted([root, *(q for q in root.rglob("*") if q.is_dir() and not q.is_symlink())],
+                                 key=lambda q: -len(q.parts))):  # fmt: skip
+        os.utime(p, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_007 + i))

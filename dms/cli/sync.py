@@ -69,6 +69,7 @@ def _ordered_rules(ctx: click.Context, include: tuple[str, ...], exclude: tuple[
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be copied, updated and deleted; change nothing.")
 @click.option("--include", multiple=True, metavar="PATTERN", help="Include what matches (rsync rules; repeatable).")
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Exclude what matches (rsync rules; repeatable).")
+@click.option("--specials", "-D", is_flag=True, help="Recreate fifos, sockets and (as root) devices (rsync -D).")
 @click.option("--no-xattrs", is_flag=True, help="Do not copy extended attributes (and ACLs).")
 @click.option("--no-fsync", is_flag=True, help="Do not flush data to disk before publishing (faster, less safe).")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")
@@ -94,6 +95,7 @@ def sync(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     no_xattrs: bool,
+    specials: bool,
     no_fsync: bool,
     wait_: bool,
     as_json: bool,
@@ -144,6 +146,7 @@ def sync(
             max_delete=max_delete,
             dry_run=dry_run,
             xattrs=not no_xattrs,
+            specials=specials,
             filters=_ordered_rules(click.get_current_context(), include, exclude),
         )
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:

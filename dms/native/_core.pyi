@@ -5,6 +5,8 @@ from os import PathLike
 
 _Path = str | bytes | PathLike[str] | PathLike[bytes]
 Outcome = tuple[int, str | None, BaseException | None]
+# (src, dst, offset, length, file_size, mtime_ns, check_source[, sparse])
+_CopySpec = tuple[_Path, _Path, int, int, int, int, bool] | tuple[_Path, _Path, int, int, int, int, bool, bool]
 
 DEFAULT_SLICE_BYTES: int
 DEFAULT_BUFFER_BYTES: int
@@ -19,7 +21,7 @@ class FileChunker:
 class UnitCopier:
     def __init__(
         self,
-        specs: Iterable[tuple[_Path, _Path, int, int, int, int, bool]],
+        specs: Iterable[_CopySpec],
         method: str = ...,
         buffer_size: int = ...,
     ) -> None: ...
@@ -34,7 +36,7 @@ class UnitCopier:
 class UnitSender:
     def __init__(
         self,
-        specs: Iterable[tuple[_Path, _Path, int, int, int, int, bool]],
+        specs: Iterable[_CopySpec],
         bind_address: str,
         host: str,
         port: int,

@@ -150,7 +150,9 @@ cdef class UnitCopier:
 cdef vector[c_copier.CopySpec] _copy_specs(specs) except *:
     cdef vector[c_copier.CopySpec] cspecs
     cdef c_copier.CopySpec s
-    for src, dst, offset, length, file_size, mtime_ns, check_source in specs:
+    for spec in specs:
+        src, dst, offset, length, file_size, mtime_ns, check_source = spec[:7]
+        s.sparse = bool(spec[7]) if len(spec) > 7 else False
         s.src = os.fsencode(src)
         s.dst = os.fsencode(dst)
         s.offset = offset

@@ -30,6 +30,7 @@ cdef extern from "dms/copier.hpp" namespace "dms" nogil:
         uint64_t file_size
         int64_t mtime_ns
         bool check_source
+        bool sparse
 
     cdef struct VerifySpec:
         string path

@@ -90,7 +90,7 @@ bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
     size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, budget}));
     auto off = static_cast<off_t>(s.offset + cursor_);
     size_t got;
-    if (method_ == CopyMethod::CopyFileRange) {
+    if (method_ == CopyMethod::CopyFileRange && !s.sparse) {
       try {
         got = copy_file_range_full(src_, off, dst_, off, want);
       } catch (const SystemError& e) {
@@ -106,7 +106,10 @@ bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
     } else {
       got = pread_full(src_, buffer_.data(), want, off);
       hasher_.update(buffer_.data(), got);
-      pwrite_full(dst_, buffer_.data(), got, off);
+      if (s.sparse)
+        pwrite_sparse(dst_, buffer_.data(), got, off);
+      else
+        pwrite_full(dst_, buffer_.data(), got, off);
     }
     if (got < want)
       throw SourceChangedError(s.src + ": ended at byte " + std::to_string(s.offset + cursor_ + got) +

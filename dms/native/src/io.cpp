@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 
 #include "dms/errors.hpp"
@@ -69,6 +72,43 @@ size_t copy_file_range_full(const File& src, off_t src_off, const File& dst, off
 
 bool is_copy_range_unsupported(int err) noexcept {
   return err == EXDEV || err == EOPNOTSUPP || err == ENOSYS || err == EINVAL || err == EBADF;
+}
+
+bool all_zero(const void* buf, size_t n) noexcept {
+  auto* p = static_cast<const unsigned char*>(buf);
+  return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
+}
+
+namespace {
+void write_run(const File& f, const unsigned char* p, size_t n, off_t off, bool zero) {
+  if (n == 0) return;
+  if (zero) {
+    if (::fallocate(f.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, static_cast<off_t>(n)) == 0) return;
+    if (errno != EOPNOTSUPP && errno != ENOSYS) throw_errno(errno, "fallocate", f.path());
+  }
+  pwrite_full(f, p, n, off);
+}
+}  // namespace
+
+void pwrite_sparse(const File& f, const void* buf, size_t n, off_t off) {
+  // Runs of 4 KiB blocks (the usual file system block) that are all zero become
+  // holes; the runs in between are written as they are.
+  constexpr size_t kBlock = 4096;
+  auto* p = static_cast<const unsigned char*>(buf);
+  size_t run_start = 0;
+  bool run_zero = false;
+  for (size_t at = 0; at < n; at += kBlock) {
+    size_t len = std::min(kBlock, n - at);
+    bool zero = all_zero(p + at, len);
+    if (at == 0) {
+      run_zero = zero;
+    } else if (zero != run_zero) {
+      write_run(f, p + run_start, at - run_start, off + static_cast<off_t>(run_start), run_zero);
+      run_start = at;
+      run_zero = zero;
+    }
+  }
+  write_run(f, p + run_start, n - run_start, off + static_cast<off_t>(run_start), run_zero);
 }
 
 void truncate_to(const File& f, uint64_t size) {

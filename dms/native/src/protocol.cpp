@@ -179,7 +179,7 @@ PutHeader decode_put_fixed(const uint8_t* p, size_t n, size_t& path_len) {
   h.file_size = r.u64();
   h.offset = r.u64();
   h.length = r.u64();
-  if (h.flags != 0) throw ProtocolError("put: unknown flags " + std::to_string(h.flags));
+  if ((h.flags & ~kPutSparse) != 0) throw ProtocolError("put: unknown flags " + std::to_string(h.flags));
   if (path_len == 0 || path_len > kMaxPath) throw ProtocolError("put: path length " + std::to_string(path_len) + " out of range 1..4096");
   if (h.file_size > kMaxFileSize) throw ProtocolError("put: file size " + std::to_string(h.file_size) + " too large");
   if (h.offset > h.file_size || h.length > h.file_size - h.offset)

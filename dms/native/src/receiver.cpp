@@ -177,7 +177,10 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
     hasher.update(buffer_.data(), got);
     if (writing) {
       try {
-        pwrite_full(f, buffer_.data(), got, static_cast<off_t>(off));
+        if (h.flags & wire::kPutSparse)
+          pwrite_sparse(f, buffer_.data(), got, static_cast<off_t>(off));
+        else
+          pwrite_full(f, buffer_.data(), got, static_cast<off_t>(off));
       } catch (const SystemError& e) {
         fail_io(e);  // keep reading: the stream must stay in step for the next frame
       }

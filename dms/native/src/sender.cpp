@@ -126,6 +126,7 @@ bool UnitSender::begin_piece(PieceOutcome& out) {
     return false;
   }
   wire::PutHeader h;
+  h.flags = s.sparse ? wire::kPutSparse : 0;
   h.seq = ++seq_;
   h.file_size = s.file_size;
   h.offset = s.offset;

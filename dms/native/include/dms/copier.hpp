@@ -28,6 +28,7 @@ struct CopySpec {
   uint64_t file_size = 0;      // the size the planner saw; dst is truncated to it
   int64_t mtime_ns = 0;        // the mtime the planner saw
   bool check_source = true;    // refuse a source whose size or mtime changed
+  bool sparse = false;         // zero blocks become holes (rsync -S); forces read/write
 };
 
 struct PieceOutcome {

@@ -52,6 +52,12 @@ bool is_copy_range_unsupported(int err) noexcept;
 
 void truncate_to(const File& f, uint64_t size);
 
+// rsync -S: writes buf at off, except that an all-zero buffer becomes a hole
+// (fallocate PUNCH_HOLE, which also clears stale bytes of a reused staging
+// file); where punching is not supported, the zeros are written.
+void pwrite_sparse(const File& f, const void* buf, size_t n, off_t off);
+bool all_zero(const void* buf, size_t n) noexcept;
+
 // syncfs(2) on the filesystem holding `path`: one call flushes a whole batch
 // of small files, where one fsync per file would cost a journal commit each.
 void sync_filesystem(const std::string& path);

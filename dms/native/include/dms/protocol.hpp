@@ -28,6 +28,7 @@ constexpr size_t kMagicSize = 4;
 constexpr size_t kMaxPath = 4096;
 constexpr size_t kMaxMessage = 1024;
 constexpr uint64_t kMaxFileSize = uint64_t{1} << 62;
+constexpr uint16_t kPutSparse = 0x1;  // PUT flag: the receiver turns zero blocks into holes
 
 // What a receiver answers. Values are part of the wire format: never renumber.
 enum class Status : uint8_t {

@@ -1,0 +1,41 @@
+"""`dms-submit resume ID`: run a failed, cancelled or interrupted request again, moving only what is missing."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dms.cli import EXIT_REQUEST_FAILED, cli
+from dms.cli.connection import control_plane, fail
+from dms.cli.render import request_lines
+from dms.client import resume as resume_request
+from dms.client import wait
+from dms.errors import DmsError
+from dms.model import RequestState
+
+__all__ = ["resume"]
+
+
+@cli.command()
+@click.argument("request_id")
+@click.option("--force", is_flag=True, help="Resume a request that has not ended (its workers died or were stopped).")
+@click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if it SUCCEEDED.")
+@click.pass_obj
+def resume(obj: dict[str, str | None], request_id: str, force: bool, wait_: bool) -> None:
+    """Resume REQUEST_ID with its own paths and options. Files already at the destination
+    are skipped, and of a large file that was partly copied only the missing chunks move
+    (staged chunks are verified again before the file is published). Re-submitting a
+    failed request with `sync --id REQUEST_ID` and the same paths does the same."""
+    try:
+        with control_plane(obj) as plane:
+            resume_request(plane.app, plane.store, request_id, force=force)
+            if not (wait_ or plane.embedded is not None):
+                click.echo(request_id)
+                return
+            info = wait(plane.store, request_id, alive=plane.alive)
+    except DmsError as exc:
+        fail(exc)
+    click.echo("\n".join(request_lines(request_id, info)))
+    if info["state"] != RequestState.SUCCEEDED.value:
+        sys.exit(EXIT_REQUEST_FAILED)
