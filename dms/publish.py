@@ -12,7 +12,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -270,26 +269,59 @@ def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int,
             except OSError:
                 continue
             for name, is_dir in extra:
-                rel = f"{rel_dir}/{name}" if rel_dir else name
-                if is_staging_name(name) or (rules and rules.excluded(rel, is_dir)):
-                    continue
-                if 0 <= params.max_delete <= report.deleted:
-                    report.delete_limited += 1
-                    continue
-                report.deleted += 1
-                if params.dry_run:
-                    lines.append(f"delete {rel}{'/' if is_dir else ''}")
-                    continue
-                path = os.path.join(directory, name)
-                try:
-                    if is_dir:
-                        shutil.rmtree(path)  # never follows symlinks inside
-                    else:
-                        os.unlink(path)
-                except OSError as exc:
-                    store.add_error(rid, rel, f"delete: {exc}", exc.errno)
-                    continue
-                log.info("request %s: deleted %s", rid, rel)
-                store.log_event(rid, "deleted", path=rel + ("/" if is_dir else ""))
+                _delete_entry(store, params, rules, os.path.join(directory, name), name, rel_dir, is_dir, report, lines)
     store.add_dryrun(rid, lines)
     store.add_count(rid, "deleted", report.deleted)
+
+
+def _delete_entry(
+    store: RequestStore,
+    params: SyncParams,
+    rules: RuleSet,
+    path: str,
+    name: str,
+    rel_dir: str,
+    is_dir: bool,
+    report: PublishReport,
+    lines: list[str],
+) -> bool:
+    """Delete one extraneous entry (a directory depth first); True if it is gone.
+
+    As in rsync, an entry a filter rule excludes is protected, and so is every
+    directory that still holds a protected entry."""
+    rel = f"{rel_dir}/{name}" if rel_dir else name
+    if is_staging_name(name) or (rules and rules.excluded(rel, is_dir)):
+        return False
+    if is_dir:
+        empty = True
+        try:
+            with os.scandir(path) as it:
+                children = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+        except OSError as exc:
+            store.add_error(params.request_id, rel, f"delete: {exc}", exc.errno)
+            return False
+        for child, child_is_dir in children:
+            gone = _delete_entry(store, params, rules, os.path.join(path, child), child, rel, child_is_dir, report,
+                                 lines)  # fmt: skip
+            empty = empty and gone
+        if not empty:
+            return False
+    if 0 <= params.max_delete <= report.deleted:
+        report.delete_limited += 1
+        return False
+    report.deleted += 1
+    shown = rel + ("/" if is_dir else "")
+    if params.dry_run:
+        lines.append(f"delete {shown}")
+        return True
+    try:
+        if is_dir:
+            os.rmdir(path)  # its contents are gone already; never follows a symlink
+        else:
+            os.unlink(path)
+    except OSError as exc:
+        store.add_error(params.request_id, rel, f"delete: {exc}", exc.errno)
+        return False
+    log.info("request %s: deleted %s", params.request_id, shown)
+    store.log_event(params.request_id, "deleted", path=shown)
+    return True
