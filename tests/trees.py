@@ -134,8 +134,9 @@ def build_semantics_tree(root: Path, seed: int = 5) -> None:
     rng = random.Random(seed)
     for d in ("a/b", "empty", "deep/x/y/z", "sp ace é"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    for i, (rel, mode) in enumerate([("file1", 0o644), ("a/f2", 0o600), ("a/b/f3.sh", 0o755), ("deep/x/y/z/f4", 0o640),
-                                     ("sp ace é/naïve file", 0o644)]):  # fmt: skip
+    files = [("file1", 0o644), ("a/f2", 0o600), ("a/b/f3.sh", 0o755), ("deep/x/y/z/f4", 0o640),
+             ("sp ace é/naïve file", 0o644)]  # fmt: skip
+    for rel, mode in files:
         (root / rel).write_bytes(rng.randbytes(rng.randrange(1, 50000)))
         os.chmod(root / rel, mode)
     (root / "h1").write_bytes(b"hard linked content")
