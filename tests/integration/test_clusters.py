@@ -27,7 +27,7 @@ from dms.model import make_params
 from tests.clusters import NodeWorker, free_port, write_config, write_secret
 from tests.conftest import unique_id
 from tests.services import RedisServer
-from tests.trees import assert_same_tree, make_tree
+from tests.trees import assert_like_rsync, assert_same_tree, build_semantics_tree, make_tree, meta_snapshot
 
 # Reply statuses of docs/protocol.md ("Statuses").
 BAD_FRAME, AUTH_FAILED = 1, 2
@@ -213,3 +213,25 @@ def test_cli_direction_and_unknown_scheduler(clusters: LoopbackClusters, redis_s
                          "--wait"], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert ok.returncode == 0, ok.stderr + ok.stdout
     assert_same_tree(src, dst)
+
+
+def test_rsync_semantics_hold_over_the_tcp_transport(clusters: LoopbackClusters, dms_app: Any, store: Any) -> None:
+    """Links, hard links, xattrs, sparse files, specials and --delete across clusters: the
+    receiver stages the bytes, finalize on cluster B makes everything else."""
+    import shutil
+
+    src, dst, ref = clusters.src_root / "sem", clusters.dst_root / "sem", clusters.root / "sem-rsync"
+    build_semantics_tree(src)
+    for d in (dst, ref):
+        d.mkdir()
+        (d / "stale").write_text("not in the source")
+    params = make_params(str(src), str(dst), request_id=unique_id("sem"), direction="A_TO_B", delete=True,
+                         specials=True)  # fmt: skip
+    submit(dms_app, store, params)
+    info = wait(store, params.request_id, timeout=120)
+    assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
+    rsync = shutil.which("rsync")
+    assert rsync
+    subprocess.run([rsync, "-aHAXS", "--delete", f"{src}/", f"{ref}/"], check=True)
+    assert_like_rsync(ref, dst)
+    assert meta_snapshot(dst)["sparse.img"][-2] is True

@@ -21,7 +21,7 @@ import pytest
 from dms.client import resume, submit, wait
 from dms.model import SyncParams, make_params
 from tests.conftest import unique_id, wait_for_state
-from tests.trees import MIB, build_semantics_tree, meta_snapshot, write_unique
+from tests.trees import MIB, assert_like_rsync, build_semantics_tree, meta_snapshot, write_unique
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -39,22 +39,6 @@ def dms(dms_app: Any, store: Any, src: Path, dst: Path, **options: Any) -> dict[
     info = wait(store, params.request_id, timeout=120)
     info["request_id"] = params.request_id
     return info  # type: ignore[no-any-return]
-
-
-def comparable(root: Path) -> dict[str, tuple[object, ...]]:
-    """meta_snapshot without symlink mtimes (rsync here does not keep them) and without the
-    top directory's mtime (rsync sometimes leaves it at "now" when it renames a file into
-    it after setting its time; DMS sets directory times last: checked against the source)."""
-    snap = meta_snapshot(root)
-    out = {k: (v[0], v[1], v[3], v[4]) if v[0] == "link" else v for k, v in snap.items()}
-    out["."] = (*snap["."][:2], *snap["."][3:])
-    return out
-
-
-def assert_like_rsync(a: Path, b: Path) -> None:
-    sa, sb = comparable(a), comparable(b)
-    diff = {k: (sa.get(k), sb.get(k)) for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)}
-    assert not diff, f"rsync and DMS differ on {len(diff)} entries: {dict(list(diff.items())[:6])}"
 
 
 def plant_extras(dst: Path) -> None:
