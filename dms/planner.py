@@ -108,7 +108,11 @@ class _Shards:
             self.items = []
 
 
-def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
+def plan_tree(
+    store: RequestStore, params: SyncParams, on_unit: Callable[[int], None] = lambda index: None
+) -> PlanTotals:
+    """Walk, compare, and write the plan. Each unit is announced (tasks_total) and handed
+    to `on_unit` as soon as it is written, so transfers run while the walk goes on."""
     rid = params.request_id
     chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
     files = _Shards(lambda s, items: store.write_files(rid, s, items))
@@ -124,11 +128,18 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
     def write_units(units: list[list[tuple[int, int, int]]]) -> None:
         for unit in units:
             pieces = [UnitPiece(pending[fid], off, length) for fid, off, length in unit]
-            store.write_unit(rid, counts["units"], pieces, describe_unit(pieces))
-            counts["units"] += 1
             for p in pieces:
                 if p.offset + p.length >= p.file.size:
                     pending.pop(p.file.file_id, None)
+            new_unit(pieces)
+
+    def new_unit(pieces: list[UnitPiece]) -> None:
+        # a unit carries its files' records, so it can run before their shard is stored
+        index = counts["units"]
+        store.write_unit(rid, index, pieces, describe_unit(pieces))
+        counts["units"] += 1
+        store.note_units_written(rid, counts["units"])
+        on_unit(index)
 
     def note(line: str) -> None:
         report.append(line)
@@ -164,9 +175,7 @@ def plan_tree(store: RequestStore, params: SyncParams) -> PlanTotals:
                     if staged is not None and staged[0] == length:
                         carried.append(RecordedPiece(entry.file_id, offset, length, staged[1]))
                     else:
-                        pieces = [UnitPiece(entry, offset, length)]
-                        store.write_unit(rid, counts["units"], pieces, describe_unit(pieces))
-                        counts["units"] += 1
+                        new_unit([UnitPiece(entry, offset, length)])
                 if len(carried) >= 1000:
                     store.record_unit(rid, None, carried, [])
                     carried.clear()

@@ -387,6 +387,11 @@ class RequestStore:
         if n:
             self.r.hincrby(Keys(request_id).req, field, n)
 
+    def note_units_written(self, request_id: str, count: int) -> None:
+        """Units 0..count-1 exist: transfers may start while the walk goes on. A plain
+        HSET (the walk is sequential and deterministic), so a re-run plan sets the same value."""
+        self.r.hset(Keys(request_id).req, "tasks_total", count)
+
     def write_unit(self, request_id: str, index: int, pieces: Sequence[UnitPiece], description: str = "") -> None:
         keys = Keys(request_id)
         pipe = self.r.pipeline(transaction=False)

@@ -59,9 +59,20 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     if not info.get("planned"):
         store.set_state(request_id, RequestState.PLANNING)
         store.log_event(request_id, "planning", worker=self.request.hostname)
+
+        def start_unit(index: int) -> None:
+            """Transfers start while the walk goes on: unit k runs once the unit k - parallelism
+            of its lane is done (or at once, for the first lane positions). A transfer that
+            finishes looks for the next unit of its lane too; whoever sees both does it."""
+            p = params.parallelism
+            if params.dry_run or store.was_dispatched(request_id, index):
+                return
+            if (index < p or store.unit_done(request_id, index - p)) and not store.is_cancelled(request_id):
+                self.dispatch_unit(params, index)
+
         try:
             _check_paths(params)
-            totals = plan_tree(store, params)
+            totals = plan_tree(store, params, on_unit=start_unit)
         except (PathError, ConfinementError, OSError) as exc:
             store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
             store.log_event(request_id, "planning failed", error=str(exc))
@@ -72,15 +83,17 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
         store.log_event(request_id, "planned", files=totals.files_total, bytes=totals.bytes_total,
                         units=totals.tasks_total, skipped=totals.skipped)  # fmt: skip
         total = totals.tasks_total
+        redelivered = False
     else:  # redelivered after planning: re-publish the first lanes (duplicates are harmless)
         total = int(info["tasks_total"])
         progress = store.mark_planned(request_id)
+        redelivered = True
     if store.is_cancelled(request_id):  # cancelled while planning: start nothing, let finalize end it
         if not progress.finalize_sent:
             self.dispatch_finalize(params)
         return {"request_id": request_id, "units": total, "cancelled": True}
     for index in range(min(params.parallelism, total)):
-        if not store.unit_done(request_id, index):
+        if not store.unit_done(request_id, index) and (redelivered or not store.was_dispatched(request_id, index)):
             self.dispatch_unit(params, index)
     if progress.all_done and not progress.finalize_sent:
         self.dispatch_finalize(params)

@@ -262,3 +262,23 @@ def test_resync_skips_what_is_up_to_date_and_copies_what_changed(tmp_path: Path,
     forced = run(ignore_times=True)
     assert forced["files_total"] == total_files and forced["files_uptodate"] == 0
     assert_same_tree(src, dst)
+
+
+def test_transfers_start_while_the_walk_goes_on(tmp_path: Path, dms_app: Any, store: Any, worker: Any) -> None:
+    """Units are dispatched as the planner writes them: the first ones finish before the
+    walk of a 30,000-file tree does (units of 200 files, so 150 of them)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(30_000):
+        d = src / f"d{i // 500:03d}"
+        if i % 500 == 0:
+            d.mkdir(parents=True)
+        (d / f"f{i}").touch()
+    rid = unique_id("stream")
+    params = SyncParams(rid, str(src), str(dst), unit_max_files=200)
+    submit(dms_app, store, params)
+    info = wait(store, rid, timeout=300)
+    assert info["state"] == "SUCCEEDED" and info["files_done"] == 30_000 and info["tasks_total"] == 150
+    events = store.events(rid)
+    planned = next(e["at"] for e in events if e["event"] == "planned")
+    early = [e for e in events if e["event"] == "unit done" and e["at"] < planned]
+    assert early, "no unit finished before the walk did"
