@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages DMS needs; skips apt entirely when all are present.
 #   install-system-deps.sh runtime   what `pip install .` and a sync need (libssl-dev: HMAC of the data plane)
-#   install-system-deps.sh test      plus what the test suite needs (cmake, make, rsync, iproute2)
+#   install-system-deps.sh test      plus what the test suite needs (cmake, make, rsync, iproute2, chromium,
+#                                    clang-14 + libclang-rt-14-dev for the libFuzzer run)
 set -euo pipefail
 profile=${1:-runtime}
 
@@ -12,7 +13,7 @@ import os, sys, sysconfig
 sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)
 PY
 if [[ $profile == test ]]; then
-    packages+=(cmake make rsync iproute2 procps util-linux chromium)
+    packages+=(cmake make rsync iproute2 procps util-linux chromium clang-14 libclang-rt-14-dev)
 fi
 
 missing=()

@@ -18,6 +18,9 @@ cmake -S dms/native/tests -B build/native-asan -DDMS_SANITIZE=ON >/dev/null
 cmake --build build/native-asan -j"$(nproc)" >/dev/null
 ctest --test-dir build/native-asan --output-on-failure
 
+echo "== libFuzzer on the data receiver (30 s, ASan + UBSan; the corpus is replayed by ctest above)"
+bash scripts/fuzz.sh 30
+
 echo "== ruff and mypy"
 .venv/bin/ruff check dms tests benchmarks scripts celeryconfig.py setup.py
 .venv/bin/ruff format --check dms tests benchmarks scripts celeryconfig.py setup.py
