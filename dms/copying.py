@@ -29,6 +29,8 @@ class UnitResult:
     failed: list[FailedPiece] = field(default_factory=list)
     cancelled: bool = False
     bytes_moved: int = 0
+    #: each failed piece with its exception, for callers that retry some kinds of failure
+    failed_pieces: list[tuple[UnitPiece, BaseException | None]] = field(default_factory=list)
 
 
 class SlicedWorker(Protocol):
@@ -117,11 +119,12 @@ def drive(
             else:
                 errno = error.errno if isinstance(error, OSError) else None
                 result.failed.append(FailedPiece(piece.file.file_id, piece.file.relpath, str(error), errno))
+                result.failed_pieces.append((piece, error))
         if worker.done:
             break
         progress(worker.bytes_moved)
         if cancelled():
             result.cancelled = True
             break
-    result.bytes_moved = worker.bytes_moved
+    result.bytes_moved += worker.bytes_moved
     return result

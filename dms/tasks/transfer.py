@@ -23,7 +23,7 @@ from dms import native
 from dms.application import app
 from dms.config import NodeConfig, read_secret
 from dms.copying import Spec, UnitResult, copy_unit, send_unit
-from dms.errors import AuthenticationError, ConfinementError, ProtocolError
+from dms.errors import AuthenticationError, ConfinementError, IntegrityError, ProtocolError
 from dms.model import TERMINAL_STATES, SyncParams, UnitPiece
 from dms.placement import NoRoute, Route, under_roots
 from dms.registry import NicEndpoint
@@ -40,8 +40,11 @@ log = logging.getLogger(__name__)
 MAX_ROUTE_RETRIES = int(os.environ.get("DMS_TRANSFER_RETRIES", "6"))
 #: Seconds before a re-routed unit runs again.
 RETRY_DELAY = float(os.environ.get("DMS_TRANSFER_RETRY_DELAY", "1"))
-#: Test-only fault hook: flip one byte every N payload bytes on the wire (0: off).
+#: Test-only fault hook: flip one byte every N payload bytes on the wire (0: off),
+#: on the first attempt of every unit.
 CORRUPT_EVERY = int(os.environ.get("DMS_TEST_CORRUPT_EVERY", "0"))
+#: Times a piece rejected by the receiver's checksum (corrupted in flight) is sent again.
+CORRUPTION_RETRIES = int(os.environ.get("DMS_CORRUPTION_RETRIES", "2"))
 SEND_METHOD = os.environ.get("DMS_SEND_METHOD", "sendfile")
 
 
@@ -138,14 +141,36 @@ def _transfer_clustered(
         return copy_unit(params, pieces, **options), f"{me.name} local"
     dst = route.destination
 
+    attempt = 0
+
     def make_sender(specs: list[Spec]) -> native.UnitSender:
         sender = native.UnitSender(specs, nic.address, dst.address, dst.port, _secret(me), method=SEND_METHOD)
-        if CORRUPT_EVERY:
+        if CORRUPT_EVERY and attempt == 0:  # test-only fault: the first attempt of every unit is corrupted
             sender.corrupt_in_flight(CORRUPT_EVERY)
         return sender
 
+    via = f"{me.name}/{nic.interface} -> {dst.key}"
     try:
-        return send_unit(params, pieces, make_sender, **options), f"{me.name}/{nic.interface} -> {dst.key}"
+        result = send_unit(params, pieces, make_sender, **options)
+        # a piece the receiver's checksum rejected was corrupted in flight: send it again
+        while attempt < CORRUPTION_RETRIES and not result.cancelled:
+            again = [p for p, error in result.failed_pieces if isinstance(error, IntegrityError)]
+            if not again:
+                break
+            attempt += 1
+            retried = {(p.file.file_id, p.offset) for p in again}
+            self.store.log_event(params.request_id, "pieces resent", unit=index, pieces=len(again),
+                                 reason="corrupted in flight", attempt=attempt)  # fmt: skip
+            keep = [i for i, (p, _) in enumerate(result.failed_pieces) if (p.file.file_id, p.offset) not in retried]
+            result.failed = [result.failed[i] for i in keep]  # send_unit keeps the two lists in step
+            result.failed_pieces = [result.failed_pieces[i] for i in keep]
+            retry = send_unit(params, again, make_sender, **options)
+            result.ok += retry.ok
+            result.failed += retry.failed
+            result.failed_pieces += retry.failed_pieces
+            result.bytes_moved += retry.bytes_moved
+            result.cancelled = retry.cancelled
+        return result, via
     except AuthenticationError as exc:  # retrying cannot fix a secret that differs
         self.fail_unit(params.request_id, index, f"data plane: {exc}")
         return None

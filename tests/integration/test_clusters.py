@@ -235,3 +235,30 @@ def test_rsync_semantics_hold_over_the_tcp_transport(clusters: LoopbackClusters,
     subprocess.run([rsync, "-aHAXS", "--delete", f"{src}/", f"{ref}/"], check=True)
     assert_like_rsync(ref, dst)
     assert meta_snapshot(dst)["sparse.img"][-2] is True
+
+
+def test_corruption_in_flight_is_caught_and_the_chunk_sent_again(
+    clusters: LoopbackClusters, redis_server: RedisServer, dms_app: Any, store: Any, tmp_path: Path
+) -> None:
+    """A sender whose first attempt flips a byte every 1 MiB on the wire (test-only hook):
+    the receiver's checksum rejects those pieces, they are sent again, and the tree lands
+    byte-exact; nothing corrupt is ever published."""
+    env = {**redis_server.env(), "DMS_TEST_CORRUPT_EVERY": str(1 << 20)}
+    a9 = NodeWorker("a1", clusters.config, env, tmp_path / "a1-corrupt.log")
+    clusters.a1.stop()  # the same node, restarted with the fault hook
+    try:
+        a9.start()
+        src, dst = clusters.src_root / "corrupt", clusters.dst_root / "corrupt"
+        make_tree(src, files=20, big_files=2, big_size=6 * 1024 * 1024)
+        params = make_params(str(src), str(dst), request_id=unique_id("corrupt"), direction="A_TO_B")
+        submit(dms_app, store, params)
+        info = wait(store, params.request_id, timeout=120)
+        assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
+        assert_same_tree(src, dst)
+        resent = [e for e in store.events(params.request_id) if e["event"] == "pieces resent"]
+        assert resent and all(e["reason"] == "corrupted in flight" for e in resent)
+        time.sleep(0.5)
+        assert "the sender's trailer says" in clusters.b1.log()  # the receiver logged each rejection
+    finally:
+        a9.stop()
+        clusters.a1.start()
