@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from dms import native
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
 from dms.state import SHARD, RecordedPiece, RequestStore
-from dms.walk import DirNames, Excluded, Skipped, walk_tree
+from dms.walk import DirNames, Excluded, Skipped, UpToDate, walk_tree
 
 __all__ = ["PlanTotals", "describe_unit", "plan_tree"]
 
@@ -109,7 +109,10 @@ class _Shards:
 
 
 def plan_tree(
-    store: RequestStore, params: SyncParams, on_unit: Callable[[int], None] = lambda index: None
+    store: RequestStore,
+    params: SyncParams,
+    on_unit: Callable[[int], None] = lambda index: None,
+    entries: Iterable[Any] | None = None,
 ) -> PlanTotals:
     """Walk, compare, and write the plan. Each unit is announced (tasks_total) and handed
     to `on_unit` as soon as it is written, so transfers run while the walk goes on."""
@@ -150,11 +153,18 @@ def plan_tree(
     # Across clusters the planner cannot see the destination: every file is sent.
     visible = params.source_cluster == params.destination_cluster
     quick_check = visible and not params.ignore_times
-    walk = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
-                     specials=params.specials)  # fmt: skip
-    for found in walk:
+    if entries is None:  # one serial walk; dms.fanout gives the same entries from subtree tasks
+        entries = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
+                            specials=params.specials)  # fmt: skip
+    else:
+        quick_check = False  # the walkers did it, and said so with UpToDate
+    for found in entries:
+        if isinstance(found, UpToDate):
+            counts["uptodate"] += 1
+            counts["uptodate_bytes"] += found.file.size
+            continue
         if isinstance(found, FileRecord):
-            if quick_check and _up_to_date(found, params):
+            if quick_check and up_to_date(found, params):
                 counts["uptodate"] += 1
                 counts["uptodate_bytes"] += found.size
                 continue
@@ -222,7 +232,7 @@ def plan_tree(
     )
 
 
-def _up_to_date(f: FileRecord, params: SyncParams) -> bool:
+def up_to_date(f: FileRecord, params: SyncParams) -> bool:
     if not params.checksum:
         return is_up_to_date(f, params.destination)
     final = os.path.join(params.destination, f.relpath)

@@ -36,7 +36,7 @@ __all__ = [
 CONTROL_QUEUE = "dms.control"
 DATA_QUEUE = "dms.data"
 
-_CONTROL_TASKS = frozenset({"dms.plan", "dms.finalize"})
+_CONTROL_TASKS = frozenset({"dms.plan", "dms.walk", "dms.finalize"})
 
 
 def route_task(name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any = None, **kw: Any) -> Any:

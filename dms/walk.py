@@ -24,7 +24,7 @@ from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, Xattrs
 from dms.paths import is_staging_name
 
-__all__ = ["DirNames", "Excluded", "Skipped", "WalkEntry", "read_xattrs", "walk_tree"]
+__all__ = ["DirNames", "Excluded", "Inode", "Skipped", "UpToDate", "WalkEntry", "read_xattrs", "walk_tree"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,13 @@ class Skipped:
 @dataclass(frozen=True)
 class Excluded:
     relpath: str
+
+
+@dataclass(frozen=True)
+class UpToDate:
+    """A file the quick check (done by a fanned-out walker) found already at the destination."""
+
+    file: FileRecord
 
 
 @dataclass(frozen=True)
@@ -65,17 +72,42 @@ def read_xattrs(path: str) -> Xattrs:
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class Inode:
+    """Follows the FileRecord of a file with several names (walk_tree(hardlinks=False)): the
+    caller decides which name is copied and which are linked (the walk may be split)."""
+
+    relpath: str
+    dev: int
+    ino: int
+
+
 def walk_tree(
-    root: str, rules: RuleSet | None = None, *, xattrs: bool = True, listings: bool = False, specials: bool = False
-) -> Iterator[WalkEntry]:
-    """Yield the root DirRecord, then every entry below it; file ids count from 0."""
+    root: str,
+    rules: RuleSet | None = None,
+    *,
+    xattrs: bool = True,
+    listings: bool = False,
+    specials: bool = False,
+    start: str = "",
+    recursive: bool = True,
+    hardlinks: bool = True,
+) -> Iterator[WalkEntry | Inode]:
+    """Yield the root DirRecord, then every entry below it; file ids count from 0.
+
+    With `start` (a relpath), walk only that subtree and do not yield its own
+    DirRecord (whoever split the walk yielded it); with `recursive=False`, only the
+    entries of the start directory itself. With `hardlinks=False`, multi-name files
+    are all yielded as FileRecords, each followed by its Inode, for the caller to link.
+    """
     rules = rules or RuleSet()
-    st = os.stat(root)
-    yield DirRecord("", st.st_mtime_ns, st.st_atime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                    read_xattrs(root) if xattrs else ())  # fmt: skip
+    if not start:
+        st = os.stat(root)
+        yield DirRecord("", st.st_mtime_ns, st.st_atime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                        read_xattrs(root) if xattrs else ())  # fmt: skip
     next_id = 0
     inodes: dict[tuple[int, int], str] = {}  # files with several names: first relpath seen
-    stack = [""]
+    stack = [start]
     while stack:
         rel_dir = stack.pop()
         abs_dir = os.path.join(root, rel_dir) if rel_dir else root
@@ -102,7 +134,7 @@ def walk_tree(
                 yield Excluded(rel)
                 continue
             if stat.S_ISREG(mode):
-                if est.st_nlink > 1:
+                if est.st_nlink > 1 and hardlinks:
                     key = (est.st_dev, est.st_ino)
                     first = inodes.setdefault(key, rel)
                     if first != rel:
@@ -114,6 +146,8 @@ def walk_tree(
                     est.st_blocks * 512 < est.st_size,
                 )  # fmt: skip
                 next_id += 1
+                if est.st_nlink > 1 and not hardlinks:
+                    yield Inode(rel, est.st_dev, est.st_ino)
             elif stat.S_ISDIR(mode):
                 yield DirRecord(rel, est.st_mtime_ns, est.st_atime_ns, stat.S_IMODE(mode), est.st_uid, est.st_gid,
                                 read_xattrs(entry.path) if xattrs else ())  # fmt: skip
@@ -132,4 +166,5 @@ def walk_tree(
                 yield Skipped(rel, "special file (fifo, socket or device) skipped; --specials copies it")
         if listings:
             yield DirNames(rel_dir, tuple(names))
-        stack.extend(reversed(subdirs))
+        if recursive:
+            stack.extend(reversed(subdirs))

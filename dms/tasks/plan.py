@@ -7,14 +7,16 @@ from typing import Any
 
 from dms.application import app
 from dms.errors import ConfinementError, PathError, RequestExists
+from dms.fanout import claim, drop_walk_keys, fan_out_wanted, fanned_out_walk, is_done, walk_subtree
 from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
 from dms.paths import validate_pair, validate_source
 from dms.placement import check_roots, under_roots
 from dms.planner import plan_tree
 from dms.settings import active_config, current_node
+from dms.state import Keys
 from dms.tasks.base import DmsTask
 
-__all__ = ["plan", "run_plan", "sync"]
+__all__ = ["plan", "run_plan", "sync", "walk"]
 
 
 @app.task(name="dms.plan", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
@@ -41,6 +43,27 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
         if self.store.params(request_id) != params:
             raise
     return run_plan(self, request_id)
+
+
+@app.task(name="dms.walk", bind=True, base=DmsTask, ignore_result=True)  # type: ignore[untyped-decorator]
+def walk(self: DmsTask, request_id: str, epoch: int, sub: int, relpath: str) -> dict[str, Any]:
+    """Walk one top-level subtree of a request's source for its planner (dms.fanout)."""
+    store = self.store
+    info = store.get(request_id)
+    if info is None or info.get("planned") or int(info.get("params", {}).get("epoch", 0)) != epoch:
+        return {"request_id": request_id, "subtree": sub, "status": "stale"}
+    if info["state"] in {s.value for s in TERMINAL_STATES} or is_done(store, request_id, sub):
+        return {"request_id": request_id, "subtree": sub, "status": "done already"}
+    owner = f"{self.request.hostname}-{self.request.id}"
+    if not claim(store, request_id, sub, owner):
+        return {"request_id": request_id, "subtree": sub, "status": "claimed by another"}
+    try:
+        walk_subtree(store, store.params(request_id), sub, relpath, owner)
+        store.log_event(request_id, "subtree walked", subtree=relpath, worker=self.request.hostname)
+    except BaseException:
+        store.r.delete(f"{Keys(request_id).base}:walk:{sub}:claim")  # the planner walks it itself
+        raise
+    return {"request_id": request_id, "subtree": sub, "status": "walked"}
 
 
 def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
@@ -70,14 +93,20 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
             if (index < p or store.unit_done(request_id, index - p)) and not store.is_cancelled(request_id):
                 self.dispatch_unit(params, index)
 
+        def publish_walk(sub: int, rel: str) -> None:
+            self.app.send_task("dms.walk", args=(request_id, params.epoch, sub, rel), queue=params.control_queue,
+                               argsrepr=f"({request_id!r}, {sub}) walk {rel}/")  # fmt: skip
+
         try:
             _check_paths(params)
-            totals = plan_tree(store, params, on_unit=start_unit)
+            entries = fanned_out_walk(store, params, publish_walk) if fan_out_wanted(params) else None
+            totals = plan_tree(store, params, on_unit=start_unit, entries=entries)
         except (PathError, ConfinementError, OSError) as exc:
             store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
             store.log_event(request_id, "planning failed", error=str(exc))
             self.dispatch_finalize(params)  # reports, and runs the caller's chain
             return {"request_id": request_id, "state": RequestState.FAILED.value}
+        drop_walk_keys(store, request_id)
         progress = store.mark_planned(request_id, **totals.as_fields())
         store.set_state(request_id, RequestState.TRANSFERRING)
         store.log_event(request_id, "planned", files=totals.files_total, bytes=totals.bytes_total,

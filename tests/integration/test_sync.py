@@ -282,3 +282,32 @@ def test_transfers_start_while_the_walk_goes_on(tmp_path: Path, dms_app: Any, st
     planned = next(e["at"] for e in events if e["event"] == "planned")
     early = [e for e in events if e["event"] == "unit done" and e["at"] < planned]
     assert early, "no unit finished before the walk did"
+
+
+def test_the_walk_fans_out_over_subtrees(tmp_path: Path, dms_app: Any, store: Any, start_worker: Any) -> None:
+    """dms.walk tasks walk top-level subtrees in parallel with the planner; the plan is
+    the same as a serial walk's (every file once, hard links across subtrees linked)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for t in range(12):
+        for i in range(300):
+            d = src / f"top{t:02d}" / f"sub{i % 3}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"f{i}").write_bytes(os.urandom(i % 50))
+    os.link(src / "top00" / "sub0" / "f0", src / "top11" / "sub0" / "same-inode")
+    (src / "root-file").write_text("at the top")
+    rid = unique_id("fanout")
+    q = rid.replace("-", "_")
+    params = SyncParams(rid, str(src), str(dst), control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")
+    start_worker(f"{params.control_queue},{params.data_queue}", concurrency=3)
+    submit(dms_app, store, params)
+    info = wait(store, rid, timeout=300)
+    assert info["state"] == "SUCCEEDED" and info["files_total"] == 12 * 300 + 1 and info["links_total"] == 1
+    walked = [e for e in store.events(rid) if e["event"] == "subtree walked"]
+    assert walked, "no dms.walk task walked a subtree"
+    assert {e["subtree"] for e in walked} <= {f"top{t:02d}" for t in range(1, 12)}
+    for t in range(12):
+        for i in range(0, 300, 37):
+            rel = Path(f"top{t:02d}") / f"sub{i % 3}" / f"f{i}"
+            assert (dst / rel).read_bytes() == (src / rel).read_bytes()
+    assert os.stat(dst / "top00" / "sub0" / "f0").st_ino == os.stat(dst / "top11" / "sub0" / "same-inode").st_ino
+    assert not list(store.r.scan_iter(f"dms:req:{rid}:walk:*"))  # the walk's keys are gone

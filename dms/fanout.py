@@ -1,0 +1,175 @@
+"""The walk fanned out over directory subtrees, as tasks.
+
+`dms.plan` lists the top of the tree itself, then publishes one `dms.walk` task
+per top-level directory. Each walk task lists and stats its subtree (readdir,
+lstat, xattrs, the quick check against the destination: the part of planning
+that costs system calls) and stores what it found in Redis, in chunks of
+WALK_CHUNK entries. The planner consumes the subtrees in order as they become
+ready, numbering files, writing shards and cutting units, which start at once.
+
+Nobody waits on work nobody does: a subtree is claimed (SET NX with a TTL the
+walker keeps refreshing) by whoever starts it, and the planner walks any
+subtree that is not claimed yet itself; a walker that dies loses its claim
+when the TTL runs out. The result of a subtree is deterministic, so a plan
+that is run again (redelivery) gets the same file ids and units.
+
+Hard links across subtrees: walkers report multi-name files with their inode,
+and the planner, which sees every subtree in order, decides which name is
+copied and which are linked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from dms.filters import RuleSet
+from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams
+from dms.planner import up_to_date
+from dms.state import Keys, RequestStore
+from dms.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
+
+__all__ = ["CLAIM_SECONDS", "WALK_CHUNK", "claim", "drop_walk_keys", "fanned_out_walk", "is_done", "walk_subtree"]
+
+WALK_CHUNK = 1000
+CLAIM_SECONDS = 60
+
+
+def _walk_key(request_id: str, sub: int) -> str:
+    return f"{Keys(request_id).base}:walk:{sub}"
+
+
+def _encode(entry: Any, params: SyncParams, check: bool) -> list[Any]:
+    if isinstance(entry, FileRecord):
+        return ["F", entry.to_wire(), int(check and up_to_date(entry, params)), 0, 0]
+    if isinstance(entry, DirRecord):
+        return ["D", entry.to_wire()]
+    if isinstance(entry, LinkRecord):
+        return ["L", entry.to_wire()]
+    if isinstance(entry, DirNames):
+        return ["N", entry.relpath, list(entry.names)]
+    if isinstance(entry, Excluded):
+        return ["X", entry.relpath]
+    if isinstance(entry, Skipped):
+        return ["S", entry.relpath, entry.reason]
+    raise TypeError(f"cannot encode {entry!r}")
+
+
+def _walk_rows(params: SyncParams, start: str, recursive: bool) -> Iterator[list[Any]]:
+    """The entries of a walk as rows; a multi-name file's row carries its inode."""
+    check = params.source_cluster == params.destination_cluster and not params.ignore_times
+    walk = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
+                     specials=params.specials, start=start, recursive=recursive, hardlinks=False)  # fmt: skip
+    pending: list[Any] | None = None
+    for entry in walk:
+        if isinstance(entry, Inode):
+            assert pending is not None and pending[0] == "F"
+            pending[3], pending[4] = entry.dev, entry.ino
+            continue
+        if pending is not None:
+            yield pending
+        pending = _encode(entry, params, check)
+    if pending is not None:
+        yield pending
+
+
+def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rel: str, owner: str) -> None:
+    """Walk subtree `rel` (claimed by `owner`) into chunks, then mark it done."""
+    r = store.r
+    key = _walk_key(params.request_id, sub)
+    chunk: list[Any] = []
+    count = 0
+
+    def flush() -> None:
+        nonlocal chunk, count
+        r.set(f"{key}:{count}", json.dumps(chunk))
+        r.expire(f"{key}:claim", CLAIM_SECONDS)  # still alive
+        count += 1
+        chunk = []
+
+    for row in _walk_rows(params, rel, recursive=True):
+        chunk.append(row)
+        if len(chunk) >= WALK_CHUNK:
+            flush()
+    if chunk:
+        flush()
+    r.hset(key, mapping={"chunks": count, "done": 1, "by": owner})
+
+
+def claim(store: RequestStore, request_id: str, sub: int, owner: str) -> bool:
+    return bool(store.r.set(f"{_walk_key(request_id, sub)}:claim", owner, nx=True, ex=CLAIM_SECONDS))
+
+
+def is_done(store: RequestStore, request_id: str, sub: int) -> bool:
+    return bool(store.r.hget(_walk_key(request_id, sub), "done") == "1")
+
+
+def fanned_out_walk(
+    store: RequestStore, params: SyncParams, publish: Callable[[int, str], None]
+) -> Iterator[FileRecord | UpToDate | DirRecord | LinkRecord | DirNames | Excluded | Skipped]:
+    """Every entry of the tree, as the planner needs them, from the top listing and the
+    subtrees walked by `dms.walk` tasks (published with `publish(sub, relpath)`)."""
+    rid = params.request_id
+    owner = f"plan-{uuid.uuid4().hex[:8]}"
+    # A plan run again (redelivered after a crash mid-walk) starts the walk afresh: the
+    # earlier run consumed (deleted) chunks of subtrees it had numbered. Walkers of the
+    # earlier run that are still going write the same deterministic chunks: harmless.
+    drop_walk_keys(store, rid)
+    first_names: dict[tuple[int, int], str] = {}
+    subtrees: list[str] = []
+
+    def resolve(row: list[Any]) -> Any:
+        tag = row[0]
+        if tag == "F":
+            f = FileRecord.from_wire(row[1])
+            if row[3] or row[4]:
+                first = first_names.setdefault((row[3], row[4]), f.relpath)
+                if first != f.relpath:
+                    return LinkRecord(f.relpath, "hard", first)
+            return UpToDate(f) if row[2] else f
+        if tag == "D":
+            return DirRecord.from_wire(row[1])
+        if tag == "L":
+            return LinkRecord.from_wire(row[1])
+        if tag == "N":
+            return DirNames(row[1], tuple(row[2]))
+        if tag == "X":
+            return Excluded(row[1])
+        return Skipped(row[1], row[2])
+
+    for row in _walk_rows(params, "", recursive=False):
+        entry = resolve(row)
+        if isinstance(entry, DirRecord) and entry.relpath:
+            subtrees.append(entry.relpath)
+        yield entry
+    store.r.hset(Keys(rid).req, "walk_subtrees", len(subtrees))
+    for sub, rel in enumerate(subtrees[1:], start=1):  # the planner starts on the first one itself
+        publish(sub, rel)
+    for sub, rel in enumerate(subtrees):
+        key = _walk_key(rid, sub)
+        while not is_done(store, rid, sub):
+            if claim(store, rid, sub, owner):
+                walk_subtree(store, params, sub, rel, owner)
+            else:
+                time.sleep(0.02)
+        for c in range(int(store.r.hget(key, "chunks") or 0)):
+            text = store.r.get(f"{key}:{c}")
+            for row in json.loads(text) if text else []:
+                yield resolve(row)
+            store.r.delete(f"{key}:{c}")
+
+
+def drop_walk_keys(store: RequestStore, request_id: str) -> None:
+    """Every key of a request's fanned-out walk (chunks, claims, done marks)."""
+    names = list(store.r.scan_iter(f"{Keys(request_id).base}:walk:*", count=1000))
+    for start in range(0, len(names), 500):
+        store.r.delete(*names[start : start + 500])
+
+
+def fan_out_wanted(params: SyncParams) -> bool:
+    """Fan out unless told not to (DMS_WALK_FANOUT=0: one serial walk, e.g. for a tiny tree)."""
+    return os.environ.get("DMS_WALK_FANOUT", "1") != "0"
