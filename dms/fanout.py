@@ -33,10 +33,23 @@ from dms.planner import up_to_date
 from dms.state import Keys, RequestStore
 from dms.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
 
-__all__ = ["CLAIM_SECONDS", "WALK_CHUNK", "claim", "drop_walk_keys", "fanned_out_walk", "is_done", "walk_subtree"]
+__all__ = [
+    "CLAIM_SECONDS",
+    "WALK_CHUNK",
+    "WALK_TASKS",
+    "claim",
+    "drop_walk_keys",
+    "fanned_out_walk",
+    "group_dirs",
+    "is_done",
+    "walk_subtree",
+]
 
 WALK_CHUNK = 1000
 CLAIM_SECONDS = 60
+#: At most this many walk tasks per request: consecutive top-level directories are grouped,
+#: so a tree of thousands of small top directories does not pay one task each.
+WALK_TASKS = int(os.environ.get("DMS_WALK_TASKS", "16"))
 
 
 def _walk_key(request_id: str, sub: int) -> str:
@@ -77,8 +90,8 @@ def _walk_rows(params: SyncParams, start: str, recursive: bool) -> Iterator[list
         yield pending
 
 
-def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rel: str, owner: str) -> None:
-    """Walk subtree `rel` (claimed by `owner`) into chunks, then mark it done."""
+def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rels: list[str], owner: str) -> None:
+    """Walk the subtrees `rels` of group `sub` (claimed by `owner`) into chunks, then mark it done."""
     r = store.r
     key = _walk_key(params.request_id, sub)
     chunk: list[Any] = []
@@ -91,10 +104,11 @@ def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rel: str, ow
         count += 1
         chunk = []
 
-    for row in _walk_rows(params, rel, recursive=True):
-        chunk.append(row)
-        if len(chunk) >= WALK_CHUNK:
-            flush()
+    for rel in rels:
+        for row in _walk_rows(params, rel, recursive=True):
+            chunk.append(row)
+            if len(chunk) >= WALK_CHUNK:
+                flush()
     if chunk:
         flush()
     r.hset(key, mapping={"chunks": count, "done": 1, "by": owner})
@@ -108,11 +122,16 @@ def is_done(store: RequestStore, request_id: str, sub: int) -> bool:
     return bool(store.r.hget(_walk_key(request_id, sub), "done") == "1")
 
 
+def group_dirs(store: RequestStore, request_id: str, sub: int) -> list[str]:
+    text = store.r.get(f"{_walk_key(request_id, sub)}:dirs")
+    return [str(d) for d in json.loads(text)] if text else []
+
+
 def fanned_out_walk(
     store: RequestStore, params: SyncParams, publish: Callable[[int, str], None]
 ) -> Iterator[FileRecord | UpToDate | DirRecord | LinkRecord | DirNames | Excluded | Skipped]:
     """Every entry of the tree, as the planner needs them, from the top listing and the
-    subtrees walked by `dms.walk` tasks (published with `publish(sub, relpath)`)."""
+    subtree groups walked by `dms.walk` tasks (published with `publish(group, first relpath)`)."""
     rid = params.request_id
     owner = f"plan-{uuid.uuid4().hex[:8]}"
     # A plan run again (redelivered after a crash mid-walk) starts the walk afresh: the
@@ -146,14 +165,17 @@ def fanned_out_walk(
         if isinstance(entry, DirRecord) and entry.relpath:
             subtrees.append(entry.relpath)
         yield entry
-    store.r.hset(Keys(rid).req, "walk_subtrees", len(subtrees))
-    for sub, rel in enumerate(subtrees[1:], start=1):  # the planner starts on the first one itself
-        publish(sub, rel)
-    for sub, rel in enumerate(subtrees):
+    size = -(-len(subtrees) // WALK_TASKS) if subtrees else 1  # ceil: at most WALK_TASKS groups
+    groups = [subtrees[i : i + size] for i in range(0, len(subtrees), size)]
+    for sub, rels in enumerate(groups):
+        store.r.set(f"{_walk_key(rid, sub)}:dirs", json.dumps(rels))
+    for sub in range(1, len(groups)):  # the planner starts on the first group itself
+        publish(sub, groups[sub][0])
+    for sub, rels in enumerate(groups):
         key = _walk_key(rid, sub)
         while not is_done(store, rid, sub):
             if claim(store, rid, sub, owner):
-                walk_subtree(store, params, sub, rel, owner)
+                walk_subtree(store, params, sub, rels, owner)
             else:
                 time.sleep(0.02)
         for c in range(int(store.r.hget(key, "chunks") or 0)):

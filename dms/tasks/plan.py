@@ -7,7 +7,7 @@ from typing import Any
 
 from dms.application import app
 from dms.errors import ConfinementError, PathError, RequestExists
-from dms.fanout import claim, drop_walk_keys, fan_out_wanted, fanned_out_walk, is_done, walk_subtree
+from dms.fanout import claim, drop_walk_keys, fan_out_wanted, fanned_out_walk, group_dirs, is_done, walk_subtree
 from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
 from dms.paths import validate_pair, validate_source
 from dms.placement import check_roots, under_roots
@@ -46,8 +46,8 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
 
 
 @app.task(name="dms.walk", bind=True, base=DmsTask, ignore_result=True)  # type: ignore[untyped-decorator]
-def walk(self: DmsTask, request_id: str, epoch: int, sub: int, relpath: str) -> dict[str, Any]:
-    """Walk one top-level subtree of a request's source for its planner (dms.fanout)."""
+def walk(self: DmsTask, request_id: str, epoch: int, sub: int) -> dict[str, Any]:
+    """Walk one group of top-level subtrees of a request's source for its planner (dms.fanout)."""
     store = self.store
     info = store.get(request_id)
     if info is None or info.get("planned") or int(info.get("params", {}).get("epoch", 0)) != epoch:
@@ -58,8 +58,10 @@ def walk(self: DmsTask, request_id: str, epoch: int, sub: int, relpath: str) -> 
     if not claim(store, request_id, sub, owner):
         return {"request_id": request_id, "subtree": sub, "status": "claimed by another"}
     try:
-        walk_subtree(store, store.params(request_id), sub, relpath, owner)
-        store.log_event(request_id, "subtree walked", subtree=relpath, worker=self.request.hostname)
+        rels = group_dirs(store, request_id, sub)
+        walk_subtree(store, store.params(request_id), sub, rels, owner)
+        store.log_event(request_id, "subtrees walked", subtrees=len(rels), first=rels[0] if rels else "",
+                        worker=self.request.hostname)  # fmt: skip
     except BaseException:
         store.r.delete(f"{Keys(request_id).base}:walk:{sub}:claim")  # the planner walks it itself
         raise
@@ -93,9 +95,9 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
             if (index < p or store.unit_done(request_id, index - p)) and not store.is_cancelled(request_id):
                 self.dispatch_unit(params, index)
 
-        def publish_walk(sub: int, rel: str) -> None:
-            self.app.send_task("dms.walk", args=(request_id, params.epoch, sub, rel), queue=params.control_queue,
-                               argsrepr=f"({request_id!r}, {sub}) walk {rel}/")  # fmt: skip
+        def publish_walk(sub: int, first: str) -> None:
+            self.app.send_task("dms.walk", args=(request_id, params.epoch, sub), queue=params.control_queue,
+                               argsrepr=f"({request_id!r}, {sub}) walk {first}/ …")  # fmt: skip
 
         try:
             _check_paths(params)

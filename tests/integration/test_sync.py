@@ -302,9 +302,9 @@ def test_the_walk_fans_out_over_subtrees(tmp_path: Path, dms_app: Any, store: An
     submit(dms_app, store, params)
     info = wait(store, rid, timeout=300)
     assert info["state"] == "SUCCEEDED" and info["files_total"] == 12 * 300 + 1 and info["links_total"] == 1
-    walked = [e for e in store.events(rid) if e["event"] == "subtree walked"]
+    walked = [e for e in store.events(rid) if e["event"] == "subtrees walked"]
     assert walked, "no dms.walk task walked a subtree"
-    assert {e["subtree"] for e in walked} <= {f"top{t:02d}" for t in range(1, 12)}
+    assert {e["first"] for e in walked} <= {f"top{t:02d}" for t in range(1, 12)}
     for t in range(12):
         for i in range(0, 300, 37):
             rel = Path(f"top{t:02d}") / f"sub{i % 3}" / f"f{i}"
