@@ -21,7 +21,7 @@ from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
 from dms.state import SHARD, RecordedPiece, RequestStore
 from dms.walk import DirNames, Excluded, Skipped, UpToDate, walk_tree
 
-__all__ = ["PlanTotals", "describe_unit", "plan_tree"]
+__all__ = ["PlanTotals", "describe_unit", "plan_tree", "up_to_date"]
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +44,6 @@ class PlanTotals:
 
     def as_fields(self) -> dict[str, int]:
         return dict(self.__dict__)
-
-
-def is_up_to_date(f: FileRecord, destination: str, checksum: bool = False) -> bool:
-    """rsync's quick check: a regular file of the same size and mtime (to the nanosecond),
-    and the same mode, is already there. Anything else (missing, another type, a
-    different size, time or mode) is copied again. --ignore-times turns this off.
-
-    With `checksum` (rsync -c): same size and same content (XXH3-128 of both copies,
-    read by the native core); a file whose content matches but whose mtime or mode
-    differ only gets its metadata fixed, as rsync -a -c does."""
-    path = os.path.join(destination, f.relpath)
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
-        return False
-    if not checksum:
-        return st.st_mtime_ns == f.mtime_ns and stat.S_IMODE(st.st_mode) == f.mode
-    return False  # decided by content_matches(), which needs the source path too
 
 
 def content_matches(f: FileRecord, source: str, destination: str) -> bool:
@@ -233,8 +213,13 @@ def plan_tree(
 
 
 def up_to_date(f: FileRecord, params: SyncParams) -> bool:
-    if not params.checksum:
-        return is_up_to_date(f, params.destination)
+    """rsync's quick check: a regular file of the same size and mtime (to the nanosecond),
+    and the same mode, is already there. Anything else (missing, another type, a
+    different size, time or mode) is copied again. --ignore-times turns this off.
+
+    With --checksum (rsync -c): same size and same content (XXH3-128 of both copies,
+    read by the native core); a file whose content matches but whose mtime or mode
+    differ only gets its metadata fixed, as rsync -a -c does."""
     final = os.path.join(params.destination, f.relpath)
     try:
         st = os.lstat(final)
@@ -242,6 +227,8 @@ def up_to_date(f: FileRecord, params: SyncParams) -> bool:
         return False
     if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
         return False
+    if not params.checksum:
+        return st.st_mtime_ns == f.mtime_ns and stat.S_IMODE(st.st_mode) == f.mode
     if not content_matches(f, params.source, params.destination):
         return False
     if not params.dry_run and (st.st_mtime_ns != f.mtime_ns or stat.S_IMODE(st.st_mode) != f.mode):

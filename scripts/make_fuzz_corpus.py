@@ -32,8 +32,9 @@ def main() -> None:
     seeds = {
         "put-ok": b"\0" + put(f"{ROOT}/.a.dms-1.partial", data),
         "put-sub-dir": b"\0" + put(f"{ROOT}/x/y/.b.dms-1.partial", data[:100], offset=50, size=400),
-        "put-two-frames": b"\0" + put(f"{ROOT}/.c.dms-1.partial", data[:10]) + put(f"{ROOT}/.c.dms-1.partial",
-                                                                                     data[:10], seq=2),
+        "put-two-frames": b"\0"
+        + put(f"{ROOT}/.c.dms-1.partial", data[:10])
+        + put(f"{ROOT}/.c.dms-1.partial", data[:10], seq=2),
         "put-bad-digest": b"\0" + put(f"{ROOT}/.d.dms-1.partial", data[:999], digest="00" * 16),
         "put-dotdot": b"\0" + put(f"{ROOT}/../.e.dms-1.partial", b"escape"),
         "put-outside": b"\0" + put("/tmp/dms-fuzz-root/.f.dms-1.partial", b"escape"),

@@ -43,20 +43,24 @@ bool guarded(PieceOutcome& out, const std::string& src_path, Body&& body, Reset&
   return true;
 }
 
-std::vector<unsigned char> make_buffer(size_t buffer_size) {
+}  // namespace
+
+std::vector<unsigned char> make_io_buffer(size_t buffer_size) {
   if (buffer_size == 0 || buffer_size > (1u << 30)) throw std::invalid_argument("buffer_size must be in 1..1 GiB");
   return std::vector<unsigned char>(buffer_size);
 }
 
-}  // namespace
-
-UnitCopier::UnitCopier(std::vector<CopySpec> specs, CopyMethod method, size_t buffer_size)
-    : specs_(std::move(specs)), method_(method), buffer_(make_buffer(buffer_size)) {
-  for (const CopySpec& s : specs_) {
+void validate_specs(const std::vector<CopySpec>& specs) {
+  for (const CopySpec& s : specs) {
     if (s.offset > s.file_size || s.length > s.file_size - s.offset)
       throw std::invalid_argument("piece [" + std::to_string(s.offset) + ", +" + std::to_string(s.length) +
                                   ") lies outside the file size " + std::to_string(s.file_size) + " of " + s.src);
   }
+}
+
+UnitCopier::UnitCopier(std::vector<CopySpec> specs, CopyMethod method, size_t buffer_size)
+    : specs_(std::move(specs)), method_(method), buffer_(make_io_buffer(buffer_size)) {
+  validate_specs(specs_);
 }
 
 void check_source_unchanged(const CopySpec& s, const File& src, const char* when) {
@@ -162,7 +166,7 @@ std::vector<PieceOutcome> UnitCopier::step(uint64_t max_bytes) {
 }
 
 Verifier::Verifier(std::vector<VerifySpec> specs, size_t buffer_size)
-    : specs_(std::move(specs)), buffer_(make_buffer(buffer_size)) {}
+    : specs_(std::move(specs)), buffer_(make_io_buffer(buffer_size)) {}
 
 std::vector<PieceOutcome> Verifier::step(uint64_t max_bytes) {
   std::vector<PieceOutcome> outcomes;

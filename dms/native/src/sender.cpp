@@ -16,18 +16,10 @@ namespace {
 // Opening a file costs about as much as moving this many bytes (as in UnitCopier).
 constexpr uint64_t kPerPieceCost = 64 * 1024;
 
-std::vector<unsigned char> make_buffer(size_t n) {
-  if (n == 0 || n > (1u << 30)) throw std::invalid_argument("buffer_size must be in 1..1 GiB");
-  return std::vector<unsigned char>(n);
-}
-
 void validate(const std::vector<CopySpec>& specs) {
-  for (const CopySpec& s : specs) {
-    if (s.offset > s.file_size || s.length > s.file_size - s.offset)
-      throw std::invalid_argument("piece [" + std::to_string(s.offset) + ", +" + std::to_string(s.length) +
-                                  ") lies outside the file size " + std::to_string(s.file_size) + " of " + s.src);
+  validate_specs(specs);
+  for (const CopySpec& s : specs)
     if (s.dst.empty() || s.dst.size() > wire::kMaxPath) throw std::invalid_argument("bad destination path: " + s.dst);
-  }
 }
 
 PieceOutcome failure_from(const std::exception_ptr& ep, size_t index, const std::string& src) {
@@ -57,7 +49,7 @@ UnitSender::UnitSender(std::vector<CopySpec> specs, TcpTarget target, std::strin
       target_(std::move(target)),
       secret_(std::move(secret)),
       method_(method),
-      buffer_(make_buffer(buffer_size)),
+      buffer_(make_io_buffer(buffer_size)),
       window_(std::max<size_t>(window, 1)) {
   validate(specs_);
   if (target_.port == 0) throw std::invalid_argument("the receiver port must be 1..65535");
@@ -68,7 +60,7 @@ UnitSender::UnitSender(std::vector<CopySpec> specs, std::unique_ptr<NetworkTrans
     : specs_(std::move(specs)),
       secret_(std::move(secret)),
       method_(method),
-      buffer_(make_buffer(buffer_size)),
+      buffer_(make_io_buffer(buffer_size)),
       window_(std::max<size_t>(window, 1)),
       transport_(std::move(transport)) {
   validate(specs_);

@@ -88,6 +88,11 @@ class Verifier {
   Hasher hasher_;
 };
 
+// A slice buffer of buffer_size bytes (1..1 GiB, else invalid_argument).
+std::vector<unsigned char> make_io_buffer(size_t buffer_size);
+// Every piece must lie inside its file; throws invalid_argument naming the bad one.
+void validate_specs(const std::vector<CopySpec>& specs);
+
 // Throws SourceChangedError if `src` (opened from s.src) no longer has the
 // size and mtime the planner saw: copying on would publish a mix of versions.
 void check_source_unchanged(const CopySpec& s, const File& src, const char* when);
