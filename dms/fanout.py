@@ -30,6 +30,7 @@ from typing import Any
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams
 from dms.planner import up_to_date
+from dms.remote_check import remote_up_to_date
 from dms.state import Keys, RequestStore
 from dms.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
 
@@ -56,9 +57,9 @@ def _walk_key(request_id: str, sub: int) -> str:
     return f"{Keys(request_id).base}:walk:{sub}"
 
 
-def _encode(entry: Any, params: SyncParams, check: bool) -> list[Any]:
+def _encode(entry: Any) -> list[Any]:
     if isinstance(entry, FileRecord):
-        return ["F", entry.to_wire(), int(check and up_to_date(entry, params)), 0, 0]
+        return ["F", entry.to_wire(), 0, 0, 0]  # [2]: up to date, set by the quick check
     if isinstance(entry, DirRecord):
         return ["D", entry.to_wire()]
     if isinstance(entry, LinkRecord):
@@ -72,22 +73,38 @@ def _encode(entry: Any, params: SyncParams, check: bool) -> list[Any]:
     raise TypeError(f"cannot encode {entry!r}")
 
 
-def _walk_rows(params: SyncParams, start: str, recursive: bool) -> Iterator[list[Any]]:
-    """The entries of a walk as rows; a multi-name file's row carries its inode."""
-    check = params.source_cluster == params.destination_cluster and not params.ignore_times
+def _walk_rows(store: RequestStore, params: SyncParams, start: str, recursive: bool) -> Iterator[list[Any]]:
+    """The entries of a walk as rows; a multi-name file's row carries its inode. Files are
+    quick-checked in batches: here when the destination is visible, else by a receiver."""
+    if params.ignore_times:
+        check = None
+    elif params.source_cluster == params.destination_cluster:
+        check = lambda files: [up_to_date(f, params) for f in files]  # noqa: E731
+    else:
+        check = lambda files: remote_up_to_date(store, params, files)  # noqa: E731
     walk = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
                      specials=params.specials, start=start, recursive=recursive, hardlinks=False)  # fmt: skip
-    pending: list[Any] | None = None
+    rows: list[list[Any]] = []
+    files: list[tuple[list[Any], FileRecord]] = []
+
+    def flush() -> Iterator[list[Any]]:
+        if check is not None and files:
+            for (row, _), same in zip(files, check([f for _, f in files]), strict=True):
+                row[2] = int(same)
+        yield from rows
+        rows.clear()
+        files.clear()
+
     for entry in walk:
-        if isinstance(entry, Inode):
-            assert pending is not None and pending[0] == "F"
-            pending[3], pending[4] = entry.dev, entry.ino
+        if isinstance(entry, Inode):  # always right after its file's row
+            rows[-1][3], rows[-1][4] = entry.dev, entry.ino
             continue
-        if pending is not None:
-            yield pending
-        pending = _encode(entry, params, check)
-    if pending is not None:
-        yield pending
+        rows.append(_encode(entry))
+        if isinstance(entry, FileRecord):
+            files.append((rows[-1], entry))
+            if len(files) >= WALK_CHUNK:
+                yield from flush()
+    yield from flush()
 
 
 def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rels: list[str], owner: str) -> None:
@@ -105,7 +122,7 @@ def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rels: list[s
         chunk = []
 
     for rel in rels:
-        for row in _walk_rows(params, rel, recursive=True):
+        for row in _walk_rows(store, params, rel, recursive=True):
             chunk.append(row)
             if len(chunk) >= WALK_CHUNK:
                 flush()
@@ -160,7 +177,7 @@ def fanned_out_walk(
             return Excluded(row[1])
         return Skipped(row[1], row[2])
 
-    for row in _walk_rows(params, "", recursive=False):
+    for row in _walk_rows(store, params, "", recursive=False):
         entry = resolve(row)
         if isinstance(entry, DirRecord) and entry.relpath:
             subtrees.append(entry.relpath)

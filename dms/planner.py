@@ -130,7 +130,8 @@ def plan_tree(
             store.add_dryrun(rid, report)
             report.clear()
 
-    # Across clusters the planner cannot see the destination: every file is sent.
+    # Across clusters the planner cannot see the destination: a serial walk sends every file
+    # (the fanned-out walk, the default, asks a destination receiver instead: dms.remote_check).
     visible = params.source_cluster == params.destination_cluster
     quick_check = visible and not params.ignore_times
     if entries is None:  # one serial walk; dms.fanout gives the same entries from subtree tasks

@@ -26,6 +26,15 @@ def put(path: str, payload: bytes, offset: int = 0, size: int | None = None, fla
     return header + payload + bytes.fromhex(hexdigest)
 
 
+def query(entries: list[tuple[str, int, int, int]], flags: int = 0, count: int | None = None) -> bytes:
+    n = len(entries) if count is None else count
+    out = b"DMSQ" + struct.pack(">HHI", flags, 0, n)
+    for path, size, mtime_ns, mode in entries:
+        raw = path.encode()
+        out += struct.pack(">HQqI", len(raw), size, mtime_ns, mode) + raw + (bytes(16) if flags & 1 else b"")
+    return out
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     data = bytes(range(256)) * 40
@@ -44,6 +53,11 @@ def main() -> None:
         "put-truncated": b"\0" + put(f"{ROOT}/.i.dms-1.partial", data)[:300],
         "put-range-outside": b"\0" + put(f"{ROOT}/.j.dms-1.partial", b"abc", offset=10, size=5),
         "put-bad-flags": b"\0" + put(f"{ROOT}/.k.dms-1.partial", b"abc", flags=0x80),
+        "query-ok": b"\0" + query([(f"{ROOT}/a", 10, 0, 0o644), (f"{ROOT}/../etc/passwd", 1, 0, 0o644)]),
+        "query-checksum": b"\0" + query([(f"{ROOT}/.a.dms-1.partial", 10240, 0, 0o600)], flags=1),
+        "query-then-put": b"\0" + query([(f"{ROOT}/b", 3, 1, 0o600)]) + put(f"{ROOT}/.b.dms-1.partial", b"abc"),
+        "query-too-many": b"\0" + query([], count=1 << 30),
+        "query-bad-flags": b"\0" + query([(f"{ROOT}/c", 1, 1, 1)], flags=6),
         "garbage": b"\0" + bytes(range(200)),
         "auth-forged": b"\1" + b"DMSA\x00\x01\x00\x00" + bytes(64),
         "auth-wrong-version": b"\1" + b"DMSA\x00\x09\x00\x00" + bytes(64),

@@ -17,6 +17,7 @@ from dms.native._core import (
     copy_range,
     digest_bytes,
     hash_range,
+    query_up_to_date,
     sync_filesystem,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "copy_range",
     "digest_bytes",
     "hash_range",
+    "query_up_to_date",
     "sync_filesystem",
 ]

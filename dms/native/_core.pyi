@@ -55,6 +55,16 @@ class UnitSender:
     def corrupt_in_flight(self, every: int) -> None: ...
     def step(self, max_bytes: int = ...) -> list[Outcome]: ...
 
+def query_up_to_date(
+    entries: Iterable[tuple[_Path, int, int, int, str | None]],
+    bind_address: str,
+    host: str,
+    port: int,
+    secret: bytes,
+    checksum: bool = ...,
+    timeout_ms: int = ...,
+) -> list[bool]: ...
+
 class TcpReceiver:
     def __init__(
         self,

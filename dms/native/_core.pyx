@@ -11,6 +11,7 @@ can check a cancel flag, report progress and let signals run between slices.
 import os
 
 from libc.stdint cimport uint16_t, uint64_t
+from libcpp cimport bool as cbool
 from libcpp.pair cimport pair
 from libcpp.memory cimport unique_ptr
 from libcpp.string cimport string
@@ -216,6 +217,33 @@ cdef class UnitSender:
         finally:
             self._busy = False
         return _outcomes(outs)
+
+
+def query_up_to_date(entries, str bind_address, str host, uint16_t port, bytes secret, bint checksum=False,
+                     int timeout_ms=60000):
+    """Ask a receiver which files it already has: entries are (final_path, size, mtime_ns, mode,
+    digest_hex or None); returns one bool per entry. Raises like UnitSender.step() when the
+    connection fails."""
+    cdef c_net.TcpTarget target
+    cdef vector[c_net.QueryEntry] centries
+    cdef c_net.QueryEntry e
+    cdef vector[cbool] answer
+    target.bind_address = bind_address.encode()
+    target.host = host.encode()
+    target.port = port
+    target.timeout_ms = timeout_ms
+    for path, size, mtime_ns, mode, digest in entries:
+        e.path = os.fsencode(path)
+        e.size = size
+        e.mtime_ns = mtime_ns
+        e.mode = mode
+        if checksum:
+            e.digest = c_copier.parse_digest(digest.encode())
+        centries.push_back(e)
+    cdef string csecret = secret
+    with nogil:
+        answer = c_net.query_up_to_date(target, csecret, centries, checksum)
+    return [bool(x) for x in answer]
 
 
 cdef class TcpReceiver:

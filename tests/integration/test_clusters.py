@@ -262,3 +262,35 @@ def test_corruption_in_flight_is_caught_and_the_chunk_sent_again(
     finally:
         a9.stop()
         clusters.a1.start()
+
+
+def test_quick_check_and_checksum_across_clusters(clusters: LoopbackClusters, dms_app: Any, store: Any) -> None:
+    """A receiver answers the quick check for the planner, which cannot see cluster B: a
+    re-sync sends nothing, a changed file is sent, and --checksum sees a same-size,
+    same-mtime change that the quick check cannot."""
+    src, dst = clusters.src_root / "incr", clusters.dst_root / "incr"
+    make_tree(src, files=40, big_files=1, big_size=5 * 1024 * 1024)
+
+    def sync(**options: Any) -> dict[str, Any]:
+        params = make_params(str(src), str(dst), request_id=unique_id("incr"), direction="A_TO_B", **options)
+        submit(dms_app, store, params)
+        info = wait(store, params.request_id, timeout=120)
+        assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
+        return info
+
+    assert sync()["files_done"] == 41
+    again = sync()
+    assert again["files_uptodate"] == 41 and again["tasks_total"] == 0 and again["bytes_done"] == 0
+    changed = src / "dir0" / "file0.txt"
+    changed.write_bytes(b"changed content")
+    third = sync()
+    assert third["files_done"] == 1 and third["files_uptodate"] == 40
+    assert_same_tree(src, dst)
+    # same size and mtime, other content: only --checksum notices
+    st = changed.stat()
+    (dst / "dir0" / "file0.txt").write_bytes(b"CHANGED content")
+    os.utime(dst / "dir0" / "file0.txt", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert sync()["files_uptodate"] == 41
+    fixed = sync(checksum=True)
+    assert fixed["files_done"] == 1 and fixed["files_uptodate"] == 40
+    assert (dst / "dir0" / "file0.txt").read_bytes() == b"changed content"

@@ -2,13 +2,14 @@
 # distutils: language = c++
 """Extern declarations for include/dms/sender.hpp and include/dms/receiver.hpp."""
 
-from libc.stdint cimport uint16_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libcpp cimport bool
 from libcpp.map cimport map
 from libcpp.pair cimport pair
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
+from dms.native.includes.checksum cimport Digest
 from dms.native.includes.copier cimport CopySpec, PieceOutcome
 from dms.native.includes.errors cimport translate_exception
 
@@ -30,6 +31,17 @@ cdef extern from "dms/sender.hpp" namespace "dms" nogil:
         uint64_t bytes_moved() noexcept
         const string& local_address() noexcept
         void corrupt_in_flight(uint64_t) noexcept
+
+cdef extern from "dms/protocol.hpp" namespace "dms::wire" nogil:
+    cdef cppclass QueryEntry:
+        string path
+        uint64_t size
+        int64_t mtime_ns
+        uint32_t mode
+        Digest digest
+
+cdef extern from "dms/sender.hpp" namespace "dms" nogil:
+    vector[bool] query_up_to_date(const TcpTarget&, const string&, const vector[QueryEntry]&, bool) except +translate_exception
 
 cdef extern from "dms/receiver.hpp" namespace "dms" nogil:
     cdef enum class LogLevel(int):

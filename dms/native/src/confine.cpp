@@ -41,6 +41,32 @@ std::string Roots::root_of(std::string_view path) const {
   return "";
 }
 
+File Roots::open_existing(const std::string& path) const noexcept {
+  try {
+    wire::check_wire_path(path);
+    std::string root = root_of(path);
+    if (root.empty()) return File();
+    File dir(root, O_RDONLY | O_DIRECTORY);
+    size_t slash = path.rfind('/');
+    size_t start = root == "/" ? 1 : root.size() + 1;
+    while (start < slash) {
+      size_t end = path.find('/', start);
+      int fd = ::openat(dir.fd(), path.substr(start, end - start).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) return File();
+      dir = File::adopt(fd, path.substr(0, end));
+      start = end + 1;
+    }
+    int fd = ::openat(dir.fd(), path.substr(slash + 1).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return File();
+    File f = File::adopt(fd, path);
+    struct stat st {};
+    if (::fstat(f.fd(), &st) != 0 || !S_ISREG(st.st_mode)) return File();
+    return f;
+  } catch (const std::exception&) {
+    return File();
+  }
+}
+
 File Roots::open_staging(const std::string& path) const {
   try {
     wire::check_wire_path(path);

@@ -242,6 +242,47 @@ Reply decode_reply_fixed(const uint8_t* p, size_t n, size_t& msg_len) {
   return rep;
 }
 
+std::vector<uint8_t> encode_query(uint16_t flags, const std::vector<QueryEntry>& entries) {
+  if (entries.size() > kMaxQueryEntries) throw std::invalid_argument("query: too many entries");
+  Writer w(kQueryFixedSize + entries.size() * 64);
+  w.magic(kQueryMagic);
+  w.u16(flags);
+  w.u16(0);
+  w.u32(static_cast<uint32_t>(entries.size()));
+  for (const QueryEntry& e : entries) {
+    if (e.path.empty() || e.path.size() > kMaxPath) throw std::invalid_argument("query: path length out of range");
+    w.u16(static_cast<uint16_t>(e.path.size()));
+    w.u64(e.size);
+    w.u64(static_cast<uint64_t>(e.mtime_ns));
+    w.u32(e.mode);
+    w.bytes(e.path.data(), e.path.size());
+    if (flags & kQueryChecksum) w.digest(e.digest);
+  }
+  return w.take();
+}
+
+uint32_t decode_query_fixed(const uint8_t* p, size_t n, uint16_t& flags) {
+  Reader r(p, n, kQueryFixedSize, "query");
+  r.magic(kQueryMagic, "query");
+  flags = r.u16();
+  r.u16();
+  uint32_t count = r.u32();
+  if ((flags & ~kQueryChecksum) != 0) throw ProtocolError("query: unknown flags " + std::to_string(flags));
+  if (count > kMaxQueryEntries) throw ProtocolError("query: " + std::to_string(count) + " entries, at most 10000");
+  return count;
+}
+
+QueryEntry decode_query_entry(const uint8_t* p, size_t n, size_t& path_len) {
+  Reader r(p, n, kQueryEntryFixedSize, "query entry");
+  QueryEntry e;
+  path_len = r.u16();
+  e.size = r.u64();
+  e.mtime_ns = static_cast<int64_t>(r.u64());
+  e.mode = r.u32();
+  if (path_len == 0 || path_len > kMaxPath) throw ProtocolError("query entry: path length out of range");
+  return e;
+}
+
 Mac client_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce) {
   return hmac_sha256(secret, {"dms-v1 client", as_view(server_nonce), as_view(client_nonce)});
 }

@@ -1,6 +1,7 @@
 #include "dms/receiver.hpp"
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,7 +43,8 @@ std::map<std::string, uint64_t> ReceiverCounters::snapshot() const {
           {"pieces_ok", pieces_ok},
           {"bytes_received", bytes_received},
           {"busy", busy},
-          {"sessions_failed", sessions_failed}};
+          {"sessions_failed", sessions_failed},
+          {"queries", queries}};
 }
 
 ReceiverSession::ReceiverSession(NetworkTransport& transport, const Roots& roots, std::string_view secret,
@@ -126,7 +128,13 @@ bool ReceiverSession::handshake() {
 void ReceiverSession::serve() {
   for (;;) {
     uint8_t fixed[wire::kPutFixedSize];
-    if (!t_.read_exact(fixed, sizeof fixed, true)) return;  // the sender is done
+    if (!t_.read_exact(fixed, wire::kMagicSize, true)) return;  // the sender is done
+    if (wire::has_magic(fixed, wire::kMagicSize, wire::kQueryMagic)) {
+      t_.read_exact(fixed + wire::kMagicSize, wire::kQueryFixedSize - wire::kMagicSize);
+      if (!handle_query(fixed)) return;
+      continue;
+    }
+    t_.read_exact(fixed + wire::kMagicSize, sizeof fixed - wire::kMagicSize);
     size_t path_len = 0;
     wire::PutHeader h;
     try {
@@ -139,6 +147,72 @@ void ReceiverSession::serve() {
     t_.read_exact(h.path.data(), path_len);
     handle_put(h);
   }
+}
+
+bool ReceiverSession::handle_query(const uint8_t* fixed) {
+  uint16_t flags = 0;
+  uint32_t count = 0;
+  try {
+    count = wire::decode_query_fixed(fixed, wire::kQueryFixedSize, flags);
+  } catch (const ProtocolError& e) {
+    refuse_frame(e.what());
+    return false;
+  }
+  std::vector<uint8_t> bits((count + 7) / 8, 0);
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t head[wire::kQueryEntryFixedSize];
+    t_.read_exact(head, sizeof head);
+    size_t path_len = 0;
+    wire::QueryEntry e;
+    try {
+      e = wire::decode_query_entry(head, sizeof head, path_len);
+    } catch (const ProtocolError& ex) {
+      refuse_frame(ex.what());
+      return false;
+    }
+    e.path.resize(path_len);
+    t_.read_exact(e.path.data(), path_len);
+    if (flags & wire::kQueryChecksum) {
+      uint8_t d[wire::kTrailerSize];
+      t_.read_exact(d, sizeof d);
+      e.digest = wire::decode_trailer(d, sizeof d);
+    }
+    if (up_to_date(e, flags & wire::kQueryChecksum)) bits[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+  }
+  std::vector<uint8_t> out{'D', 'M', 'S', 'W', static_cast<uint8_t>(count >> 24), static_cast<uint8_t>(count >> 16),
+                           static_cast<uint8_t>(count >> 8), static_cast<uint8_t>(count)};
+  out.insert(out.end(), bits.begin(), bits.end());
+  t_.write_all(out.data(), out.size());
+  ++counters_.queries;
+  return true;
+}
+
+// The quick check at the destination: same size, mtime and permission bits (or, with
+// checksum, same content). Only below the roots, never through a symlink, read only.
+bool ReceiverSession::up_to_date(const wire::QueryEntry& e, bool checksum) {
+  File f = roots_.open_existing(e.path);
+  if (!f) return false;
+  struct stat st {};
+  if (::fstat(f.fd(), &st) != 0 || static_cast<uint64_t>(st.st_size) != e.size) return false;
+  if (!checksum) {
+    int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    return mtime == e.mtime_ns && (st.st_mode & 07777) == e.mode;
+  }
+  Hasher h;
+  uint64_t done = 0;
+  while (done < e.size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), e.size - done));
+    size_t got;
+    try {
+      got = pread_full(f, buffer_.data(), want, static_cast<off_t>(done));
+    } catch (const SystemError&) {
+      return false;
+    }
+    h.update(buffer_.data(), got);
+    done += got;
+    if (got < want) return false;
+  }
+  return h.digest() == e.digest;
 }
 
 void ReceiverSession::handle_put(wire::PutHeader& h) {

@@ -67,6 +67,39 @@ UnitSender::UnitSender(std::vector<CopySpec> specs, std::unique_ptr<NetworkTrans
   if (!transport_) throw std::invalid_argument("a transport is required");
 }
 
+void authenticate_client(NetworkTransport& t, const std::string& secret) {
+  uint8_t hello[wire::kHelloSize];
+  t.read_exact(hello, wire::kMagicSize);
+  if (wire::has_magic(hello, wire::kMagicSize, wire::kReplyMagic)) {  // refused before the handshake (busy)
+    uint8_t fixed[wire::kReplyFixedSize];
+    std::copy(hello, hello + wire::kMagicSize, fixed);
+    t.read_exact(fixed + wire::kMagicSize, sizeof fixed - wire::kMagicSize);
+    size_t len = 0;
+    wire::Reply rep = wire::decode_reply_fixed(fixed, sizeof fixed, len);
+    throw_errno(rep.status == wire::Status::Busy ? EAGAIN : ECONNREFUSED, "handshake", t.peer());
+  }
+  t.read_exact(hello + wire::kMagicSize, sizeof hello - wire::kMagicSize);
+  wire::Hello h = wire::decode_hello(hello, sizeof hello);
+  wire::Auth a;
+  a.nonce = fresh_nonce();
+  a.mac = wire::client_proof(secret, h.nonce, a.nonce);
+  auto frame = wire::encode_auth(a);
+  t.write_all(frame.data(), frame.size());
+  uint8_t answer[wire::kReplyFixedSize];
+  t.read_exact(answer, wire::kMagicSize);
+  if (wire::has_magic(answer, wire::kMagicSize, wire::kReplyMagic)) {
+    t.read_exact(answer + wire::kMagicSize, wire::kReplyFixedSize - wire::kMagicSize);
+    size_t len = 0;
+    wire::Reply rep = wire::decode_reply_fixed(answer, sizeof answer, len);
+    throw AuthError("receiver " + t.peer() + " refused the handshake: " + wire::status_name(rep.status) +
+                    " (is the data-plane secret the same on both sides?)");
+  }
+  t.read_exact(answer + wire::kMagicSize, wire::kAuthOkSize - wire::kMagicSize);
+  Mac proof = wire::decode_auth_ok(answer, wire::kAuthOkSize);
+  if (!macs_equal(proof, wire::server_proof(secret, h.nonce, a.nonce)))
+    throw AuthError("receiver " + t.peer() + " could not prove it knows the data-plane secret");
+}
+
 void UnitSender::connect_and_authenticate() {
   if (!transport_) {
     auto tcp = std::make_unique<TcpTransport>(
@@ -74,37 +107,33 @@ void UnitSender::connect_and_authenticate() {
     local_address_ = tcp->local_address();
     transport_ = std::move(tcp);
   }
-  uint8_t hello[wire::kHelloSize];
-  transport_->read_exact(hello, wire::kMagicSize);
-  if (wire::has_magic(hello, wire::kMagicSize, wire::kReplyMagic)) {  // refused before the handshake (busy)
-    uint8_t fixed[wire::kReplyFixedSize];
-    std::copy(hello, hello + wire::kMagicSize, fixed);
-    transport_->read_exact(fixed + wire::kMagicSize, sizeof fixed - wire::kMagicSize);
-    size_t len = 0;
-    wire::Reply rep = wire::decode_reply_fixed(fixed, sizeof fixed, len);
-    throw_errno(rep.status == wire::Status::Busy ? EAGAIN : ECONNREFUSED, "handshake", transport_->peer());
-  }
-  transport_->read_exact(hello + wire::kMagicSize, sizeof hello - wire::kMagicSize);
-  wire::Hello h = wire::decode_hello(hello, sizeof hello);
-  wire::Auth a;
-  a.nonce = fresh_nonce();
-  a.mac = wire::client_proof(secret_, h.nonce, a.nonce);
-  auto frame = wire::encode_auth(a);
-  transport_->write_all(frame.data(), frame.size());
-  uint8_t answer[wire::kReplyFixedSize];
-  transport_->read_exact(answer, wire::kMagicSize);
-  if (wire::has_magic(answer, wire::kMagicSize, wire::kReplyMagic)) {
-    transport_->read_exact(answer + wire::kMagicSize, wire::kReplyFixedSize - wire::kMagicSize);
-    size_t len = 0;
-    wire::Reply rep = wire::decode_reply_fixed(answer, sizeof answer, len);
-    throw AuthError("receiver " + transport_->peer() + " refused the handshake: " + wire::status_name(rep.status) +
-                    " (is the data-plane secret the same on both sides?)");
-  }
-  transport_->read_exact(answer + wire::kMagicSize, wire::kAuthOkSize - wire::kMagicSize);
-  Mac proof = wire::decode_auth_ok(answer, wire::kAuthOkSize);
-  if (!macs_equal(proof, wire::server_proof(secret_, h.nonce, a.nonce)))
-    throw AuthError("receiver " + transport_->peer() + " could not prove it knows the data-plane secret");
+  authenticate_client(*transport_, secret_);
   authenticated_ = true;
+}
+
+std::vector<bool> query_up_to_date(const TcpTarget& target, const std::string& secret,
+                                   const std::vector<wire::QueryEntry>& entries, bool checksum) {
+  std::vector<bool> out;
+  out.reserve(entries.size());
+  TcpTransport t = TcpTransport::connect(target.bind_address, target.host, target.port, target.timeout_ms);
+  authenticate_client(t, secret);
+  for (size_t start = 0; start < entries.size(); start += wire::kMaxQueryEntries) {
+    std::vector<wire::QueryEntry> batch(entries.begin() + static_cast<ptrdiff_t>(start),
+                                        entries.begin() + static_cast<ptrdiff_t>(std::min(entries.size(), start + wire::kMaxQueryEntries)));
+    auto frame = wire::encode_query(checksum ? wire::kQueryChecksum : 0, batch);
+    t.write_all(frame.data(), frame.size());
+    uint8_t head[8];
+    t.read_exact(head, wire::kMagicSize);
+    if (!wire::has_magic(head, wire::kMagicSize, wire::kAnswerMagic))
+      throw ProtocolError("receiver " + t.peer() + " did not answer the query");
+    t.read_exact(head + wire::kMagicSize, 4);
+    uint32_t count = (uint32_t{head[4]} << 24) | (uint32_t{head[5]} << 16) | (uint32_t{head[6]} << 8) | head[7];
+    if (count != batch.size()) throw ProtocolError("receiver " + t.peer() + " answered for another number of files");
+    std::vector<uint8_t> bits((count + 7) / 8);
+    if (!bits.empty()) t.read_exact(bits.data(), bits.size());
+    for (uint32_t i = 0; i < count; ++i) out.push_back((bits[i / 8] >> (i % 8)) & 1u);
+  }
+  return out;
 }
 
 bool UnitSender::begin_piece(PieceOutcome& out) {

@@ -29,6 +29,11 @@ class Roots {
   // for a path that may not be written, SystemError for an I/O failure.
   File open_staging(const std::string& path) const;
 
+  // Opens an existing regular file below a root for reading, every directory below
+  // the root (and the file) without following symlinks; an invalid File if the path
+  // is outside the roots, missing, a symlink or not a regular file. Never creates.
+  File open_existing(const std::string& path) const noexcept;
+
  private:
   std::vector<std::string> roots_;
 };

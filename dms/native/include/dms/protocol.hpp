@@ -76,6 +76,33 @@ inline constexpr Magic kAuthMagic{'D', 'M', 'S', 'A'};
 inline constexpr Magic kAuthOkMagic{'D', 'M', 'S', 'K'};
 inline constexpr Magic kPutMagic{'D', 'M', 'S', 'P'};
 inline constexpr Magic kReplyMagic{'D', 'M', 'S', 'R'};
+inline constexpr Magic kQueryMagic{'D', 'M', 'S', 'Q'};
+inline constexpr Magic kAnswerMagic{'D', 'M', 'S', 'W'};
+
+// QUERY: "is this file already at the destination?" for a batch of files (the
+// quick check across clusters). Header 12 bytes: "DMSQ" flags:u16 pad:u16 count:u32;
+// then per entry 22 bytes: path_len:u16 size:u64 mtime_ns:i64 mode:u32, the path,
+// and with kQueryChecksum the 16-byte digest of the source's content.
+// ANSWER: "DMSW" count:u32, then ceil(count / 8) bytes, bit i (LSB first) set
+// when entry i is up to date.
+constexpr size_t kQueryFixedSize = 12;
+constexpr size_t kQueryEntryFixedSize = 22;
+constexpr uint32_t kMaxQueryEntries = 10000;
+constexpr uint16_t kQueryChecksum = 0x1;
+
+struct QueryEntry {
+  std::string path;  // absolute final path at the destination
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  uint32_t mode = 0;  // permission bits
+  Digest digest;      // with kQueryChecksum
+};
+
+std::vector<uint8_t> encode_query(uint16_t flags, const std::vector<QueryEntry>& entries);
+// Decodes the 12-byte header; returns the count (<= kMaxQueryEntries) and sets flags.
+uint32_t decode_query_fixed(const uint8_t* p, size_t n, uint16_t& flags);
+// Decodes an entry's 22 fixed bytes; sets path_len (1..kMaxPath).
+QueryEntry decode_query_entry(const uint8_t* p, size_t n, size_t& path_len);
 
 std::vector<uint8_t> encode_hello(const Hello& h);
 Hello decode_hello(const uint8_t* p, size_t n);

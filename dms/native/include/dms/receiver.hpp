@@ -52,7 +52,7 @@ class EventLog {
 
 struct ReceiverCounters {
   std::atomic<uint64_t> connections{0}, authenticated{0}, auth_failures{0}, bad_frames{0}, refused{0},
-      io_errors{0}, checksum_mismatches{0}, pieces_ok{0}, bytes_received{0}, busy{0}, sessions_failed{0};
+      io_errors{0}, checksum_mismatches{0}, pieces_ok{0}, bytes_received{0}, busy{0}, sessions_failed{0}, queries{0};
   std::map<std::string, uint64_t> snapshot() const;
 };
 
@@ -68,6 +68,8 @@ class ReceiverSession {
 
  private:
   void handle_put(wire::PutHeader& h);
+  bool handle_query(const uint8_t* fixed);  // false: the frame was refused, the session ends
+  bool up_to_date(const wire::QueryEntry& e, bool checksum);
   void reply(const wire::Reply& r);
   void refuse_frame(const std::string& why);
   NetworkTransport& t_;

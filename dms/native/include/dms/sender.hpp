@@ -20,6 +20,7 @@
 #include "dms/checksum.hpp"
 #include "dms/copier.hpp"
 #include "dms/file.hpp"
+#include "dms/protocol.hpp"
 #include "dms/transport.hpp"
 
 namespace dms {
@@ -32,6 +33,14 @@ struct TcpTarget {
   uint16_t port = 0;
   int timeout_ms = 60000;
 };
+
+// The client half of the handshake (docs/protocol.md); throws AuthError, ProtocolError, SystemError.
+void authenticate_client(NetworkTransport& t, const std::string& secret);
+
+// The quick check across clusters: which of `entries` the receiver already has (same size,
+// mtime and mode, or with `checksum` the same content). One connection, batches of 10,000.
+std::vector<bool> query_up_to_date(const TcpTarget& target, const std::string& secret,
+                                   const std::vector<wire::QueryEntry>& entries, bool checksum);
 
 class UnitSender {
  public:
