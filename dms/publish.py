@@ -12,7 +12,7 @@ import contextlib
 import errno
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dms import native
@@ -257,21 +257,35 @@ def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int,
     rules = RuleSet(params.filters)
     real_root = os.path.realpath(params.destination)
     lines: list[str] = []
-    for shard in range(name_shards):
-        for rel_dir, names in store.load_names(rid, shard):
-            directory = os.path.join(params.destination, rel_dir) if rel_dir else params.destination
-            if os.path.realpath(directory) != os.path.normpath(os.path.join(real_root, rel_dir)):
-                continue  # missing, or reached through a symlink: nothing of ours to delete
-            keep = set(names)
-            try:
-                with os.scandir(directory) as it:
-                    extra = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it if e.name not in keep)
-            except OSError:
-                continue
-            for name, is_dir in extra:
-                _delete_entry(store, params, rules, os.path.join(directory, name), name, rel_dir, is_dir, report, lines)
+    for rel_dir, keep in _directory_listings(store, rid, name_shards):
+        directory = os.path.join(params.destination, rel_dir) if rel_dir else params.destination
+        if os.path.realpath(directory) != os.path.normpath(os.path.join(real_root, rel_dir)):
+            continue  # missing, or reached through a symlink: nothing of ours to delete
+        try:
+            with os.scandir(directory) as it:
+                extra = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it if e.name not in keep)
+        except OSError:
+            continue
+        for name, is_dir in extra:
+            _delete_entry(store, params, rules, os.path.join(directory, name), name, rel_dir, is_dir, report, lines)
     store.add_dryrun(rid, lines)
     store.add_count(rid, "deleted", report.deleted)
+
+
+def _directory_listings(store: RequestStore, request_id: str, name_shards: int) -> Iterator[tuple[str, set[str]]]:
+    """Each source directory with all its names: a big directory's pieces are consecutive
+    rows (possibly across shards), merged here."""
+    current: str | None = None
+    names: set[str] = set()
+    for shard in range(name_shards):
+        for rel_dir, piece in store.load_names(request_id, shard):
+            if rel_dir != current:
+                if current is not None:
+                    yield current, names
+                current, names = rel_dir, set()
+            names.update(piece)
+    if current is not None:
+        yield current, names
 
 
 def _delete_entry(

@@ -27,6 +27,10 @@ from dms.paths import is_staging_name
 __all__ = ["DirNames", "Excluded", "Inode", "Skipped", "UpToDate", "WalkEntry", "read_xattrs", "walk_tree"]
 
 
+#: A directory's names are reported in pieces of at most this many (for --delete).
+NAMES_PER_ROW = 1000
+
+
 @dataclass(frozen=True)
 class Skipped:
     relpath: str
@@ -47,7 +51,8 @@ class UpToDate:
 
 @dataclass(frozen=True)
 class DirNames:
-    """Every name in the source directory `relpath` (excluded ones too: they are protected)."""
+    """Names in the source directory `relpath` (excluded ones too: they are protected); a big
+    directory comes as several consecutive DirNames of the same relpath."""
 
     relpath: str
     names: tuple[str, ...]
@@ -164,7 +169,8 @@ def walk_tree(
                                  est.st_uid, est.st_gid)  # fmt: skip
             else:
                 yield Skipped(rel, "special file (fifo, socket or device) skipped; --specials copies it")
-        if listings:
-            yield DirNames(rel_dir, tuple(names))
+        if listings:  # in pieces, so no stored value grows with the size of one directory
+            for i in range(0, max(len(names), 1), NAMES_PER_ROW):
+                yield DirNames(rel_dir, tuple(names[i : i + NAMES_PER_ROW]))
         if recursive:
             stack.extend(reversed(subdirs))

@@ -235,3 +235,18 @@ def test_resubmitting_a_failed_request_with_the_same_id_resumes_it(tmp_path: Pat
     assert info["state"] == "SUCCEEDED" and info["files_uptodate"] == 1 and info["files_done"] == 1
     assert (dst / "blocked").read_text() == "cannot land"
     assert [e["event"] for e in store.events(rid)].count("resumed") == 1
+
+
+def test_delete_in_a_directory_bigger_than_one_listing_piece(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    """A directory's names are stored in pieces of 1,000 (bounded Redis values); --delete
+    must still see all of them together and delete only what the source lacks."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "big").mkdir(parents=True)
+    for i in range(2500):
+        (src / "big" / f"f{i:05d}").touch()
+    (dst / "big").mkdir(parents=True)
+    for name in ("f00000", "f01500", "f02499", "extra-a", "extra-z"):
+        (dst / "big" / name).write_text("old")
+    info = dms(dms_app, store, src, dst, delete=True)
+    assert info["state"] == "SUCCEEDED" and info["deleted"] == 2
+    assert sorted(os.listdir(dst / "big")) == sorted(os.listdir(src / "big"))
