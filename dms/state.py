@@ -457,6 +457,17 @@ class RequestStore:
         """Live progress of a running unit; overwritten, never added, so a rerun cannot inflate it."""
         self.r.hset(Keys(request_id).inflight, index, moved)
 
+    def lane_bits(self, request_id: str, total: int) -> tuple[list[int], list[int]]:
+        """Bits units_done[k] and dispatched[k] for every unit, in one round trip."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        for k in range(total):
+            pipe.getbit(keys.units_done, k)
+        for k in range(total):
+            pipe.getbit(keys.dispatched, k)
+        bits = pipe.execute()
+        return bits[:total], bits[total:]
+
     def mark_dispatched(self, request_id: str, index: int) -> None:
         self.r.setbit(Keys(request_id).dispatched, index, 1)
 

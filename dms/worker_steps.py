@@ -6,7 +6,8 @@ runs the data receiver on every data-plane address, and announces itself in
 Redis with a heartbeat that carries its cluster, NICs, free space and load.
 The heartbeat runs on the worker's own event-loop timer in the main process,
 so a hung worker (SIGSTOP, a stuck main loop) stops beating and is no longer
-scheduled; a clean stop withdraws it at once.
+scheduled; a clean stop withdraws it at once. After each heartbeat, the
+janitor (dms.janitor) re-dispatches the units of nodes that went silent.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any, ClassVar
 from celery import bootsteps
 
 from dms.config import NodeConfig
+from dms.janitor import sweep
 from dms.registry import NicEndpoint, NodeStatus, Registry
 from dms.routing import node_queues
 from dms.settings import active_config, resolve_endpoints
-from dms.state import connect
+from dms.state import RequestStore, connect
 
 __all__ = ["NodeStep"]
 
@@ -45,6 +47,8 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.receiver: subprocess.Popen[str] | None = None
         self.tref: Any = None
         self.registry: Registry | None = None
+        self.store: RequestStore | None = None
+        self.app: Any = None
         if not dms_node:
             return
         # Set before the pool forks, so every pool process knows its node.
@@ -59,7 +63,10 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def start(self, worker: Any) -> None:
         assert self.node is not None
-        self.registry = Registry(connect(resolve_endpoints().state_url))
+        client = connect(resolve_endpoints().state_url)
+        self.registry = Registry(client)
+        self.store = RequestStore(client)
+        self.app = worker.app
         self.receiver = self._start_receiver()
         self.beat()
         self.tref = worker.timer.call_repeatedly(self.interval, self.beat)
@@ -107,6 +114,9 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
             self.registry.heartbeat(status, self.ttl)
         except Exception as exc:
             log.warning("heartbeat of node %s failed: %s", node.name, exc)
+            return
+        if self.store is not None and self.app is not None:
+            sweep(self.store, self.registry, self.app.tasks["dms.transfer"])
 
     def _start_receiver(self) -> subprocess.Popen[str]:
         assert self.node is not None

@@ -57,14 +57,15 @@ class NodeWorker:
         if self.netns:
             args = ["ip", "netns", "exec", self.netns, *args]
         env = {**os.environ, **self.env, "DMS_CONFIG": str(self.config)}
+        offset = len(self.log())  # a restarted worker appends: only what it writes now counts
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker {self.node} exited:\n{self.log()}")
-            text = self.log()
-            if " ready." in text and "receiving on" in text:
+            text = self.log()[offset:]
+            if " ready." in text and "receiving on" in text and "is up" in text:
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"worker {self.node} not ready after {timeout} s:\n{self.log()}")

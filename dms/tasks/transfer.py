@@ -87,6 +87,11 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
     params = store.params(request_id)
     if epoch != params.epoch:  # a task of an earlier incarnation of a resumed request
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
+    if store.unit_done(request_id, unit_index):  # a duplicate (re-dispatched by the janitor, redelivered)
+        # the first run may have died between recording the unit and starting the next of its
+        # lane: advancing again is idempotent (a unit is published once, finalize once)
+        self.advance(params, unit_index, store.record_unit(request_id, None, [], []))
+        return {"request_id": request_id, "unit": unit_index, "status": "done already"}
     pieces = store.load_unit(request_id, unit_index)
     if store.is_cancelled(request_id):
         progress = store.record_unit(request_id, unit_index, [], [])

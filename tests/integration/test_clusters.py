@@ -40,6 +40,7 @@ class LoopbackClusters:
     secret: bytes
     b1_port: int
     a1: NodeWorker
+    a2: NodeWorker
     b1: NodeWorker
 
     @property
@@ -61,19 +62,23 @@ def clusters(
     secret_file = write_secret(root / "secret")
     b1_port = free_port("127.0.0.2")
     config = write_config(root / "workers.yml", {
-        "A": {"nodes": {"a1": {
-            "data": [{"interface": "lo", "address": "127.0.0.1"}],
-            "port": free_port(), "roots": [str(root / "a")], "concurrency": 2, "secret_file": str(secret_file)}}},
+        "A": {"nodes": {
+            "a1": {"data": [{"interface": "lo", "address": "127.0.0.1"}],
+                   "port": free_port(), "roots": [str(root / "a")], "concurrency": 2, "secret_file": str(secret_file)},
+            "a2": {"data": [{"interface": "lo4", "address": "127.0.0.4"}],
+                   "port": free_port("127.0.0.4"), "roots": [str(root / "a")], "concurrency": 2,
+                   "secret_file": str(secret_file)}}},
         "B": {"nodes": {"b1": {
             "data": [{"interface": "lo2", "address": "127.0.0.2"}, {"interface": "lo3", "address": "127.0.0.3"}],
             "port": b1_port, "roots": [str(root / "b")], "concurrency": 2, "secret_file": str(secret_file)}}},
-    }, defaults={"chunk_size": "4MiB"})  # fmt: skip
+    }, defaults={"chunk_size": "4MiB", "heartbeat_interval": 1, "heartbeat_ttl": 3})  # fmt: skip
     os.environ["DMS_CONFIG"] = str(config)  # for submit()'s roots check in this process
     a1 = NodeWorker("a1", config, redis_server.env(), root / "a1.log").start()
+    a2 = NodeWorker("a2", config, redis_server.env(), root / "a2.log").start()
     b1 = NodeWorker("b1", config, redis_server.env(), root / "b1.log").start()
-    yield LoopbackClusters(root, config, secret_file.read_bytes().strip(), b1_port, a1, b1)
-    a1.stop()
-    b1.stop()
+    yield LoopbackClusters(root, config, secret_file.read_bytes().strip(), b1_port, a1, a2, b1)
+    for w in (a1, a2, b1):
+        w.stop()
     os.environ.pop("DMS_CONFIG", None)
     from dms.settings import _load_cached
 
@@ -90,7 +95,8 @@ def test_sync_from_cluster_a_to_cluster_b(clusters: LoopbackClusters, dms_app: A
     assert_same_tree(src, dst)
     events = store.events(params.request_id)
     vias = {e.get("via") for e in events if e["event"] == "unit done"}
-    assert {"a1/lo -> b1/lo2", "a1/lo -> b1/lo3"} <= vias, vias  # both destination NICs carried units
+    assert {v.split(" -> ")[1] for v in vias} == {"b1/lo2", "b1/lo3"}, vias  # both destination NICs carried units
+    assert {v.split(" -> ")[0] for v in vias} == {"a1/lo", "a2/lo4"}, vias  # and both source nodes
     assert any(e["event"] == "finalizing" and e.get("worker", "").startswith("b1@") for e in events)
     assert all(v == 0 for v in store.r.hgetall("dms:nicload").values() for v in [int(v)])
 
@@ -198,7 +204,7 @@ def test_dms_worker_refuses_an_unknown_node(clusters: LoopbackClusters) -> None:
     proc = subprocess.run([sys.executable, "-m", "dms.worker", "zz9", "--config", str(clusters.config)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 4
-    assert "no node named 'zz9'" in proc.stderr and "a1, b1" in proc.stderr
+    assert "no node named 'zz9'" in proc.stderr and "a1, a2, b1" in proc.stderr
 
 
 def test_cli_direction_and_unknown_scheduler(clusters: LoopbackClusters, redis_server: RedisServer) -> None:
@@ -250,7 +256,8 @@ def test_corruption_in_flight_is_caught_and_the_chunk_sent_again(
         a9.start()
         src, dst = clusters.src_root / "corrupt", clusters.dst_root / "corrupt"
         make_tree(src, files=20, big_files=2, big_size=6 * 1024 * 1024)
-        params = make_params(str(src), str(dst), request_id=unique_id("corrupt"), direction="A_TO_B")
+        params = make_params(str(src), str(dst), request_id=unique_id("corrupt"), direction="A_TO_B",
+                             scheduler="round_robin")  # even units leave from a1  # fmt: skip
         submit(dms_app, store, params)
         info = wait(store, params.request_id, timeout=120)
         assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
@@ -294,3 +301,32 @@ def test_quick_check_and_checksum_across_clusters(clusters: LoopbackClusters, dm
     fixed = sync(checksum=True)
     assert fixed["files_done"] == 1 and fixed["files_uptodate"] == 40
     assert (dst / "dir0" / "file0.txt").read_bytes() == b"changed content"
+
+
+def test_units_of_a_killed_source_node_are_re_dispatched(clusters: LoopbackClusters, dms_app: Any, store: Any) -> None:
+    """SIGKILL of node a1 (worker and receiver) mid-transfer: once its heartbeat lapses
+    (heartbeat_ttl 3 s here), the janitor routes its unfinished units to a2 and the request
+    completes byte-exact without anyone touching a queue."""
+    src, dst = clusters.src_root / "kill", clusters.dst_root / "kill"
+    make_tree(src, files=10, big_files=6, big_size=24 * 1024 * 1024)
+    params = make_params(str(src), str(dst), request_id=unique_id("kill"), direction="A_TO_B", parallelism=4,
+                         scheduler="round_robin", chunk_size="4MiB")  # 37 units  # fmt: skip
+    submit(dms_app, store, params)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # mid-transfer (planning, which a dead node would strand, is over)
+        info = store.get(params.request_id) or {}
+        if info.get("planned") and info.get("tasks_done", 0) >= 3:
+            break
+        time.sleep(0.02)
+    assert clusters.a1.proc is not None
+    os.killpg(clusters.a1.proc.pid, 9)
+    clusters.a1.proc.wait()
+    clusters.a1.proc = None
+    try:
+        info = wait(store, params.request_id, timeout=120)
+        assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
+        assert_same_tree(src, dst)
+        moved = [e for e in store.events(params.request_id) if e["event"] == "unit re-dispatched"]
+        assert any("node a1 silent" in e["reason"] for e in moved)  # (a stalled lane may be restarted too)
+    finally:
+        clusters.a1.start()

@@ -1,0 +1,126 @@
+"""Re-dispatch the work of nodes that went silent (CELERY-NOTES 4.6: no stranded queues).
+
+Every node worker runs a sweep on its heartbeat timer; a Redis lock lets one
+sweep run at a time across the deployment. A node is dead when it is in
+`dms:nodes` but its heartbeat key has expired (SIGKILL, a crash, SIGSTOP, a
+network cut). For every running cross-cluster request, each unit routed to
+or from a dead node that is not done yet is routed again among live nodes
+and published again. The old message (queued on the dead node's NIC queue,
+or unacked there) is left alone: if the node comes back, the transfer sees
+the unit is done and does nothing; transfers are idempotent anyway.
+
+Bound on recovery: heartbeat_ttl (default 10 s) + one heartbeat interval
+(2 s), then the unit's own duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from dms.model import TERMINAL_STATES, RequestState
+from dms.placement import NoRoute
+from dms.registry import NODES, Registry
+from dms.state import RequestStore
+
+__all__ = ["sweep"]
+
+log = logging.getLogger(__name__)
+
+LOCK = "dms:janitor:lock"
+DEAD_SINCE = "dms:janitor:dead_since:"
+#: A silent node is swept for this long, then forgotten until it sends a heartbeat again.
+FORGET_AFTER = 300.0
+#: Lanes of requests with more units than this are not repaired (one GETBIT per unit).
+REPAIR_MAX_UNITS = 200_000
+#: How many of the newest requests a sweep looks at when some node is dead.
+SCAN_REQUESTS = 1000
+
+
+def sweep(store: RequestStore, registry: Registry, transfer_task: Any) -> int:
+    """One pass; returns how many units were re-dispatched. Never raises."""
+    try:
+        if not store.r.set(LOCK, "1", nx=True, px=5000):
+            return 0  # another node is sweeping
+    except Exception:
+        return 0
+    try:
+        live = {n.node for n in registry.live_nodes(fresh=True)}
+        transfer_task.registry.live_nodes(fresh=True)  # the placement must not route to the dead either
+        dead = set(store.r.smembers(NODES)) - live
+        if not dead:
+            return 0
+        moved = 0
+        for info in store.list_requests(limit=SCAN_REQUESTS):
+            if RequestState(info["state"]) in TERMINAL_STATES:
+                continue
+            moved += _sweep_request(store, registry, transfer_task, info["request_id"], dead)
+        now = time.time()
+        for node in dead:
+            since = float(store.r.get(f"{DEAD_SINCE}{node}") or 0)
+            if not since:
+                store.r.set(f"{DEAD_SINCE}{node}", now, ex=3600)
+                log.warning("node %s is silent (no heartbeat): its units go to live nodes", node)
+            elif now - since > FORGET_AFTER:
+                # Keep sweeping for a while (a unit routed with a stale view of the live
+                # nodes is caught), then stop looking until the node beats again.
+                store.r.srem(NODES, node)
+                store.r.delete(f"{DEAD_SINCE}{node}")
+        if moved:
+            log.warning("janitor: %d unit(s) of silent node(s) %s routed again", moved, ", ".join(sorted(dead)))
+        return moved
+    except Exception:  # the sweep must never take the worker's event loop down
+        log.exception("janitor sweep failed")
+        return 0
+    finally:
+        store.r.delete(LOCK)
+
+
+def _sweep_request(store: RequestStore, registry: Registry, transfer_task: Any, rid: str, dead: set[str]) -> int:
+    params = store.params(rid)
+    if not params.clustered:
+        return 0
+    moved = 0
+    for unit in [int(u) for u in store.r.hkeys(f"dms:req:{rid}:routes")]:
+        route = registry.route_of(rid, unit)
+        if route is None:
+            continue
+        src, dst, nbytes = route
+        silent = {key.partition("/")[0] for key in (src, dst) if key} & dead
+        if not silent:
+            continue
+        if store.unit_done(rid, unit):
+            registry.release(rid, [unit])
+            continue
+        try:
+            new = transfer_task.placement.route(params, unit, nbytes, exclude={dst} if dst else ())
+        except NoRoute as exc:
+            log.warning("request %s unit %d: %s", rid, unit, exc)
+            continue
+        transfer_task.dispatch_unit(params, unit, new)
+        store.log_event(rid, "unit re-dispatched", unit=unit, previous=f"{src} -> {dst or 'local'}",
+                        reason=f"node {', '.join(sorted(silent))} silent")  # fmt: skip
+        moved += 1
+    return moved + _repair_lanes(store, transfer_task, params)
+
+
+def _repair_lanes(store: RequestStore, transfer_task: Any, params: Any) -> int:
+    """A node that died between recording a unit and publishing the next one of its lane
+    leaves that lane stalled with nothing in flight: publish every unit whose lane
+    predecessor is done but which was never published, and finalize if all is done."""
+    info = store.get(params.request_id) or {}
+    total = int(info.get("tasks_total", 0))
+    if not info.get("planned") or total > REPAIR_MAX_UNITS:
+        return 0
+    done, sent = store.lane_bits(params.request_id, total)
+    p = params.parallelism
+    started = 0
+    for k in range(total):
+        if not sent[k] and (k < p or done[k - p]):
+            transfer_task.dispatch_unit(params, k)
+            store.log_event(params.request_id, "unit re-dispatched", unit=k, reason="its lane had stalled")
+            started += 1
+    if all(done) and not info.get("finalize_sent"):
+        transfer_task.dispatch_finalize(params)
+    return started
