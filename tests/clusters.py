@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from dms.processes import stop_process_group
+from tests.services import read_log, start_logged
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -57,24 +58,12 @@ class NodeWorker:
         if self.netns:
             args = ["ip", "netns", "exec", self.netns, *args]
         env = {**os.environ, **self.env, "DMS_CONFIG": str(self.config)}
-        offset = len(self.log())  # a restarted worker appends: only what it writes now counts
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker {self.node} exited:\n{self.log()}")
-            text = self.log()[offset:]
-            if " ready." in text and "receiving on" in text and "is up" in text:
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"worker {self.node} not ready after {timeout} s:\n{self.log()}")
+        ready = (" ready.", "receiving on", "is up")
+        self.proc = start_logged(f"worker {self.node}", args, env, self.log_path, ready, timeout)
+        return self
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self) -> None:
         if self.proc is not None:

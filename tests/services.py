@@ -88,27 +88,42 @@ class Worker:
                 "-I", self.include]  # fmt: skip
         env = {**os.environ, **self.env}
         env.pop("DMS_CONFIG", None)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited:\n{self.log()}")
-            if " ready." in self.log():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"worker {self.name} not ready after {timeout} s:\n{self.log()}")
+        self.proc = start_logged(self.name, args, env, self.log_path, (" ready.",), timeout)
+        return self
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self) -> None:
         if self.proc is not None:
             stop_process_group(self.proc)
             self.proc = None
+
+
+def read_log(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def start_logged(
+    name: str, args: list[str], env: dict[str, str], log_path: Path, ready: tuple[str, ...], timeout: float
+) -> subprocess.Popen[bytes]:
+    """Start `args` in its own process group, logging to `log_path` (appended), and wait until
+    what it writes now contains every `ready` marker; raise with the log if it exits or stalls."""
+    offset = len(read_log(log_path))  # a restarted process appends: only what it writes now counts
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{read_log(log_path)}")
+        text = read_log(log_path)[offset:]
+        if all(marker in text for marker in ready):
+            return proc
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} not ready after {timeout} s:\n{read_log(log_path)}")
 
 
 def processes_mentioning(text: str) -> list[str]:
