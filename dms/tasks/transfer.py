@@ -108,6 +108,11 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         result, via = outcome
     else:
         result, via = copy_unit(params, pieces, **options), "local"
+    now = store.get(request_id)
+    if now is None or now["state"] in TERMINAL_STATES or int(now["params"].get("epoch", 0)) != epoch:
+        # the request ended or was resumed while this ran (a hung worker waking up): its
+        # counters belong to someone else now
+        return {"request_id": request_id, "unit": unit_index, "status": "stale"}
     progress = store.record_unit(request_id, unit_index, result.ok, result.failed)
     if progress.first:
         store.log_event(request_id, "unit done", unit=unit_index, pieces=len(result.ok), failed=len(result.failed),
