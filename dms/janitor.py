@@ -22,7 +22,7 @@ from typing import Any
 from dms.model import TERMINAL_STATES, RequestState
 from dms.placement import NoRoute
 from dms.registry import NODES, Registry
-from dms.state import RequestStore
+from dms.state import Keys, RequestStore
 
 __all__ = ["sweep"]
 
@@ -32,6 +32,8 @@ LOCK = "dms:janitor:lock"
 DEAD_SINCE = "dms:janitor:dead_since:"
 #: A silent node is swept for this long, then forgotten until it sends a heartbeat again.
 FORGET_AFTER = 300.0
+#: A PENDING request whose plan message is in no queue for this long was taken by a dead worker.
+PENDING_GRACE = 10.0
 #: Lanes of requests with more units than this are not repaired (one GETBIT per unit).
 REPAIR_MAX_UNITS = 200_000
 #: How many of the newest requests a sweep looks at when some node is dead.
@@ -77,10 +79,42 @@ def sweep(store: RequestStore, registry: Registry, transfer_task: Any) -> int:
         store.r.delete(LOCK)
 
 
+def _plan_was_taken(store: RequestStore, rid: str, params: Any, info: dict[str, Any]) -> bool:
+    if time.time() - float(info.get("created_at") or time.time()) < PENDING_GRACE:
+        return False
+    queued = store.r.lrange(params.control_queue, 0, 9999)
+    return not any(rid in message for message in queued)
+
+
+def _node_of(worker: str | None) -> str:
+    """Worker names are "<node>@<host>" (dms-worker sets -n so)."""
+    return (worker or "").partition("@")[0]
+
+
 def _sweep_request(store: RequestStore, registry: Registry, transfer_task: Any, rid: str, dead: set[str]) -> int:
     params = store.params(rid)
     if not params.clustered:
         return 0
+    info = store.get(rid) or {}
+    keys = Keys(rid)
+    state = info.get("state")
+    if state == RequestState.PENDING.value and not info.get("planner") and _plan_was_taken(store, rid, params, info):
+        # its dms.plan message was taken (it is in no queue) but nobody started it: it was
+        # reserved by a worker that died with its node
+        store.r.hset(keys.req, "planner", "janitor")
+        transfer_task.app.send_task("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
+        store.log_event(rid, "plan re-dispatched", reason="its message was held by a silent node")
+    if state == RequestState.PLANNING.value and _node_of(info.get("planner")) in dead:
+        # the planner died with its node: plan again (deterministic, so the same units)
+        store.r.hset(keys.req, "planner", "janitor")
+        transfer_task.app.send_task("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
+        store.log_event(rid, "plan re-dispatched", reason=f"node {_node_of(info.get('planner'))} silent")
+    if state == RequestState.FINALIZING.value and _node_of(info.get("finalizer")) in dead:
+        store.r.hset(keys.req, "finalizer", "janitor")
+        store.release_finalize_lock(rid)
+        transfer_task.app.send_task("dms.finalize", args=(rid, params.epoch),
+                                    queue=params.finalize_queue or params.control_queue)  # fmt: skip
+        store.log_event(rid, "finalize re-dispatched", reason=f"node {_node_of(info.get('finalizer'))} silent")
     moved = 0
     for unit in [int(u) for u in store.r.hkeys(f"dms:req:{rid}:routes")]:
         route = registry.route_of(rid, unit)

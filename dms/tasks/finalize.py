@@ -12,6 +12,7 @@ from dms.errors import ConfinementError
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.publish import publish_request
 from dms.settings import current_node
+from dms.state import Keys
 from dms.tasks.base import DmsTask
 
 __all__ = ["RETENTION_SECONDS", "finalize", "summarize"]
@@ -48,6 +49,7 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
     if RequestState(info["state"]) not in TERMINAL_STATES:
         if not store.acquire_finalize_lock(request_id, self.request.id or "?", _LOCK_TTL):
             return summarize(request_id, info)  # another finalize of this request is running
+        store.r.hset(Keys(request_id).req, "finalizer", self.request.hostname or "?")  # for the janitor
         try:
             params = store.params(request_id)
             store.set_state(request_id, RequestState.FINALIZING)

@@ -78,6 +78,8 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     info = store.get(request_id) or {}
     if RequestState(info.get("state", "PENDING")) in TERMINAL_STATES:
         return {"request_id": request_id, "state": info["state"]}
+    # which worker plans: if its node goes silent, the janitor publishes the plan again
+    store.r.hset(Keys(request_id).req, "planner", self.request.hostname or "?")
     if not info.get("planned") and store.is_cancelled(request_id):  # cancelled before planning began
         self.dispatch_finalize(params)
         return {"request_id": request_id, "units": 0, "cancelled": True}

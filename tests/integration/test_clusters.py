@@ -330,3 +330,52 @@ def test_units_of_a_killed_source_node_are_re_dispatched(clusters: LoopbackClust
         assert any("node a1 silent" in e["reason"] for e in moved)  # (a stalled lane may be restarted too)
     finally:
         clusters.a1.start()
+
+
+def test_fifty_requests_from_three_clients_with_a_node_killed(
+    clusters: LoopbackClusters, redis_server: RedisServer, store: Any
+) -> None:
+    """Load: 3 client processes submit 50 cross-cluster requests between them; node a1 is
+    SIGKILLed while they run. Every request succeeds (none has a reason to fail), every
+    counter counts each unit, byte and file once, and every tree lands byte-exact."""
+    base = clusters.src_root / "load"
+    for r in range(50):
+        make_tree(base / f"r{r:02d}", files=12, big_files=1, big_size=5 * 1024 * 1024, seed=r)
+    env = {**os.environ, **redis_server.env(), "DMS_CONFIG": str(clusters.config)}
+    script = (  # one client: dms-submit sync, once per request it owns, without waiting
+        "import sys\n"
+        "from dms.cli import main\n"
+        "for r in range(int(sys.argv[1]), 50, 3):\n"
+        "    try:\n"
+        f"        main(['sync', '{base}/r%02d' % r, '{clusters.dst_root}/load/r%02d' % r, '--from', 'A', '--to', 'B',\n"
+        "              '--id', 'load-%s-%02d' % (sys.argv[2], r), '--chunk-size', '2MiB'])\n"
+        "    except SystemExit as exc:\n"
+        "        if exc.code:\n"
+        "            raise\n"
+    )
+    tag = unique_id("l")
+    clients = [subprocess.Popen([sys.executable, "-c", script, str(k), tag], env=env, stdout=subprocess.DEVNULL)
+               for k in range(3)]  # fmt: skip
+    ids = [f"load-{tag}-{r:02d}" for r in range(50)]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill a1 once some requests have finished
+        done = [i for i in ids if (store.get(i) or {}).get("state") == "SUCCEEDED"]
+        if len(done) >= 8:
+            break
+        time.sleep(0.05)
+    assert clusters.a1.proc is not None
+    os.killpg(clusters.a1.proc.pid, 9)
+    clusters.a1.proc.wait()
+    clusters.a1.proc = None
+    try:
+        for c in clients:
+            assert c.wait(timeout=120) == 0
+        for request_id in ids:
+            info = wait(store, request_id, timeout=180)
+            assert info["state"] == "SUCCEEDED", (request_id, info.get("error"))
+            assert info["tasks_done"] == info["tasks_total"] and info["bytes_done"] == info["bytes_total"]
+            assert info["files_done"] == info["files_total"] == 13 and info["files_failed"] == 0
+        for r in range(50):
+            assert_same_tree(base / f"r{r:02d}", clusters.dst_root / "load" / f"r{r:02d}")
+    finally:
+        clusters.a1.start()
