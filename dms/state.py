@@ -33,12 +33,15 @@ that runs twice (redelivery) counts once.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from dms.errors import BrokerUnavailable, RequestError, RequestExists
 from dms.model import TERMINAL_STATES, DirRecord, FileRecord, LinkRecord, RequestState, SyncParams, UnitPiece
@@ -85,15 +88,31 @@ _INT_FIELDS = (
 DRYRUN_CAP = 100_000
 
 
+#: A Redis restart (AOF reload) takes seconds: every command retries this long before failing.
+RETRY_SECONDS = float(os.environ.get("DMS_REDIS_RETRY_SECONDS", "30"))
+
+
 def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:
-    """A redis-py client for the state store, failing fast when it is unreachable."""
+    """A redis-py client for the state store, failing fast when it is unreachable at first,
+    and riding out a restart later (each command retries with backoff for RETRY_SECONDS).
+
+    All state writes are idempotent (first-write-wins Lua, HSET of totals), so a command
+    retried after a lost reply does no harm."""
+    retries = max(1, int(RETRY_SECONDS / 0.5))
     client = redis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=5, socket_timeout=timeout, health_check_interval=25
+        url, decode_responses=True, socket_connect_timeout=5, socket_timeout=timeout, health_check_interval=25,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError, ConnectionError],
+    )  # fmt: skip
+    probe = redis.Redis.from_url(
+        url, socket_connect_timeout=5, socket_timeout=timeout, retry=Retry(ExponentialBackoff(), 0)
     )
     try:
-        client.ping()
+        probe.ping()  # at first contact, fail fast: "Redis is not there" is an answer
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise BrokerUnavailable(f"cannot reach the DMS Redis at {url}: {exc}") from exc
+    finally:
+        probe.close()
     return client
 
 
