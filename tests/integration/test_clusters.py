@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,17 @@ def test_requests_outside_the_roots_are_refused(clusters: LoopbackClusters, dms_
         with pytest.raises(ConfinementError, match="outside the allowed roots"):
             submit(dms_app, store, params)
         assert not store.exists(params.request_id)
+
+
+def kill_when(node: NodeWorker, ready: Callable[[], bool], timeout: float = 120) -> None:
+    """SIGKILL a node's whole process group (worker, pool, receiver) once `ready()` holds."""
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert node.proc is not None
+    os.killpg(node.proc.pid, 9)
+    node.proc.wait()
+    node.proc = None
 
 
 def _raw(port: int) -> socket.socket:
@@ -312,16 +323,12 @@ def test_units_of_a_killed_source_node_are_re_dispatched(clusters: LoopbackClust
     params = make_params(str(src), str(dst), request_id=unique_id("kill"), direction="A_TO_B", parallelism=4,
                          scheduler="round_robin", chunk_size="4MiB")  # 37 units  # fmt: skip
     submit(dms_app, store, params)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # mid-transfer (planning, which a dead node would strand, is over)
+
+    def mid_transfer() -> bool:  # and planning over (a dead planner is another test's matter)
         info = store.get(params.request_id) or {}
-        if info.get("planned") and info.get("tasks_done", 0) >= 3:
-            break
-        time.sleep(0.02)
-    assert clusters.a1.proc is not None
-    os.killpg(clusters.a1.proc.pid, 9)
-    clusters.a1.proc.wait()
-    clusters.a1.proc = None
+        return bool(info.get("planned")) and info.get("tasks_done", 0) >= 3
+
+    kill_when(clusters.a1, mid_transfer)
     try:
         info = wait(store, params.request_id, timeout=120)
         assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
@@ -357,16 +364,7 @@ def test_fifty_requests_from_three_clients_with_a_node_killed(
     clients = [subprocess.Popen([sys.executable, "-c", script, str(k), tag], env=env, stdout=subprocess.DEVNULL)
                for k in range(3)]  # fmt: skip
     ids = [f"load-{tag}-{r:02d}" for r in range(50)]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill a1 once some requests have finished
-        done = [i for i in ids if (store.get(i) or {}).get("state") == "SUCCEEDED"]
-        if len(done) >= 8:
-            break
-        time.sleep(0.05)
-    assert clusters.a1.proc is not None
-    os.killpg(clusters.a1.proc.pid, 9)
-    clusters.a1.proc.wait()
-    clusters.a1.proc = None
+    kill_when(clusters.a1, lambda: sum((store.get(i) or {}).get("state") == "SUCCEEDED" for i in ids) >= 8)
     try:
         for c in clients:
             assert c.wait(timeout=120) == 0
