@@ -166,7 +166,8 @@ class EmbeddedService:
                     store.set_state(
                         row["request_id"],
                         RequestState.FAILED,
-                        error="interrupted: the embedded DMS stopped before this request ended; submit it again",
+                        error="interrupted: the embedded DMS stopped before this request ended; "
+                        "`dms-submit resume <id>` finishes it (staged chunks are kept)",
                     )
             stale = [key for key in client.scan_iter(count=1000) if not key.startswith("dms:")]
             for start in range(0, len(stale), 500):

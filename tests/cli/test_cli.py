@@ -158,8 +158,11 @@ def test_embedded_start_ends_interrupted_requests_instead_of_running_them(tmp_pa
     assert r.returncode == 0, r.stdout + r.stderr
     status = run_cli("status", "interrupted-1", "--json", env=home)
     record = json.loads(status.stdout)
-    assert record["state"] == "FAILED" and "interrupted" in record["error"]
+    assert record["state"] == "FAILED" and "interrupted" in record["error"] and "resume" in record["error"]
     assert not (tmp_path / "old-dst").exists()  # its queued plan never ran
+    r = run_cli("resume", "interrupted-1", "--wait", env=home)  # as the error message says
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "old-dst" / "f").read_text() == "old"
 
 
 def test_cancel_stops_a_large_transfer_and_leaves_no_staging(
