@@ -43,6 +43,7 @@ __all__ = [
     "fanned_out_walk",
     "group_dirs",
     "is_done",
+    "release_claim",
     "walk_subtree",
 ]
 
@@ -133,6 +134,10 @@ def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rels: list[s
 
 def claim(store: RequestStore, request_id: str, sub: int, owner: str) -> bool:
     return bool(store.r.set(f"{_walk_key(request_id, sub)}:claim", owner, nx=True, ex=CLAIM_SECONDS))
+
+
+def release_claim(store: RequestStore, request_id: str, sub: int) -> None:
+    store.r.delete(f"{_walk_key(request_id, sub)}:claim")
 
 
 def is_done(store: RequestStore, request_id: str, sub: int) -> bool:

@@ -303,6 +303,15 @@ class RequestStore:
         record["bytes_inflight"] = sum(int(v) for v in inflight)
         return record
 
+    def live_params(self, request_id: str, epoch: int) -> SyncParams | None:
+        """The request's parameters if it exists, has not ended and is in incarnation `epoch`;
+        None otherwise. What a task checks before it acts (and again before it records)."""
+        state, text = self.r.hmget(Keys(request_id).req, "state", "params")
+        if not state or not text or RequestState(state) in TERMINAL_STATES:
+            return None
+        params = SyncParams.from_json(text)
+        return params if params.epoch == epoch else None
+
     def state(self, request_id: str) -> RequestState | None:
         value = self.r.hget(Keys(request_id).req, "state")
         return RequestState(value) if value else None

@@ -7,7 +7,16 @@ from typing import Any
 
 from dms.application import app
 from dms.errors import ConfinementError, PathError, RequestExists
-from dms.fanout import claim, drop_walk_keys, fan_out_wanted, fanned_out_walk, group_dirs, is_done, walk_subtree
+from dms.fanout import (
+    claim,
+    drop_walk_keys,
+    fan_out_wanted,
+    fanned_out_walk,
+    group_dirs,
+    is_done,
+    release_claim,
+    walk_subtree,
+)
 from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
 from dms.paths import validate_pair, validate_source
 from dms.placement import check_roots, under_roots
@@ -49,21 +58,21 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
 def walk(self: DmsTask, request_id: str, epoch: int, sub: int) -> dict[str, Any]:
     """Walk one group of top-level subtrees of a request's source for its planner (dms.fanout)."""
     store = self.store
-    info = store.get(request_id)
-    if info is None or info.get("planned") or int(info.get("params", {}).get("epoch", 0)) != epoch:
+    params = store.live_params(request_id, epoch)
+    if params is None or store.r.hget(Keys(request_id).req, "planned") == "1":
         return {"request_id": request_id, "subtree": sub, "status": "stale"}
-    if info["state"] in {s.value for s in TERMINAL_STATES} or is_done(store, request_id, sub):
+    if is_done(store, request_id, sub):
         return {"request_id": request_id, "subtree": sub, "status": "done already"}
     owner = f"{self.request.hostname}-{self.request.id}"
     if not claim(store, request_id, sub, owner):
         return {"request_id": request_id, "subtree": sub, "status": "claimed by another"}
     try:
         rels = group_dirs(store, request_id, sub)
-        walk_subtree(store, store.params(request_id), sub, rels, owner)
+        walk_subtree(store, params, sub, rels, owner)
         store.log_event(request_id, "subtrees walked", subtrees=len(rels), first=rels[0] if rels else "",
                         worker=self.request.hostname)  # fmt: skip
     except BaseException:
-        store.r.delete(f"{Keys(request_id).base}:walk:{sub}:claim")  # the planner walks it itself
+        release_claim(store, request_id, sub)  # the planner walks it itself
         raise
     return {"request_id": request_id, "subtree": sub, "status": "walked"}
 

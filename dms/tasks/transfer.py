@@ -24,7 +24,7 @@ from dms.application import app
 from dms.config import NodeConfig, read_secret
 from dms.copying import Spec, UnitResult, copy_unit, send_unit
 from dms.errors import AuthenticationError, ConfinementError, IntegrityError, ProtocolError
-from dms.model import TERMINAL_STATES, SyncParams, UnitPiece
+from dms.model import SyncParams, UnitPiece
 from dms.placement import NoRoute, Route, under_roots
 from dms.registry import NicEndpoint
 from dms.routing import nic_of_queue, nic_queue
@@ -81,11 +81,8 @@ def _secret(node: NodeConfig) -> bytes:
 @app.task(name="dms.transfer", bind=True, base=TransferTask, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]
 def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 0) -> dict[str, Any]:
     store = self.store
-    state = store.state(request_id)
-    if state is None or state in TERMINAL_STATES:  # a late duplicate: never recreate staging files
-        return {"request_id": request_id, "unit": unit_index, "status": "stale"}
-    params = store.params(request_id)
-    if epoch != params.epoch:  # a task of an earlier incarnation of a resumed request
+    params = store.live_params(request_id, epoch)
+    if params is None:  # a late duplicate, or a task of an earlier incarnation: never recreate staging files
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
     if store.unit_done(request_id, unit_index):  # a duplicate (re-dispatched by the janitor, redelivered)
         # the first run may have died between recording the unit and starting the next of its
@@ -108,8 +105,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         result, via = outcome
     else:
         result, via = copy_unit(params, pieces, **options), "local"
-    now = store.get(request_id)
-    if now is None or now["state"] in TERMINAL_STATES or int(now["params"].get("epoch", 0)) != epoch:
+    if store.live_params(request_id, epoch) is None:
         # the request ended or was resumed while this ran (a hung worker waking up): its
         # counters belong to someone else now
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
