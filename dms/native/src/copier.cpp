@@ -28,6 +28,18 @@ template <typename Body, typename Reset>
 bool guarded(PieceOutcome& out, const std::string& src_path, Body&& body, Reset&& reset) {
   try {
     return body();
+  } catch (...) {
+    piece_failure(out, std::current_exception(), src_path);
+  }
+  reset();
+  return true;
+}
+
+}  // namespace
+
+void piece_failure(PieceOutcome& out, const std::exception_ptr& ep, const std::string& src_path) {
+  try {
+    std::rethrow_exception(ep);
   } catch (const SystemError& e) {
     out.status = PieceStatus::OsError;
     out.err = e.code().value();
@@ -39,11 +51,7 @@ bool guarded(PieceOutcome& out, const std::string& src_path, Body&& body, Reset&
     out.path = src_path;
     out.message = e.what();
   }
-  reset();
-  return true;
 }
-
-}  // namespace
 
 std::vector<unsigned char> make_io_buffer(size_t buffer_size) {
   if (buffer_size == 0 || buffer_size > (1u << 30)) throw std::invalid_argument("buffer_size must be in 1..1 GiB");

@@ -25,19 +25,7 @@ void validate(const std::vector<CopySpec>& specs) {
 PieceOutcome failure_from(const std::exception_ptr& ep, size_t index, const std::string& src) {
   PieceOutcome out;
   out.index = index;
-  try {
-    std::rethrow_exception(ep);
-  } catch (const SystemError& e) {
-    out.status = PieceStatus::OsError;
-    out.err = e.code().value();
-    out.call = e.call();
-    out.path = e.path();
-    out.message = e.what();
-  } catch (const SourceChangedError& e) {
-    out.status = PieceStatus::SourceChanged;
-    out.path = src;
-    out.message = e.what();
-  }
+  piece_failure(out, ep, src);
   return out;
 }
 
@@ -189,10 +177,7 @@ bool UnitSender::advance(uint64_t budget, uint64_t& used) {
       if (got < want)
         throw SourceChangedError(s.src + ": ended at byte " + std::to_string(off + got) + ", the planner saw " +
                                  std::to_string(s.file_size) + " bytes");
-    } catch (const SourceChangedError&) {
-      poison_rest(failure_from(std::current_exception(), next_, s.src));
-      return true;
-    } catch (const SystemError&) {
+    } catch (...) {  // a source failure (failure_from rethrows anything else)
       poison_rest(failure_from(std::current_exception(), next_, s.src));
       return true;
     }

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "check.hpp"
+#include "files.hpp"
 #include "dms/checksum.hpp"
 #include "dms/copier.hpp"
 #include "dms/errors.hpp"
@@ -17,36 +18,13 @@
 
 using namespace dms;
 using dms_test::TempDir;
+using dms_test::mtime_ns;
+using dms_test::random_bytes;
+using dms_test::read_file;
+using dms_test::spec_for;
+using dms_test::write_file;
 
 namespace {
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-void write_file(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary) << data;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-int64_t mtime_ns(const std::string& path) {
-  struct stat st {};
-  ::stat(path.c_str(), &st);
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
-
-CopySpec spec_for(const std::string& src, const std::string& dst, uint64_t off, uint64_t len, uint64_t size) {
-  return CopySpec{src, dst, off, len, size, mtime_ns(src), true};
-}
 
 std::vector<PieceOutcome> run(UnitCopier& c, uint64_t slice) {
   std::vector<PieceOutcome> all;

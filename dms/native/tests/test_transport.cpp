@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "check.hpp"
+#include "files.hpp"
 #include "dms/copier.hpp"
 #include "dms/errors.hpp"
 #include "dms/protocol.hpp"
@@ -18,36 +19,15 @@
 
 using namespace dms;
 using dms_test::TempDir;
+using dms_test::mtime_ns;
+using dms_test::random_bytes;
+using dms_test::read_file;
+using dms_test::spec_for;
+using dms_test::write_file;
 
 namespace {
 
 const std::string kSecret = "a-test-secret-of-32-bytes-length";
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-void write_file(const std::string& path, const std::string& data) { std::ofstream(path, std::ios::binary) << data; }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-int64_t mtime_ns(const std::string& path) {
-  struct stat st {};
-  ::stat(path.c_str(), &st);
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
-
-CopySpec spec(const std::string& src, const std::string& dst, uint64_t off, uint64_t len, uint64_t size) {
-  return CopySpec{src, dst, off, len, size, mtime_ns(src), true};
-}
 
 struct Fixture {
   TempDir dir;
@@ -101,10 +81,10 @@ TEST_CASE("a unit of chunks and small files arrives byte-exact, both send method
     write_file(fx.dir.file("src/small"), small);
     write_file(fx.dir.file("src/empty"), "");
     std::string sb = fx.dir.file("dst/sub/.big.dms-t.partial");
-    std::vector<CopySpec> specs{spec(fx.dir.file("src/big"), sb, 2 * 1024 * 1024, big.size() - 2 * 1024 * 1024, big.size()),
-                                spec(fx.dir.file("src/big"), sb, 0, 2 * 1024 * 1024, big.size()),
-                                spec(fx.dir.file("src/small"), fx.dir.file("dst/.small.dms-t.partial"), 0, 100, 100),
-                                spec(fx.dir.file("src/empty"), fx.dir.file("dst/.empty.dms-t.partial"), 0, 0, 0)};
+    std::vector<CopySpec> specs{spec_for(fx.dir.file("src/big"), sb, 2 * 1024 * 1024, big.size() - 2 * 1024 * 1024, big.size()),
+                                spec_for(fx.dir.file("src/big"), sb, 0, 2 * 1024 * 1024, big.size()),
+                                spec_for(fx.dir.file("src/small"), fx.dir.file("dst/.small.dms-t.partial"), 0, 100, 100),
+                                spec_for(fx.dir.file("src/empty"), fx.dir.file("dst/.empty.dms-t.partial"), 0, 0, 0)};
     UnitSender sender(specs, fx.target(), kSecret, method, 256 * 1024);
     auto all = fx.run(sender);
     CHECK(all.size() == 4);
@@ -122,7 +102,7 @@ TEST_CASE("a unit of chunks and small files arrives byte-exact, both send method
 TEST_CASE("a wrong secret is refused and logged") {
   Fixture fx;
   write_file(fx.dir.file("src/f"), "data");
-  UnitSender sender({spec(fx.dir.file("src/f"), fx.dir.file("dst/.f.dms-t.partial"), 0, 4, 4)}, fx.target(),
+  UnitSender sender({spec_for(fx.dir.file("src/f"), fx.dir.file("dst/.f.dms-t.partial"), 0, 4, 4)}, fx.target(),
                     "not-the-secret-at-all-123", SendMethod::ReadSend, 4096);
   CHECK_THROWS_AS(sender.step(1 << 20), AuthError);
   CHECK(::access(fx.dir.file("dst/.f.dms-t.partial").c_str(), F_OK) != 0);
@@ -164,7 +144,7 @@ TEST_CASE("garbage on the port and an escaping path are refused while a real tra
   write_file(fx.dir.file("src/real"), data);
   write_file(fx.dir.file("src/evil"), "evil");
   std::string real_dst = fx.dir.file("dst/.real.dms-t.partial");
-  UnitSender real({spec(fx.dir.file("src/real"), real_dst, 0, data.size(), data.size())}, fx.target(), kSecret,
+  UnitSender real({spec_for(fx.dir.file("src/real"), real_dst, 0, data.size(), data.size())}, fx.target(), kSecret,
                   SendMethod::ReadSend, 64 * 1024);
   std::vector<PieceOutcome> real_out;
   for (auto& o : real.step(1024 * 1024)) real_out.push_back(o);  // connected and mid-transfer
@@ -176,9 +156,9 @@ TEST_CASE("garbage on the port and an escaping path are refused while a real tra
     while (g.read_some(buf, sizeof buf) > 0) {
     }  // the receiver answers and closes
   }
-  UnitSender evil({spec(fx.dir.file("src/evil"), fx.dir.path + "/dst/../.evil.dms-t.partial", 0, 4, 4),
-                   spec(fx.dir.file("src/evil"), "/tmp/.evil.dms-t.partial", 0, 4, 4),
-                   spec(fx.dir.file("src/evil"), fx.dir.file("dst/.ok.dms-t.partial"), 0, 4, 4)},
+  UnitSender evil({spec_for(fx.dir.file("src/evil"), fx.dir.path + "/dst/../.evil.dms-t.partial", 0, 4, 4),
+                   spec_for(fx.dir.file("src/evil"), "/tmp/.evil.dms-t.partial", 0, 4, 4),
+                   spec_for(fx.dir.file("src/evil"), fx.dir.file("dst/.ok.dms-t.partial"), 0, 4, 4)},
                   fx.target(), kSecret, SendMethod::ReadSend, 4096);
   auto evil_out = fx.run(evil);
   CHECK(find(evil_out, 0)->status == PieceStatus::Refused);
@@ -197,7 +177,7 @@ TEST_CASE("corruption in flight is caught by the receiver's checksum") {
   Fixture fx;
   std::string data = random_bytes(300000, 5);
   write_file(fx.dir.file("src/f"), data);
-  UnitSender sender({spec(fx.dir.file("src/f"), fx.dir.file("dst/.f.dms-t.partial"), 0, data.size(), data.size())},
+  UnitSender sender({spec_for(fx.dir.file("src/f"), fx.dir.file("dst/.f.dms-t.partial"), 0, data.size(), data.size())},
                     fx.target(), kSecret, SendMethod::Sendfile, 65536);
   sender.corrupt_in_flight(100000);
   auto all = fx.run(sender);
@@ -211,11 +191,11 @@ TEST_CASE("a source that changed is reported and the stream stays in step") {
   std::string data = random_bytes(200000, 6);
   write_file(fx.dir.file("src/f"), data);
   write_file(fx.dir.file("src/g"), "good");
-  CopySpec changed = spec(fx.dir.file("src/f"), fx.dir.file("dst/.f.dms-t.partial"), 0, data.size(), data.size());
+  CopySpec changed = spec_for(fx.dir.file("src/f"), fx.dir.file("dst/.f.dms-t.partial"), 0, data.size(), data.size());
   CopySpec shrunk = changed;
   ::truncate(fx.dir.file("src/f").c_str(), 1000);  // now shorter than planned
   shrunk.check_source = false;                     // so the copy starts and hits the end mid-payload
-  UnitSender sender({changed, shrunk, spec(fx.dir.file("src/g"), fx.dir.file("dst/.g.dms-t.partial"), 0, 4, 4)},
+  UnitSender sender({changed, shrunk, spec_for(fx.dir.file("src/g"), fx.dir.file("dst/.g.dms-t.partial"), 0, 4, 4)},
                     fx.target(), kSecret, SendMethod::ReadSend, 4096);
   auto all = fx.run(sender);
   CHECK(find(all, 0)->status == PieceStatus::SourceChanged);

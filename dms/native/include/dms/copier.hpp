@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,10 @@ class Verifier {
   uint64_t cursor_ = 0;
   Hasher hasher_;
 };
+
+// Turns a failure that belongs to one piece (SystemError: errno; SourceChangedError)
+// into `out`; rethrows anything else (bad_alloc, logic errors).
+void piece_failure(PieceOutcome& out, const std::exception_ptr& ep, const std::string& src_path);
 
 // A slice buffer of buffer_size bytes (1..1 GiB, else invalid_argument).
 std::vector<unsigned char> make_io_buffer(size_t buffer_size);
