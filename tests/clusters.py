@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from dms.processes import stop_process_group
-from tests.services import read_log, start_logged
+from tests.services import RedisServer, read_log, start_logged
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -91,7 +91,6 @@ def multihost_deployment(
     redis-server in its own namespace (TCP on the control network, plus a Unix socket for
     this process, which has no leg on that network) and `dms-worker` in each node's namespace.
     Node roots are root/<cluster lowercase>."""
-    import redis
     from celery import Celery
 
     from dms.state import RequestStore, connect
@@ -99,26 +98,17 @@ def multihost_deployment(
 
     nodes = [n for names in clusters.values() for n in names]
     topo = Topology.build(nodes)
-    redis_proc = None
+    redis_server = None
     workers: dict[str, NodeWorker] = {}
     try:
-        sock = root / "redis.sock"
-        redis_proc = subprocess.Popen(
-            ["ip", "netns", "exec", topo.host("redis").ns, "redis-server", "--bind", topo.redis_address,
-             "--port", "6379", "--protected-mode", "no", "--unixsocket", str(sock), "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no", "--dir", str(root), "--logfile", str(root / "redis.log")],
-            start_new_session=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(unix_socket_path=str(sock))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except (redis.RedisError, OSError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        # TCP on the control network for the workers, the Unix socket for this process
+        redis_server = RedisServer(
+            root,
+            launcher=["ip", "netns", "exec", topo.host("redis").ns],
+            options=["--bind", topo.redis_address, "--port", "6379", "--protected-mode", "no"],
+        )
+        redis_server.start()
+        sock = redis_server.socket
         secret = write_secret(root / "secret")
         spec: dict[str, Any] = {}
         for cluster, names in clusters.items():
@@ -151,8 +141,8 @@ def multihost_deployment(
     finally:
         for w in workers.values():
             w.stop()
-        if redis_proc is not None:
-            stop_process_group(redis_proc)
+        if redis_server is not None:
+            redis_server.stop()
         topo.down()
         os.environ.pop("DMS_CONFIG", None)
         from dms.settings import _load_cached

@@ -25,7 +25,12 @@ REDIS_MISSING = "redis-server is not installed; run the README's test command (i
 
 @dataclass
 class RedisServer:
+    """A private redis-server on a Unix socket in `directory` (no persistence). `launcher`
+    prefixes the command (e.g. `ip netns exec NS`); `options` are added last, so they win."""
+
     directory: Path
+    launcher: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,8 +58,8 @@ class RedisServer:
             raise RuntimeError(REDIS_MISSING)
         args = [binary, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
                 "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-                "--logfile", str(self.directory / "redis.log")]  # fmt: skip
-        self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL)
+                "--logfile", str(self.directory / "redis.log"), *self.options]  # fmt: skip
+        self.proc = subprocess.Popen([*self.launcher, *args], start_new_session=True, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with contextlib.suppress(redis.RedisError, OSError):
