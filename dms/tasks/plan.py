@@ -105,6 +105,9 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
                 return
             if (index < p or store.unit_done(request_id, index - p)) and not store.is_cancelled(request_id):
                 self.dispatch_unit(params, index)
+                started_during_walk.append(index)
+
+        started_during_walk: list[int] = []
 
         def publish_walk(sub: int, first: str) -> None:
             self.app.send_task("dms.walk", args=(request_id, params.epoch, sub), queue=params.control_queue,
@@ -123,7 +126,8 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
         progress = store.mark_planned(request_id, **totals.as_fields())
         store.set_state(request_id, RequestState.TRANSFERRING)
         store.log_event(request_id, "planned", files=totals.files_total, bytes=totals.bytes_total,
-                        units=totals.tasks_total, skipped=totals.skipped)  # fmt: skip
+                        units=totals.tasks_total, skipped=totals.skipped,
+                        started_during_walk=len(started_during_walk))  # fmt: skip
         total = totals.tasks_total
         redelivered = False
     else:  # redelivered after planning: re-publish the first lanes (duplicates are harmless)

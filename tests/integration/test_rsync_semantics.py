@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,9 @@ def test_interrupted_sync_resumes_moving_only_what_is_missing(
     submit(dms_app, store, params)
     wait_for_state(store, rid, {"TRANSFERRING"})
     mover = start_worker(params.data_queue, concurrency=1)
-    while store.get(rid)["tasks_done"] < 20:
-        pass
+    deadline = time.monotonic() + 120
+    while store.get(rid)["tasks_done"] < 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
     os.killpg(mover.proc.pid, 9)  # the whole worker, mid-unit
     mover.proc.wait()
     mover.proc = None

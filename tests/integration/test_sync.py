@@ -267,8 +267,9 @@ def test_resync_skips_what_is_up_to_date_and_copies_what_changed(tmp_path: Path,
 
 
 def test_transfers_start_while_the_walk_goes_on(tmp_path: Path, dms_app: Any, store: Any, worker: Any) -> None:
-    """Units are dispatched as the planner writes them: the first ones finish before the
-    walk of a 30,000-file tree does (units of 200 files, so 150 of them)."""
+    """Units are dispatched as the planner writes them, not after the walk: for a 30,000-file
+    tree (units of 200 files, so 150 of them) at least the first lane positions start while
+    the planner is still walking (counted by the planner itself: no timing involved)."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     for i in range(30_000):
         d = src / f"d{i // 500:03d}"
@@ -280,10 +281,8 @@ def test_transfers_start_while_the_walk_goes_on(tmp_path: Path, dms_app: Any, st
     submit(dms_app, store, params)
     info = wait(store, rid, timeout=300)
     assert info["state"] == "SUCCEEDED" and info["files_done"] == 30_000 and info["tasks_total"] == 150
-    events = store.events(rid)
-    planned = next(e["at"] for e in events if e["event"] == "planned")
-    early = [e for e in events if e["event"] == "unit done" and e["at"] < planned]
-    assert early, "no unit finished before the walk did"
+    planned = next(e for e in store.events(rid) if e["event"] == "planned")
+    assert planned["started_during_walk"] >= params.parallelism
 
 
 def test_the_walk_fans_out_over_subtrees(tmp_path: Path, dms_app: Any, store: Any, start_worker: Any) -> None:
