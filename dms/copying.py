@@ -6,13 +6,13 @@ No Celery here: the transfer task calls copy_unit() and records what it returns.
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from dms import native
+from dms.beneath import Beneath
 from dms.model import SyncParams, UnitPiece
 from dms.paths import staging_path
 from dms.state import FailedPiece, RecordedPiece
@@ -56,25 +56,19 @@ def copy_unit(
     """Copy every piece of a unit on this node (the local transport)."""
     result = UnitResult()
     specs: list[Spec] = []
-    made_dirs: set[str] = set()
     runnable: list[UnitPiece] = []
-    real_root = os.path.realpath(params.destination)
-    for piece in pieces:
-        final = os.path.join(params.destination, piece.file.relpath)
-        parent = os.path.dirname(final)
-        if parent not in made_dirs:
+    with Beneath(params.destination) as beneath:  # never write through a symlink swapped in below the root
+        for piece in pieces:
             try:
-                os.makedirs(parent, exist_ok=True)
-                # never write through a symlink that sits where the source has a directory
-                if os.path.realpath(parent) != os.path.join(real_root, os.path.dirname(piece.file.relpath)).rstrip("/"):
-                    raise OSError(errno.ELOOP, f"{parent}: the destination path goes through a symbolic link")
+                parent = beneath.dir_path(os.path.dirname(piece.file.relpath))
             except OSError as exc:
                 result.failed.append(FailedPiece(piece.file.file_id, piece.file.relpath, str(exc), exc.errno))
                 continue
-            made_dirs.add(parent)
-        specs.append(piece_spec(params, piece))
-        runnable.append(piece)
-    return drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress)
+            specs.append(piece_spec(params, piece, parent))
+            runnable.append(piece)
+        drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress)
+        result.failed = [beneath.readable(f) for f in result.failed]
+        return result
 
 
 def send_unit(
@@ -95,9 +89,13 @@ def send_unit(
     return drive(make_sender(specs), list(pieces), UnitResult(), cancelled, slice_bytes, progress)
 
 
-def piece_spec(params: SyncParams, piece: UnitPiece) -> Spec:
+def piece_spec(params: SyncParams, piece: UnitPiece, parent: str | None = None) -> Spec:
+    """The native copier's spec of a piece; `parent` is where its staging file goes
+    (a Beneath path locally; the plain path when a receiver confines it remotely)."""
     f = piece.file
     final = os.path.join(params.destination, f.relpath)
+    if parent is not None:
+        final = os.path.join(parent, os.path.basename(f.relpath))
     src = os.path.join(params.source, f.relpath)
     return (src, staging_path(final, params.request_id), piece.offset, piece.length, f.size, f.mtime_ns, True, f.sparse)
 

@@ -18,6 +18,7 @@ from typing import Any
 from dms import native
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
+from dms.paths import staging_path
 from dms.state import SHARD, RecordedPiece, RequestStore
 from dms.walk import DirNames, Excluded, Skipped, UpToDate, walk_tree
 
@@ -158,6 +159,8 @@ def plan_tree(
                 note(f"{'update' if exists else 'copy'} {entry.relpath}")
                 continue
             previous = carry.get(entry.relpath)
+            if previous is not None and visible and not _still_staged(params, entry):
+                previous = None  # its staging file is gone (moved, cleaned): copy it again
             if previous is not None and previous[:2] == (entry.size, entry.mtime_ns):
                 # resume: chunks staged and recorded by the previous run count as done;
                 # finalize re-verifies them on disk before publishing
@@ -239,3 +242,14 @@ def up_to_date(f: FileRecord, params: SyncParams) -> bool:
         except OSError:
             return False
     return True
+
+
+def _still_staged(params: SyncParams, entry: FileRecord) -> bool:
+    """Whether the staging file a previous run left for `entry` is still there, whole-sized
+    (finalize re-verifies its bytes; this only avoids carrying over chunks that vanished)."""
+    final = os.path.join(params.destination, entry.relpath)
+    try:
+        st = os.lstat(staging_path(final, params.request_id))
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == entry.size

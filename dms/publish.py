@@ -12,10 +12,11 @@ import contextlib
 import errno
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 
 from dms import native
+from dms.beneath import Beneath
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, Xattrs
 from dms.paths import is_staging_name, staging_path
@@ -88,6 +89,23 @@ def _publish_shard(
     digests = store.load_digests(rid, shard)
     failed = store.load_failed(rid, shard)
     published = store.published_ids(rid, shard)
+    with Beneath(params.destination) as beneath:  # every path goes through directories opened without symlinks
+        _verify_and_rename(store, params, shard, files, digests, failed, published, chunker, report, beneath)
+
+
+def _verify_and_rename(
+    store: RequestStore,
+    params: SyncParams,
+    shard: int,
+    files: list[FileRecord],
+    digests: dict[str, str],
+    failed: Container[int],
+    published: Container[int],
+    chunker: native.FileChunker,
+    report: PublishReport,
+    beneath: Beneath,
+) -> None:
+    rid = params.request_id
     candidates: list[tuple[FileRecord, str, str, bool]] = []  # file, staged, final, already renamed
     verify_specs: list[tuple[str, int, int, str]] = []
     spec_owner: list[int] = []  # verify spec -> index into candidates
@@ -99,15 +117,20 @@ def _publish_shard(
         forget.extend(f"{f.file_id}:{offset}" for offset, _ in chunker.split(f.file_id, f.size))
 
     for f in files:
-        if f.file_id in published:
+        if f.file_id in published or (f.file_id in failed and not report.cancelled):
+            continue  # a failed file's staged chunks stay for `resume` (docs/operations.md, "Resume")
+        try:
+            final = beneath.path(f.relpath, create=False)
+        except OSError as exc:  # nothing is written there
+            if not report.cancelled:
+                newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish refused: {exc.strerror}", exc.errno))
+            if exc.errno == errno.ENOENT:  # its directory is gone, and its staged chunks with it
+                forget.extend(f"{f.file_id}:{offset}" for offset, _ in chunker.split(f.file_id, f.size))
             continue
-        final = os.path.join(params.destination, f.relpath)
         staged = staging_path(final, rid)
         if report.cancelled:
             discard(f, staged)
             continue
-        if f.file_id in failed:
-            continue  # its staged chunks stay for `resume` (docs/operations.md, "Resume")
         missing = 0
         specs = []
         renamed = not os.path.lexists(staged) and os.path.isfile(final)
@@ -139,9 +162,13 @@ def _publish_shard(
             continue
         if not renamed:
             try:
-                apply_owner_and_xattrs(staged, f.uid, f.gid, f.xattrs, params.xattrs)
-                os.chmod(staged, f.mode)
-                os.utime(staged, ns=(f.atime_ns, f.mtime_ns))
+                fd = os.open(staged, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # metadata on what was verified
+                try:
+                    apply_owner_and_xattrs(fd, f.uid, f.gid, f.xattrs, params.xattrs)
+                    os.chmod(fd, f.mode)
+                    os.utime(fd, ns=(f.atime_ns, f.mtime_ns))
+                finally:
+                    os.close(fd)
                 os.rename(staged, final)
             except OSError as exc:
                 newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish failed: {exc}", exc.errno))
@@ -160,39 +187,37 @@ def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> Non
     for shard in range(dir_shards):
         dirs.extend(store.load_dirs(params.request_id, shard))
     dirs.sort(key=lambda d: d.relpath.count("/") + (1 if d.relpath else 0), reverse=True)
-    for d in dirs:
-        path = os.path.join(params.destination, d.relpath) if d.relpath else params.destination
-        try:
-            os.makedirs(path, exist_ok=True)
-            apply_owner_and_xattrs(path, d.uid, d.gid, d.xattrs, params.xattrs)
-            os.chmod(path, d.mode)
-            os.utime(path, ns=(d.atime_ns, d.mtime_ns))
-        except OSError as exc:
-            store.add_error(params.request_id, d.relpath or ".", f"directory metadata: {exc}", exc.errno)
-            log.warning("request %s: directory %s: %s", params.request_id, d.relpath or ".", exc)
+    with Beneath(params.destination) as beneath:
+        for d in dirs:
+            try:
+                fd = beneath.dir_fd(d.relpath)  # created if missing; never a symlink swapped in
+                apply_owner_and_xattrs(fd, d.uid, d.gid, d.xattrs, params.xattrs)
+                os.chmod(fd, d.mode)
+                os.utime(fd, ns=(d.atime_ns, d.mtime_ns))
+            except OSError as exc:
+                store.add_error(params.request_id, d.relpath or ".", f"directory metadata: {exc}", exc.errno)
+                log.warning("request %s: directory %s: %s", params.request_id, d.relpath or ".", exc)
 
 
-def apply_owner_and_xattrs(path: str, uid: int, gid: int, xattrs: Xattrs, with_xattrs: bool) -> None:
+def apply_owner_and_xattrs(target: str | int, uid: int, gid: int, xattrs: Xattrs, with_xattrs: bool) -> None:
     """Owner when running as root (rsync -o -g needs root too); extended attributes where the
-    destination supports them (an unsupported or forbidden one is logged, not fatal)."""
+    destination supports them (an unsupported or forbidden one is logged, not fatal).
+    `target` is an open descriptor, or a path whose last component is not followed."""
     if os.geteuid() == 0 and uid >= 0:
-        os.lchown(path, uid, gid)
+        if isinstance(target, int):
+            os.chown(target, uid, gid)
+        else:
+            os.lchown(target, uid, gid)
     if not with_xattrs:
         return
     for name, value in xattrs:
         try:
-            os.setxattr(path, name, base64.b64decode(value), follow_symlinks=False)
+            if isinstance(target, int):
+                os.setxattr(target, name, base64.b64decode(value))
+            else:
+                os.setxattr(target, name, base64.b64decode(value), follow_symlinks=False)
         except OSError as exc:
-            log.warning("%s: extended attribute %s not set: %s", path, name, exc.strerror)
-
-
-def _safe_parent(params: SyncParams, relpath: str) -> str | None:
-    """Create the parent directory of `relpath` under the destination; None if reaching it
-    would go through a symbolic link (DMS never writes outside the destination)."""
-    parent = os.path.dirname(os.path.join(params.destination, relpath))
-    os.makedirs(parent, exist_ok=True)
-    expected = os.path.join(os.path.realpath(params.destination), os.path.dirname(relpath))
-    return parent if os.path.realpath(parent) == os.path.normpath(expected) else None
+            log.warning("%s: extended attribute %s not set: %s", target, name, exc.strerror)
 
 
 def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord]) -> None:
@@ -201,47 +226,46 @@ def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord
     at its name atomically (link under a staging name, then rename)."""
     rid = params.request_id
     root = os.geteuid() == 0
-    for link in links:
-        final = os.path.join(params.destination, link.relpath)
-        try:
-            if _safe_parent(params, link.relpath) is None:
-                raise OSError(errno.ELOOP, "the destination path goes through a symbolic link")
-            if link.kind == "sym":
-                current = os.readlink(final) if os.path.islink(final) else None
-                if current != link.target:
+    with Beneath(params.destination) as beneath:
+        for link in links:
+            try:
+                final = beneath.path(link.relpath)  # its directory, reached without following a symlink
+                if link.kind == "sym":
+                    current = os.readlink(final) if os.path.islink(final) else None
+                    if current != link.target:
+                        staged = staging_path(final, rid)
+                        _remove(staged)
+                        os.symlink(link.target, staged)
+                        os.rename(staged, final)
+                    if root and link.uid >= 0:
+                        os.lchown(final, link.uid, link.gid)
+                    os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
+                elif link.kind == "special":
+                    mode, rdev = (int(x) for x in link.target.split(":"))
                     staged = staging_path(final, rid)
                     _remove(staged)
-                    os.symlink(link.target, staged)
+                    os.mknod(staged, mode, rdev)
                     os.rename(staged, final)
-                if root and link.uid >= 0:
-                    os.lchown(final, link.uid, link.gid)
-                os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
-            elif link.kind == "special":
-                mode, rdev = (int(x) for x in link.target.split(":"))
-                staged = staging_path(final, rid)
-                _remove(staged)
-                os.mknod(staged, mode, rdev)
-                os.rename(staged, final)
-                if root and link.uid >= 0:
-                    os.lchown(final, link.uid, link.gid)
-                os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
-            else:
-                target = os.path.join(params.destination, link.target)
-                tst = os.lstat(target)
-                try:
-                    same = os.lstat(final).st_ino == tst.st_ino
-                except FileNotFoundError:
-                    same = False
-                if not same:
-                    staged = staging_path(final, rid)
-                    _remove(staged)
-                    os.link(target, staged, follow_symlinks=False)
-                    os.rename(staged, final)
-        except OSError as exc:
-            what = {"sym": "symbolic link", "hard": "hard link", "special": "special file"}[link.kind]
-            store.add_error(rid, link.relpath, f"{what}: {exc}", exc.errno)
-            store.add_count(rid, "files_failed", 1)  # the request must not claim success
-            log.warning("request %s: link %s: %s", rid, link.relpath, exc)
+                    if root and link.uid >= 0:
+                        os.lchown(final, link.uid, link.gid)
+                    os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
+                else:
+                    target = beneath.path(link.target, create=False)
+                    tst = os.lstat(target)
+                    try:
+                        same = os.lstat(final).st_ino == tst.st_ino
+                    except FileNotFoundError:
+                        same = False
+                    if not same:
+                        staged = staging_path(final, rid)
+                        _remove(staged)
+                        os.link(target, staged, follow_symlinks=False)
+                        os.rename(staged, final)
+            except OSError as exc:
+                what = {"sym": "symbolic link", "hard": "hard link", "special": "special file"}[link.kind]
+                store.add_error(rid, link.relpath, f"{what}: {exc}", exc.errno)
+                store.add_count(rid, "files_failed", 1)  # the request must not claim success
+                log.warning("request %s: link %s: %s", rid, link.relpath, exc)
 
 
 def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int, report: PublishReport) -> None:

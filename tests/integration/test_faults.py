@@ -96,3 +96,113 @@ def test_a_hung_worker_waking_up_does_no_harm(tmp_path: Path, dms_app: Any, stor
     for i in range(4):
         assert (dst / f"f{i}.bin").read_bytes() == (src / f"f{i}.bin").read_bytes()
     assert not [p for p in dst.iterdir() if p.name.endswith(".partial")]
+
+
+def test_source_changing_during_the_transfer_is_reported_never_published_mixed_and_resumes(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    """Plan, then change sources for real while (or before) their chunks are copied: a file
+    rewritten in place mid-way, one that grows, one that shrinks. Each is reported as changed,
+    none is published (no mix of old and new bytes), the untouched file is, and resume copies
+    the new contents whole (the old staged chunks are not carried over: the file's identity
+    changed)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    write_unique(src / "rewritten.bin", 64 * MIB, 1)
+    write_unique(src / "grows.bin", 4 * MIB, 2)
+    write_unique(src / "shrinks.bin", 4 * MIB, 3)
+    write_unique(src / "same.bin", 2 * MIB, 4)
+    rid = unique_id("srcchange")
+    q = rid.replace("-", "_")
+    params = make_params(str(src), str(dst), request_id=rid, chunk_size="1MiB", parallelism=1,
+                         control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
+    start_worker(params.control_queue)
+    submit(dms_app, store, params)
+    deadline = time.monotonic() + 60
+    while not (store.get(rid) or {}).get("planned") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.get(rid)["planned"], "the plan did not finish"
+    with open(src / "grows.bin", "ab") as f:  # changed after planning, before any copy
+        f.write(b"more")
+    os.truncate(src / "shrinks.bin", 1 * MIB)
+    copier = start_worker(params.data_queue, concurrency=1)
+    while store.get(rid)["bytes_done"] < 2 * MIB and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.killpg(copier.proc.pid, signal.SIGSTOP)  # hold the copier while the big file is rewritten
+    try:
+        assert store.get(rid)["bytes_done"] < 60 * MIB, "the big file was copied before it could change"
+        write_unique(src / "rewritten.bin", 64 * MIB, 99)
+    finally:
+        os.killpg(copier.proc.pid, signal.SIGCONT)
+    info = wait(store, rid, timeout=120)
+    assert info["state"] == "FAILED", info
+    reported = {e["path"]: e["error"] for e in store.errors(rid)}
+    assert set(reported) == {"rewritten.bin", "grows.bin", "shrinks.bin"}, reported
+    assert all("changed" in m or "shrank" in m or "ended at byte" in m for m in reported.values()), reported
+    assert sorted(p.name for p in dst.iterdir() if not p.name.startswith(".")) == ["same.bin"]
+    assert (dst / "same.bin").read_bytes() == (src / "same.bin").read_bytes()
+
+    resume(dms_app, store, rid)
+    info = wait(store, rid, timeout=120)
+    assert info["state"] == "SUCCEEDED", store.errors(rid)
+    for name in ("rewritten.bin", "grows.bin", "shrinks.bin", "same.bin"):
+        assert (dst / name).read_bytes() == (src / name).read_bytes(), name
+    assert not [p for p in dst.iterdir() if p.name.startswith(".")]
+
+
+def test_symlinks_swapped_into_the_destination_mid_sync_are_never_written_through(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    """Someone who can write into the destination swaps directories for symlinks to places
+    outside it: `a` before its files are copied, `b` after they were staged (and plants the
+    staged file there, to tempt the rename). Nothing is written outside; both files fail
+    with a clear reason; the rest publishes; once the links are gone, resume completes."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    outside_a, outside_b = tmp_path / "outside_a", tmp_path / "outside_b"
+    for d in (src / "a", src / "b", src / "c", outside_a, outside_b):
+        d.mkdir(parents=True)
+    write_unique(src / "a" / "f1", 2 * MIB, 1)
+    write_unique(src / "b" / "f2", 2 * MIB, 2)
+    write_unique(src / "c" / "f3", 2 * MIB, 3)
+    rid = unique_id("swap")
+    q = rid.replace("-", "_")
+    params = make_params(str(src), str(dst), request_id=rid, chunk_size="1MiB", parallelism=2,
+                         control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
+    planner = start_worker(params.control_queue)
+    submit(dms_app, store, params)
+    deadline = time.monotonic() + 60
+    while not (store.get(rid) or {}).get("planned") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    planner.stop()  # finalize waits in its queue until the swap below is done
+    dst.mkdir(exist_ok=True)
+    (dst / "a").symlink_to(outside_a)
+    start_worker(params.data_queue)
+    while store.get(rid)["tasks_done"] < store.get(rid)["tasks_total"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    staged = [p for p in (dst / "b").iterdir()]
+    assert len(staged) == 1 and staged[0].name.endswith(".partial"), staged
+    (dst / "b").rename(dst / "b.moved")
+    (dst / "b").symlink_to(outside_b)
+    planted = outside_b / staged[0].name
+    planted.write_bytes((dst / "b.moved" / staged[0].name).read_bytes())
+    planted.chmod(0o600)
+    start_worker(params.control_queue)
+    info = wait(store, rid, timeout=120)
+
+    assert info["state"] == "FAILED", info
+    errors = {e["path"]: e["error"] for e in store.errors(rid)}
+    assert "symbolic link" in errors["a/f1"], errors
+    assert "publish refused" in errors["b/f2"] and "symbolic link" in errors["b/f2"], errors
+    assert list(outside_a.iterdir()) == []
+    assert list(outside_b.iterdir()) == [planted] and planted.stat().st_mode & 0o777 == 0o600
+    assert (dst / "c" / "f3").read_bytes() == (src / "c" / "f3").read_bytes()
+
+    (dst / "a").unlink()
+    (dst / "b").unlink()
+    resume(dms_app, store, rid)
+    info = wait(store, rid, timeout=120)
+    assert info["state"] == "SUCCEEDED", store.errors(rid)
+    for rel in ("a/f1", "b/f2", "c/f3"):
+        assert (dst / rel).read_bytes() == (src / rel).read_bytes(), rel
+    assert list(outside_a.iterdir()) == [] and list(outside_b.iterdir()) == [planted]
+
