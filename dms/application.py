@@ -21,9 +21,11 @@ app.user_options["worker"].add(
 
 
 def _add_steps() -> None:
+    from dms.broker_recovery import RestoreAfterBrokerRestart
     from dms.worker_steps import NodeStep
 
     app.steps["worker"].add(NodeStep)
+    app.steps["consumer"].add(RestoreAfterBrokerRestart)
 
 
 _add_steps()

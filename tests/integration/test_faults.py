@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,44 @@ def test_symlinks_swapped_into_the_destination_mid_sync_are_never_written_throug
         assert (dst / rel).read_bytes() == (src / rel).read_bytes(), rel
     assert list(outside_a.iterdir()) == [] and list(outside_b.iterdir()) == [planted]
 
+
+def test_redis_restarting_mid_request_with_persistence_the_request_completes(tmp_path: Path) -> None:
+    """A Redis with AOF on (docs/operations.md) is SIGKILLed mid-request and started again on
+    the same files: workers reconnect, the messages it left unacknowledged are put back at
+    once (dms.broker_recovery), and the request completes byte-exact, without `resume`."""
+    from dms.state import RequestStore, connect
+    from tests.services import RedisServer, Worker
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(16):
+        write_unique(src / f"f{i:02d}.bin", 16 * MIB, 200 + i)
+    aof = RedisServer(tmp_path / "aof", options=["--appendonly", "yes", "--appendfsync", "always"])
+    aof.directory.mkdir()
+    aof.start()
+    worker = Worker("aof", "dms.control,dms.data", aof.env(), tmp_path / "aof-worker.log", concurrency=2)
+    try:
+        worker.start()
+        env = {**os.environ, **aof.env()}
+        rid = unique_id("redis-restart")
+        subprocess.run([sys.executable, "-m", "dms.cli", "sync", str(src), str(dst), "--id", rid, "--chunk-size",
+                        "1MiB", "-p", "4"], env=env, check=True)  # fmt: skip
+        store = RequestStore(connect(aof.state_url))
+        deadline = time.monotonic() + 60
+        while (store.get(rid) or {}).get("bytes_done", 0) < 16 * MIB and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert aof.proc is not None
+        os.killpg(aof.proc.pid, signal.SIGKILL)  # a crash, not a clean shutdown
+        aof.proc.wait()
+        aof.proc = None
+        time.sleep(2)  # workers see the connection fail and start reconnecting
+        aof.start()
+        store = RequestStore(connect(aof.state_url))
+        info = wait(store, rid, timeout=120)
+        assert info["state"] == "SUCCEEDED", (info, store.errors(rid), worker.log()[-3000:])
+        for i in range(16):
+            assert (dst / f"f{i:02d}.bin").read_bytes() == (src / f"f{i:02d}.bin").read_bytes()
+        assert info["files_done"] == 16 and info["bytes_done"] == 16 * 16 * MIB
+    finally:
+        worker.stop()
+        aof.stop()

@@ -1,0 +1,60 @@
+"""Put back the messages a Redis restart left unacknowledged.
+
+With persistence on (docs/operations.md), Redis comes back with its queues and with
+the `unacked` hash of every message a worker had fetched but not acknowledged. kombu
+restores a channel's unacked messages when the channel closes, but when Redis itself
+went away that restore cannot reach it, so the messages wait for the visibility
+timeout (2 h) and their lanes stall (CELERY-NOTES 4.2, 4.3).
+
+Every connection to the previous Redis process is gone, so a message fetched before
+the running Redis process started can never be acknowledged: this step, which runs
+each time a worker's consumer (re)connects, restores exactly those, at once, into the
+queue they came from. Restoring is kombu's own WATCH transaction (`restore_by_tag`),
+so two workers doing it at once restore each message once. A task that was still
+running when Redis went away may run a second time; every DMS task is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import bootsteps
+
+__all__ = ["RestoreAfterBrokerRestart", "restore_orphaned"]
+
+log = logging.getLogger(__name__)
+
+#: Messages fetched up to this long after Redis started are treated as orphans too:
+#: uptime has a resolution of one second, and restoring twice is harmless; stranding is not.
+SLACK_SECONDS = 1.0
+
+
+def restore_orphaned(channel: Any) -> int:
+    """Restore the unacked messages fetched before the Redis server started; how many."""
+    client = channel.client
+    uptime = float(client.info("server")["uptime_in_seconds"])
+    started = time.time() - uptime + SLACK_SECONDS
+    tags = client.zrange(channel.unacked_index_key, 0, started, byscore=True)
+    for tag in tags:
+        channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
+    return len(tags)
+
+
+class RestoreAfterBrokerRestart(bootsteps.StartStopStep):  # type: ignore[misc]
+    """A consumer step: on every (re)connect, restore what a Redis restart orphaned."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c: Any) -> None:
+        channel = getattr(getattr(c, "task_consumer", None), "channel", None)
+        if channel is None or not hasattr(channel, "unacked_index_key"):
+            return  # not the Redis transport
+        try:
+            n = restore_orphaned(channel)
+        except Exception as exc:  # never stop a worker from consuming
+            log.warning("could not look for messages orphaned by a Redis restart: %s", exc)
+            return
+        if n:
+            log.warning("restored %d message(s) left unacknowledged by a Redis restart", n)
