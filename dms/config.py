@@ -14,6 +14,7 @@ defaults:                     # defaults for sync requests and workers (all opti
   scheduler: least_loaded     # scheduler policy (entry point in dms.scheduler_policies)
   heartbeat_interval: 2       # seconds between a worker's heartbeats
   heartbeat_ttl: 10           # a node whose last heartbeat is older is not scheduled
+  data_timeout: 60            # seconds a data connection may stall before its unit is re-routed
 clusters:                     # optional: the multi-node, multi-NIC deployment
   <cluster>:
     nodes:
@@ -71,6 +72,7 @@ class DefaultsConfig:
     scheduler: str = "least_loaded"
     heartbeat_interval: float = 2.0
     heartbeat_ttl: float = 10.0
+    data_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def load_config(path: str | Path) -> DmsConfig:
             scheduler=_name_string(path, defaults, "scheduler", "least_loaded"),
             heartbeat_interval=_seconds(path, defaults, "heartbeat_interval", 2.0),
             heartbeat_ttl=_seconds(path, defaults, "heartbeat_ttl", 10.0),
+            data_timeout=_seconds(path, defaults, "data_timeout", 60.0),
         ),
         clusters=_clusters(path, raw.get("clusters")),
     )

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             list(node.roots),
             read_secret(node, config.path),
             max_connections=args.max_connections,
+            idle_timeout_ms=int(2 * config.defaults.data_timeout * 1000),  # a stalled sender gave up by then
         )
         receiver.start()
     except (DmsError, OSError, ValueError) as exc:

@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 
 from celery import bootsteps
 
-from dms.config import NodeConfig
+from dms.config import Endpoint, NodeConfig
 from dms.janitor import sweep
+from dms.nics import interface_state
 from dms.registry import NicEndpoint, NodeStatus, Registry
 from dms.routing import node_queues
 from dms.settings import active_config, resolve_endpoints
@@ -49,6 +50,7 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.registry: Registry | None = None
         self.store: RequestStore | None = None
         self.app: Any = None
+        self.nic_states: dict[str, str] = {}
         if not dms_node:
             return
         # Set before the pool forks, so every pool process knows its node.
@@ -102,7 +104,8 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
             hostname=socket.gethostname(),
             pid=os.getpid(),
             nics=tuple(
-                NicEndpoint(node.name, node.cluster, n.interface, n.address, node.port, n.network) for n in node.data
+                NicEndpoint(node.name, node.cluster, n.interface, n.address, node.port, n.network)
+                for n in self._usable_nics()
             ),
             receiver=alive,
             free_bytes=_free_bytes(node.roots),
@@ -117,6 +120,19 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
             return
         if self.store is not None and self.app is not None:
             sweep(self.store, self.registry, self.app.tasks["dms.transfer"])
+
+    def _usable_nics(self) -> list[Endpoint]:
+        """The data NICs that are not down; a change is logged (and is an event on the node)."""
+        assert self.node is not None
+        states = {n.interface: interface_state(n.interface) for n in self.node.data}
+        for iface, state in states.items():
+            before = self.nic_states.get(iface)
+            if before is None and state == "unknown":
+                log.warning("node %s: no interface %r here; its link state is not watched", self.node.name, iface)
+            elif before is not None and before != state:
+                log.warning("node %s: data NIC %s is now %s", self.node.name, iface, state)
+        self.nic_states = states
+        return [n for n in self.node.data if states[n.interface] != "down"]
 
     def _start_receiver(self) -> subprocess.Popen[str]:
         assert self.node is not None

@@ -116,6 +116,16 @@ class Topology:
                 run("ip", "rule", "add", "from", address, "table", table, ns=h.ns)
                 run("ip", "route", "add", f"{DATA_NET}.0/24", "dev", iface, "src", address, "table", table, ns=h.ns)
 
+    def set_link(self, host: str, iface: str, up: bool) -> None:
+        """Take a data NIC down (`ip link set ... down`) or bring it back with its policy route
+        (the kernel drops a device's routes when it goes down)."""
+        h = self.host(host)
+        run("ip", "link", "set", iface, "up" if up else "down", ns=h.ns)
+        if up:
+            k = h.data_interfaces().index(iface)
+            run("ip", "route", "replace", f"{DATA_NET}.0/24", "dev", iface, "src", h.data_address(k),
+                "table", str(100 + k), ns=h.ns)  # fmt: skip
+
     def _link(self, h: Host, iface: str, peer_suffix: str, bridge: str, address: str) -> None:
         peer = f"{self.tag[-6:]}{peer_suffix}"[:15]
         run("ip", "link", "add", iface, "netns", h.ns, "type", "veth", "peer", "name", peer, "netns", self.switch)

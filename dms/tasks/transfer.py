@@ -25,6 +25,7 @@ from dms.config import NodeConfig, read_secret
 from dms.copying import Spec, UnitResult, copy_unit, send_unit
 from dms.errors import AuthenticationError, ConfinementError, IntegrityError, ProtocolError
 from dms.model import SyncParams, UnitPiece
+from dms.nics import usable
 from dms.placement import NoRoute, Route, under_roots
 from dms.registry import NicEndpoint
 from dms.routing import nic_of_queue, nic_queue
@@ -140,6 +141,9 @@ def _transfer_clustered(
                        str(ConfinementError(f"source {params.source} is outside node {me.name}'s roots")))  # fmt: skip
         return None
     nic = _my_nic(self, me)
+    if nic is None:
+        _retry_later(self, params, index, f"every data NIC of node {me.name} is down")
+        return None
     route = _current_route(self, params, index, me, pieces)
     if route is None:
         return None
@@ -150,7 +154,15 @@ def _transfer_clustered(
     attempt = 0
 
     def make_sender(specs: list[Spec]) -> native.UnitSender:
-        sender = native.UnitSender(specs, nic.address, dst.address, dst.port, _secret(me), method=SEND_METHOD)
+        sender = native.UnitSender(
+            specs,
+            nic.address,
+            dst.address,
+            dst.port,
+            _secret(me),
+            method=SEND_METHOD,
+            timeout_ms=int(active_config().defaults.data_timeout * 1000),
+        )
         if CORRUPT_EVERY and attempt == 0:  # test-only fault: the first attempt of every unit is corrupted
             sender.corrupt_in_flight(CORRUPT_EVERY)
         return sender
@@ -187,12 +199,11 @@ def _transfer_clustered(
 
 def _my_nic(self: TransferTask, me: NodeConfig) -> Any:
     """The NIC to send from: the one whose queue delivered this message (the message may
-    have been moved from another queue by an operator or a janitor), else the first."""
+    have been moved from another queue by an operator or a janitor), else the first; if
+    that NIC is down, another of this node's NICs that is not (None if all are down)."""
     iface = nic_of_queue((self.request.delivery_info or {}).get("routing_key"), me.name)
-    for nic in me.data:
-        if nic.interface == iface:
-            return nic
-    return me.data[0]
+    ordered = sorted(me.data, key=lambda n: n.interface != iface)
+    return next((n for n in ordered if usable(n.interface)), None)
 
 
 def _current_route(

@@ -13,6 +13,7 @@ made (not root).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,7 @@ MultiHost = Deployment
 @pytest.fixture(scope="module")
 def multihost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("multihost")
-    defaults = {"chunk_size": "64MiB", "parallelism": 8}
+    defaults = {"chunk_size": "64MiB", "parallelism": 8, "data_timeout": 10}
     with multihost_deployment(root, {"A": ["a1", "a2"], "B": ["b1"]}, defaults=defaults) as deployment:
         yield deployment
 
@@ -103,3 +104,50 @@ def test_workers_announce_their_nics_over_the_control_network(multihost: MultiHo
     assert [nic.address for nic in nodes["b1"].nics] == ["10.78.0.41", "10.78.0.42"]
     assert all(n.receiver for n in nodes.values())
     assert nodes["a1"].cluster == "A" and nodes["b1"].cluster == "B"
+
+
+def _announced(mh: MultiHost) -> dict[str, set[str]]:
+    from dms.registry import Registry
+
+    return {n.node: {nic.interface for nic in n.nics} for n in Registry(mh.store.r).live_nodes(fresh=True)}
+
+
+def test_data_nics_going_down_mid_transfer_move_their_work_to_the_other_nics(multihost: MultiHost) -> None:
+    """`ip link set d0 down` on source node a1 and `d1 down` on destination node b1 while
+    units are in flight: the heartbeats stop announcing them, new units avoid them, units
+    their queues still hold are sent from the node's other NIC, and a connection that
+    stalled on a dead link is re-routed after data_timeout (10 s here). The request
+    completes byte-exact; the NICs come back afterwards."""
+    mh = multihost
+    src, dst = mh.root / "a" / "nicdown", mh.root / "b" / "nicdown"
+    bulk = _build_tree(src, big=6, big_size=128 * MIB, small=200)
+    params = make_params(str(src), str(dst), request_id=unique_id("nicdown"), direction="A_TO_B", chunk_size="8MiB",
+                         parallelism=8)  # fmt: skip
+    submit(mh.app, mh.store, params)
+    deadline = time.monotonic() + 120
+    while mh.store.get(params.request_id)["bytes_done"] < bulk // 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert mh.store.get(params.request_id)["state"] == "TRANSFERRING", "the transfer ended before a NIC went down"
+    done_at_down = int(mh.store.get(params.request_id)["bytes_done"])
+    try:
+        mh.topo.set_link("a1", "d0", up=False)
+        mh.topo.set_link("b1", "d1", up=False)
+        before, down_at = mh.topo.counters(), time.monotonic()
+        info = wait(mh.store, params.request_id, timeout=300)
+        delta = counter_delta(before, mh.topo.counters())
+        took = time.monotonic() - down_at
+        print(f"{(bulk - done_at_down) / MIB:.0f} MiB left at the link-down; done {took:.1f} s later")
+        assert info["state"] == "SUCCEEDED", (info, mh.store.errors(params.request_id, limit=5))
+        assert_same_tree(src, dst)
+        announced = _announced(mh)
+        assert announced["a1"] == {"d1"} and announced["b1"] == {"d0"}, announced
+        # the rest of the bytes went over the NICs still up, and a1 kept sending over d1
+        assert delta["a1/d1"][1] > 0 and delta["b1/d0"][0] > (bulk - done_at_down) * 0.5, delta
+        assert delta["a1/d0"][1] < MIB and delta["b1/d1"][0] < MIB, delta
+    finally:
+        mh.topo.set_link("a1", "d0", up=True)
+        mh.topo.set_link("b1", "d1", up=True)
+    deadline = time.monotonic() + 30
+    while _announced(mh) != {"a1": {"d0", "d1"}, "a2": {"d0", "d1"}, "b1": {"d0", "d1"}}:
+        assert time.monotonic() < deadline, _announced(mh)
+        time.sleep(0.5)
