@@ -237,7 +237,7 @@ def test_redis_restarting_mid_request_with_persistence_the_request_completes(tmp
         os.killpg(aof.proc.pid, signal.SIGKILL)  # a crash, not a clean shutdown
         aof.proc.wait()
         aof.proc = None
-        time.sleep(2)  # workers see the connection fail and start reconnecting
+        time.sleep(5)  # down for a while: workers see the connection fail and keep reconnecting
         aof.start()
         store = RequestStore(connect(aof.state_url))
         info = wait(store, rid, timeout=120)
