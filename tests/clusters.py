@@ -85,7 +85,11 @@ class Deployment:
 
 @contextlib.contextmanager
 def multihost_deployment(
-    root: Path, clusters: dict[str, list[str]], concurrency: int = 2, defaults: dict[str, Any] | None = None
+    root: Path,
+    clusters: dict[str, list[str]],
+    concurrency: int = 2,
+    defaults: dict[str, Any] | None = None,
+    data_nics: int = 2,
 ) -> Iterator[Deployment]:
     """Build tests/netns.py's topology for `clusters` ({"A": ["a1", "a2"], "B": ["b1"]}), start
     redis-server in its own namespace (TCP on the control network, plus a Unix socket for
@@ -97,7 +101,7 @@ def multihost_deployment(
     from tests.netns import Topology
 
     nodes = [n for names in clusters.values() for n in names]
-    topo = Topology.build(nodes)
+    topo = Topology.build(nodes, data_nics)
     redis_server = None
     workers: dict[str, NodeWorker] = {}
     try:
