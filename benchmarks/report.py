@@ -125,8 +125,13 @@ def _chart(doc: dict[str, Any], path: Path) -> str | None:
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]'): no chart"
     cases = list(doc["results"])
-    fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 4.2), squeeze=False)
-    for ax, case in zip(axes[0], cases, strict=True):
+    cols = min(3, len(cases))
+    rows = -(-len(cases) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.2 * rows), squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(cases) :]:
+        ax.axis("off")
+    for ax, case in zip(axes, cases, strict=False):
         table = doc["results"][case]
         per_file = case.startswith("S")
         names = list(table)
@@ -152,3 +157,13 @@ def write_outputs(doc: dict[str, Any], out: Path) -> list[Path]:
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=str))
     (out / "results.md").write_text(_markdown(doc))
     return [out / "results.json", out / "results.md", out / "chart.png"]
+
+
+if __name__ == "__main__":  # redraw the outputs of a run: python -m benchmarks.report results.json [outdir]
+    import sys
+
+    source = Path(sys.argv[1])
+    document = json.loads(source.read_text())
+    document["notes"] = [n for n in document["notes"] if not n.startswith("matplotlib")]
+    for written in write_outputs(document, Path(sys.argv[2]) if len(sys.argv) > 2 else source.parent):
+        print(f"wrote {written}")
