@@ -9,6 +9,7 @@ transfer is in flight.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -337,6 +338,41 @@ def test_units_of_a_killed_source_node_are_re_dispatched(clusters: LoopbackClust
         assert any("node a1 silent" in e["reason"] for e in moved)  # (a stalled lane may be restarted too)
     finally:
         clusters.a1.start()
+
+
+def test_a_hung_source_node_is_treated_as_dead_and_does_no_harm_when_it_wakes(
+    clusters: LoopbackClusters, dms_app: Any, store: Any
+) -> None:
+    """SIGSTOP of node a1 (worker, pool, receiver) mid-transfer: its heartbeat lapses, the
+    janitor routes its units to a2, the request completes; then SIGCONT: whatever a1 was
+    doing finishes or is dropped, and the request, its counters and the destination stay
+    exactly as they were (no file counted twice, nothing staged left behind)."""
+    src, dst = clusters.src_root / "hang", clusters.dst_root / "hang"
+    make_tree(src, files=10, big_files=6, big_size=24 * 1024 * 1024)
+    params = make_params(str(src), str(dst), request_id=unique_id("hang"), direction="A_TO_B", parallelism=4,
+                         scheduler="round_robin", chunk_size="4MiB")  # fmt: skip
+    submit(dms_app, store, params)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info = store.get(params.request_id) or {}
+        if info.get("planned") and info.get("tasks_done", 0) >= 3:
+            break
+        time.sleep(0.02)
+    assert clusters.a1.proc is not None
+    os.killpg(clusters.a1.proc.pid, signal.SIGSTOP)
+    try:
+        info = wait(store, params.request_id, timeout=120)
+        assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
+        moved = [e for e in store.events(params.request_id) if e["event"] == "unit re-dispatched"]
+        assert any("node a1 silent" in e["reason"] for e in moved)
+    finally:
+        os.killpg(clusters.a1.proc.pid, signal.SIGCONT)
+    time.sleep(8)  # a1 wakes: its held unit and its beats resume
+    after = store.get(params.request_id)
+    for key in ("state", "files_done", "files_failed", "bytes_done", "tasks_done"):
+        assert after[key] == info[key], (key, info[key], after[key])
+    assert_same_tree(src, dst)
+    assert not [p for p in dst.rglob("*") if p.name.endswith(".partial")]
 
 
 def test_fifty_requests_from_three_clients_with_a_node_killed(
