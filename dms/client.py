@@ -47,6 +47,11 @@ def submit(
         check_roots(config or active_config(), params)  # the paths may not be visible here: check the roots
     elif check_paths:
         validate_pair(params.source, params.destination)
+    if params.epoch == 0:
+        # A first incarnation is numbered by the clock, not 0: if Redis loses the request and it
+        # is submitted again under its id, tasks of the lost incarnation still running find a
+        # different epoch and record nothing into the new one (resume adds 1 as before).
+        params = dataclasses.replace(params, epoch=time.time_ns() // 1_000_000)
     try:
         store.create(params)
     except RequestExists:
@@ -115,10 +120,19 @@ def wait(
     embedded mode uses it to notice that its worker died).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    seen = False
     while True:
         info = store.get(request_id)
+        if info is None and seen:
+            raise RequestError(
+                f"request {request_id!r} vanished from Redis while it ran: Redis lost its data (restarted "
+                "without persistence, or flushed; docs/operations.md, 'Redis'). Nothing partial was published. "
+                f"Submit the same source and destination again with --id {request_id} to finish it: files "
+                "already published are skipped."
+            )
         if info is None:
             raise RequestError(f"no such request: {request_id!r}")
+        seen = True
         if on_progress:
             on_progress(info)
         if RequestState(info["state"]) in TERMINAL_STATES:

@@ -79,8 +79,9 @@ class SyncParams:
     specials: bool = False
     #: --include/--exclude rules in order: ("+", pattern) or ("-", pattern).
     filters: tuple[tuple[str, str], ...] = ()
-    #: Incarnation of the request: `resume` increments it, and tasks of an earlier
-    #: incarnation (a late duplicate, a worker that wakes up) recognise they are stale.
+    #: Incarnation of the request: submit sets it from the clock (ms), `resume` increments it,
+    #: and tasks of an earlier incarnation (a late duplicate, a worker that wakes up, a request
+    #: lost with Redis's data and submitted again) recognise they are stale.
     epoch: int = 0
 
     @property

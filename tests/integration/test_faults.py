@@ -248,3 +248,51 @@ def test_redis_restarting_mid_request_with_persistence_the_request_completes(tmp
     finally:
         worker.stop()
         aof.stop()
+
+
+def test_redis_losing_its_state_mid_request_fails_clearly_and_a_resubmit_finishes(tmp_path: Path) -> None:
+    """A Redis without persistence is killed mid-request and comes back empty: the waiting
+    client says the request's state was lost and how to finish it (exit 7), nothing partial
+    is published, and submitting the same paths with the same id completes the tree."""
+    from tests.services import RedisServer, Worker
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(16):
+        write_unique(src / f"f{i:02d}.bin", 8 * MIB, 300 + i)
+    volatile = RedisServer(tmp_path / "volatile")
+    volatile.directory.mkdir()
+    volatile.start()
+    worker = Worker("volatile", "dms.control,dms.data", volatile.env(), tmp_path / "volatile-worker.log")
+    try:
+        worker.start()
+        env = {**os.environ, **volatile.env()}
+        rid = unique_id("redis-lost")
+        argv = [sys.executable, "-m", "dms.cli", "sync", str(src), str(dst), "--id", rid, "--chunk-size", "1MiB",
+                "-p", "2"]  # fmt: skip
+        client = subprocess.Popen([*argv, "--wait"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)  # fmt: skip
+        from dms.state import RequestStore, connect
+
+        store = RequestStore(connect(volatile.state_url))
+        deadline = time.monotonic() + 60
+        while (store.get(rid) or {}).get("bytes_done", 0) < 8 * MIB and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert volatile.proc is not None
+        os.killpg(volatile.proc.pid, signal.SIGKILL)
+        volatile.proc.wait()
+        volatile.proc = None
+        volatile.start()  # empty: no AOF, no RDB
+        out, err = client.communicate(timeout=90)
+        assert client.returncode == 7, (out, err)
+        assert "vanished from Redis" in err and f"--id {rid}" in err, err
+        for p in dst.iterdir():  # whatever was published is whole
+            if not p.name.startswith("."):
+                assert p.read_bytes() == (src / p.name).read_bytes()
+        again = subprocess.run([*argv, "--wait"], env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        for i in range(16):
+            assert (dst / f"f{i:02d}.bin").read_bytes() == (src / f"f{i:02d}.bin").read_bytes()
+    finally:
+        worker.stop()
+        volatile.stop()

@@ -75,7 +75,7 @@ def test_running_a_transfer_twice_counts_once(
     params, _ = held_request(src, dst, "redeliver", parallelism=1, chunk_size=256 * 1024, unit_bytes=256 * 1024)
     rid = params.request_id
     # unit 0 is queued; queue it again, as a broker redelivery would
-    dms_app.send_task("dms.transfer", args=(rid, 0), queue=params.data_queue)
+    dms_app.send_task("dms.transfer", args=(rid, 0, store.params(rid).epoch), queue=params.data_queue)
     data_worker = start_worker(params.data_queue, concurrency=1)
     info = wait(store, rid, poll=0.1, timeout=120)
     assert info["state"] == "SUCCEEDED", info
@@ -118,7 +118,7 @@ def test_source_removed_after_submit_fails_at_planning(tmp_path: Path, dms_app: 
     params = SyncParams(unique_id("gone"), str(src), str(tmp_path / "dst"), control_queue="t.nobody")
     submit(dms_app, store, params)  # queued where no worker listens; then re-route by hand
     src.rmdir()
-    dms_app.send_task("dms.plan", args=(params.request_id,), queue="dms.control")
+    dms_app.send_task("dms.plan", args=(params.request_id, store.params(params.request_id).epoch), queue="dms.control")
     info = wait(store, params.request_id, poll=0.1, timeout=60)
     assert info["state"] == "FAILED" and "source does not exist" in info["error"]
 
