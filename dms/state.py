@@ -444,7 +444,7 @@ class RequestStore:
         pipe.hset(keys.req, mapping={**totals, "planned": 1, "planned_at": time.time()})
         pipe.hmget(keys.req, "tasks_done", "tasks_total", "finalize_sent")
         _, (done, total, sent) = pipe.execute()
-        return UnitProgress(False, int(done or 0), int(total), True, bool(sent))
+        return UnitProgress(False, int(done or 0), int(total), True, sent == "1")  # "0" after a resume
 
     # -- transfer bookkeeping -----------------------------------------------------------
     def record_unit(

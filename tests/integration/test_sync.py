@@ -312,3 +312,17 @@ def test_the_walk_fans_out_over_subtrees(tmp_path: Path, dms_app: Any, store: An
             assert (dst / rel).read_bytes() == (src / rel).read_bytes()
     assert os.stat(dst / "top00" / "sub0" / "f0").st_ino == os.stat(dst / "top11" / "sub0" / "same-inode").st_ino
     assert not list(store.r.scan_iter(f"dms:req:{rid}:walk:*"))  # the walk's keys are gone
+
+
+def test_a_resumed_plan_that_finishes_after_its_units_still_sends_finalize(store: Any) -> None:
+    """Regression: after a resume, finalize_sent is stored as "0"; the planner read it as true
+    when every unit had finished before the plan was marked, and finalize was never sent
+    (seen in CI as a resumed request stuck in TRANSFERRING)."""
+    import dataclasses
+
+    params = SyncParams(unique_id("flags"), "/nonexistent/src", "/nonexistent/dst")
+    store.create(params)
+    store.mark_finalize_sent(params.request_id)  # the first incarnation finalized
+    store.reset_for_resume(params.request_id, dataclasses.replace(params, epoch=params.epoch + 1))
+    progress = store.mark_planned(params.request_id, tasks_total=0)
+    assert progress.all_done and not progress.finalize_sent
