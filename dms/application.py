@@ -21,8 +21,10 @@ app.user_options["worker"].add(
 
 
 def _add_steps() -> None:
-    from dms.broker_recovery import RestoreAfterBrokerRestart
+    from dms.broker_recovery import RestoreAfterBrokerRestart, tolerate_restore_on_a_dead_connection
     from dms.worker_steps import NodeStep
+
+    tolerate_restore_on_a_dead_connection()
 
     app.steps["worker"].add(NodeStep)
     app.steps["consumer"].add(RestoreAfterBrokerRestart)

@@ -296,3 +296,28 @@ def test_redis_losing_its_state_mid_request_fails_clearly_and_a_resubmit_finishe
     finally:
         worker.stop()
         volatile.stop()
+
+
+def test_a_restore_on_a_torn_down_broker_connection_does_not_kill_the_worker(redis_server: Any) -> None:
+    """kombu race (dms.broker_recovery): closing a channel whose transport connection is
+    already gone raised AttributeError from restore_unacked, which Celery treats as fatal.
+    With DMS's guard the close logs and the message stays in Redis's unacked set, where
+    the reconnect step finds it."""
+    from kombu import Connection, Queue
+
+    import dms.application  # noqa: F401  (installs the guard)
+
+    queue = Queue(unique_id("t.torn"))
+    with Connection(redis_server.broker_url) as conn:
+        channel = conn.channel()
+        producer = conn.Producer(channel)
+        producer.publish({"x": 1}, routing_key=queue.name, declare=[queue])
+        message = queue(channel).get(no_ack=False)  # delivered, not acknowledged
+        assert message is not None
+        client = channel.client
+        assert client.zcard(channel.unacked_index_key) >= 1
+        channel.connection.client = None  # what the race leaves behind
+        channel._pool = None
+        channel.qos.restore_unacked_once()  # raised AttributeError before the guard
+        assert client.hexists(channel.unacked_key, message.delivery_tag)  # still there for the reconnect step
+        conn.transport.client = conn  # let the context manager close cleanly
