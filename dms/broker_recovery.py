@@ -42,6 +42,34 @@ def restore_orphaned(channel: Any) -> int:
     return len(tags)
 
 
+#: A Redis process younger than this counts as "just restarted" when a worker reconnects.
+RECENT_RESTART_SECONDS = 600.0
+
+
+def restart_lanes_once(client: Any, app: Any) -> int:
+    """After a Redis restart, once per Redis process (the first worker to reconnect does it):
+    restart the lanes of every transferring request (dms.janitor.restart_lane_heads), since
+    a message popped but not yet recorded as unacknowledged when Redis died is lost."""
+    server = client.info("server")
+    if float(server["uptime_in_seconds"]) > RECENT_RESTART_SECONDS:
+        return 0
+    if not client.set(f"dms:restarted:{server['run_id']}", "1", nx=True, ex=int(RECENT_RESTART_SECONDS * 2)):
+        return 0  # another worker did it
+    from dms.janitor import restart_lane_heads
+    from dms.model import RequestState
+
+    task = app.tasks["dms.transfer"]
+    store = task.store
+    started = 0
+    for info in store.list_requests(limit=1000):
+        if info["state"] == RequestState.TRANSFERRING.value:
+            params = store.params(info["request_id"])
+            started += restart_lane_heads(store, task, params, reason="Redis restarted")
+    if started:
+        log.warning("restarted %d lane(s) of transferring requests after a Redis restart", started)
+    return started
+
+
 class RestoreAfterBrokerRestart(bootsteps.StartStopStep):  # type: ignore[misc]
     """A consumer step: on every (re)connect, restore what a Redis restart orphaned."""
 
@@ -53,11 +81,11 @@ class RestoreAfterBrokerRestart(bootsteps.StartStopStep):  # type: ignore[misc]
             return  # not the Redis transport
         try:
             n = restore_orphaned(channel)
+            if n:
+                log.warning("restored %d message(s) left unacknowledged by a Redis restart", n)
+            restart_lanes_once(channel.client, c.app)
         except Exception as exc:  # never stop a worker from consuming
-            log.warning("could not look for messages orphaned by a Redis restart: %s", exc)
-            return
-        if n:
-            log.warning("restored %d message(s) left unacknowledged by a Redis restart", n)
+            log.warning("could not recover from a Redis restart: %s", exc)
 
 
 def tolerate_restore_on_a_dead_connection() -> None:

@@ -24,7 +24,7 @@ from dms.placement import NoRoute
 from dms.registry import NODES, Registry
 from dms.state import Keys, RequestStore
 
-__all__ = ["sweep"]
+__all__ = ["restart_lane_heads", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -156,5 +156,29 @@ def _repair_lanes(store: RequestStore, transfer_task: Any, params: Any) -> int:
             store.log_event(params.request_id, "unit re-dispatched", unit=k, reason="its lane had stalled")
             started += 1
     if all(done) and not info.get("finalize_sent"):
+        transfer_task.dispatch_finalize(params)
+    return started
+
+
+def restart_lane_heads(store: RequestStore, transfer_task: Any, params: Any, reason: str) -> int:
+    """Publish again the first unfinished unit of every lane of a request, and its finalize
+    if every unit is done. For when queued messages may have been lost with the broker: a
+    message a worker had popped but not yet recorded as unacknowledged when Redis died
+    (kombu moves it in two steps) is gone, and its lane would wait forever. A duplicate of a
+    unit that is still queued or running does no harm: units are idempotent, and a done
+    unit only advances its lane once."""
+    info = store.get(params.request_id) or {}
+    total = int(info.get("tasks_total", 0))
+    if total > REPAIR_MAX_UNITS:
+        return 0
+    done, _sent = store.lane_bits(params.request_id, total)
+    started = 0
+    for lane in range(min(params.parallelism, total)):
+        head = next((k for k in range(lane, total, params.parallelism) if not done[k]), None)
+        if head is not None:
+            transfer_task.dispatch_unit(params, head)
+            store.log_event(params.request_id, "unit re-dispatched", unit=head, reason=reason)
+            started += 1
+    if info.get("planned") and all(done) and not info.get("finalize_sent"):
         transfer_task.dispatch_finalize(params)
     return started

@@ -17,6 +17,7 @@ from dms.fanout import (
     release_claim,
     walk_subtree,
 )
+from dms.janitor import restart_lane_heads
 from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
 from dms.paths import validate_pair, validate_source
 from dms.placement import check_roots, under_roots
@@ -92,6 +93,10 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     if not info.get("planned") and store.is_cancelled(request_id):  # cancelled before planning began
         self.dispatch_finalize(params)
         return {"request_id": request_id, "units": 0, "cancelled": True}
+    # Units written already, but never marked planned: an earlier run of this plan was
+    # interrupted (its worker died, or Redis restarted under it), and messages of units it
+    # or their lanes had published may be gone with it: restart every lane at the end.
+    interrupted = not info.get("planned") and int(info.get("tasks_total", 0)) > 0
     if not info.get("planned"):
         store.set_state(request_id, RequestState.PLANNING)
         store.log_event(request_id, "planning", worker=self.request.hostname)
@@ -138,6 +143,9 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
         if not progress.finalize_sent:
             self.dispatch_finalize(params)
         return {"request_id": request_id, "units": total, "cancelled": True}
+    if interrupted:
+        restart_lane_heads(store, self, params, reason="its plan had been interrupted")  # finalize too, if due
+        return {"request_id": request_id, "units": total}
     for index in range(min(params.parallelism, total)):
         if not store.unit_done(request_id, index) and (redelivered or not store.was_dispatched(request_id, index)):
             self.dispatch_unit(params, index)
