@@ -1,11 +1,17 @@
 """Move one transfer unit with the native core, in bounded slices, checking for cancel:
 locally (UnitCopier) or to a remote receiver (UnitSender).
 
+Locally, a file the unit holds whole (one piece from byte 0 to its end) is also
+verified and published here, as finalize would, so that work is spread over the
+transfer tasks instead of finalize's one serial loop (decision 0014).
+
 No Celery here: the transfer task calls copy_unit() and records what it returns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +23,18 @@ from dms.model import SyncParams, UnitPiece
 from dms.paths import staging_path
 from dms.state import FailedPiece, RecordedPiece
 
-__all__ = ["SLICE_BYTES", "SlicedWorker", "UnitResult", "copy_unit", "drive", "piece_spec", "send_unit"]
+__all__ = [
+    "SLICE_BYTES",
+    "SlicedWorker",
+    "UnitResult",
+    "copy_unit",
+    "drive",
+    "piece_spec",
+    "publish_whole_files",
+    "send_unit",
+]
+
+log = logging.getLogger(__name__)
 
 #: At most this much I/O per call into C++; between slices the task checks cancel.
 SLICE_BYTES = 64 * 1024 * 1024
@@ -31,6 +48,8 @@ class UnitResult:
     bytes_moved: int = 0
     #: each failed piece with its exception, for callers that retry some kinds of failure
     failed_pieces: list[tuple[UnitPiece, BaseException | None]] = field(default_factory=list)
+    #: file ids verified and renamed into place by this unit (copy_unit with may_publish)
+    published: list[int] = field(default_factory=list)
 
 
 class SlicedWorker(Protocol):
@@ -52,8 +71,10 @@ def copy_unit(
     cancelled: Callable[[], bool] = lambda: False,
     slice_bytes: int = SLICE_BYTES,
     progress: Callable[[int], None] = lambda moved: None,
+    may_publish: Callable[[], bool] = lambda: False,
 ) -> UnitResult:
-    """Copy every piece of a unit on this node (the local transport)."""
+    """Copy every piece of a unit on this node (the local transport); then, if
+    `may_publish()` still says so (not cancelled, not stale), publish its whole files."""
     result = UnitResult()
     specs: list[Spec] = []
     runnable: list[UnitPiece] = []
@@ -67,8 +88,58 @@ def copy_unit(
             specs.append(piece_spec(params, piece, parent))
             runnable.append(piece)
         drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress)
+        if not result.cancelled and result.ok and may_publish():
+            publish_whole_files(params, runnable, specs, result)
         result.failed = [beneath.readable(f) for f in result.failed]
         return result
+
+
+def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs: Sequence[Spec],
+                        result: UnitResult) -> None:  # fmt: skip
+    """Verify and publish each file this unit copied whole, as finalize would: the staged
+    bytes hashed again against the recorded digest, owner, mode and times on the verified
+    file, one syncfs (unless --no-fsync), then the rename. A file with extended attributes
+    to copy is left to finalize (setting an owner may clear some of them, so finalize's
+    order applies). A file that fails is removed from `result.ok` and failed, with its
+    staging file removed (resume copies it again)."""
+    piece_of = {(p.file.file_id, p.offset): (p, spec) for p, spec in zip(runnable, specs, strict=True)}
+    chown = os.geteuid() == 0
+    publish: list[tuple[str, str, int, str, int, int, int, int, int]] = []
+    owners: list[int] = []  # publish entry -> index into result.ok
+    for i, rec in enumerate(result.ok):
+        piece, spec = piece_of[(rec.file_id, rec.offset)]
+        f = piece.file
+        if not piece.whole_file or not piece.full_record or (params.xattrs and f.xattrs):
+            continue
+        staged = spec[1]
+        final = os.path.join(os.path.dirname(staged), os.path.basename(f.relpath))
+        uid = f.uid if chown and f.uid >= 0 else -1
+        publish.append((staged, final, f.size, rec.digest, f.mode, uid, f.gid, f.atime_ns, f.mtime_ns))
+        owners.append(i)
+    if not publish:
+        return
+    try:
+        outcomes = native.publish_whole_files(publish, params.destination if params.fsync else None)
+    except OSError as exc:  # the syncfs failed: nothing was renamed; finalize will try again
+        log.warning("request %s: flushing %s failed (%s); finalize publishes these files", params.request_id,
+                    params.destination, exc)  # fmt: skip
+        return
+    dropped: set[int] = set()
+    for index, digest, error in outcomes:
+        rec = result.ok[owners[index]]
+        if digest is not None:
+            result.published.append(rec.file_id)
+            continue
+        dropped.add(owners[index])
+        piece = piece_of[(rec.file_id, rec.offset)][0]
+        what = "verification failed" if not isinstance(error, OSError) else "publish failed"
+        errno = error.errno if isinstance(error, OSError) else None
+        result.failed.append(FailedPiece(rec.file_id, piece.file.relpath, f"{what}: {error}", errno))
+        result.failed_pieces.append((piece, error))
+        with contextlib.suppress(OSError):
+            os.unlink(publish[index][0])
+    if dropped:
+        result.ok = [rec for i, rec in enumerate(result.ok) if i not in dropped]
 
 
 def send_unit(
@@ -108,7 +179,11 @@ def drive(
     slice_bytes: int,
     progress: Callable[[int], None],
 ) -> UnitResult:
-    """Step a native worker to the end; between slices, report bytes moved and honour cancel."""
+    """Step a native worker to the end; before the first slice and between slices, honour
+    cancel (and report bytes moved)."""
+    if cancelled():
+        result.cancelled = True
+        return result
     while not worker.done:
         for index, digest, error in worker.step(slice_bytes):
             piece = runnable[index]

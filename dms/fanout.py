@@ -59,6 +59,8 @@ def _walk_key(request_id: str, sub: int) -> str:
 
 
 def _encode(entry: Any) -> list[Any]:
+    if isinstance(entry, UpToDate):
+        return ["U", entry.size]
     if isinstance(entry, FileRecord):
         return ["F", entry.to_wire(), 0, 0, 0]  # [2]: up to date, set by the quick check
     if isinstance(entry, DirRecord):
@@ -77,14 +79,17 @@ def _encode(entry: Any) -> list[Any]:
 def _walk_rows(store: RequestStore, params: SyncParams, start: str, recursive: bool) -> Iterator[list[Any]]:
     """The entries of a walk as rows; a multi-name file's row carries its inode. Files are
     quick-checked in batches: here when the destination is visible, else by a receiver."""
-    if params.ignore_times:
+    local = params.source_cluster == params.destination_cluster
+    native_check = local and not params.ignore_times and not params.checksum
+    if params.ignore_times or native_check:  # native_check: the walk does it, and yields UpToDate
         check = None
-    elif params.source_cluster == params.destination_cluster:
+    elif local:
         check = lambda files: [up_to_date(f, params) for f in files]  # noqa: E731
     else:
         check = lambda files: remote_up_to_date(store, params, files)  # noqa: E731
     walk = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
-                     specials=params.specials, start=start, recursive=recursive, hardlinks=False)  # fmt: skip
+                     specials=params.specials, start=start, recursive=recursive, hardlinks=False,
+                     quick_check_into=params.destination if native_check else None)  # fmt: skip
     rows: list[list[Any]] = []
     files: list[tuple[list[Any], FileRecord]] = []
 
@@ -99,6 +104,8 @@ def _walk_rows(store: RequestStore, params: SyncParams, start: str, recursive: b
     for entry in walk:
         if isinstance(entry, Inode):  # always right after its file's row
             rows[-1][3], rows[-1][4] = entry.dev, entry.ino
+            if entry.current:
+                rows[-1][2] = 1
             continue
         rows.append(_encode(entry))
         if isinstance(entry, FileRecord):
@@ -171,7 +178,9 @@ def fanned_out_walk(
                 first = first_names.setdefault((row[3], row[4]), f.relpath)
                 if first != f.relpath:
                     return LinkRecord(f.relpath, "hard", first)
-            return UpToDate(f) if row[2] else f
+            return UpToDate(f.size) if row[2] else f
+        if tag == "U":
+            return UpToDate(row[1])
         if tag == "D":
             return DirRecord.from_wire(row[1])
         if tag == "L":

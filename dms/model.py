@@ -277,12 +277,24 @@ class UnitPiece:
     file: FileRecord
     offset: int
     length: int
+    #: the inlined record has the file's owner and xattrs, so the transfer that copies
+    #: the whole file may publish it (false for units stored by an older DMS)
+    full_record: bool = True
+
+    @property
+    def whole_file(self) -> bool:
+        return self.offset == 0 and self.length == self.file.size
 
     def to_wire(self) -> list[Any]:
-        return [*self.file.base_wire(), self.offset, self.length, int(self.file.sparse)]
+        f = self.file
+        return [*f.base_wire(), self.offset, self.length, int(f.sparse), f.uid, f.gid, [list(x) for x in f.xattrs]]
 
     @classmethod
     def from_wire(cls, row: list[Any]) -> UnitPiece:
         sparse = bool(row[8]) if len(row) > 8 else False
         file_id, relpath, size, mtime_ns, atime_ns, mode = row[:6]
-        return cls(FileRecord(file_id, relpath, size, mtime_ns, atime_ns, mode, sparse=sparse), row[6], row[7])
+        if len(row) > 11:
+            xattrs = tuple((str(n), str(v)) for n, v in row[11])
+            record = FileRecord(file_id, relpath, size, mtime_ns, atime_ns, mode, row[9], row[10], xattrs, sparse)
+            return cls(record, row[6], row[7])
+        return cls(FileRecord(file_id, relpath, size, mtime_ns, atime_ns, mode, sparse=sparse), row[6], row[7], False)

@@ -136,14 +136,17 @@ def plan_tree(
     visible = params.source_cluster == params.destination_cluster
     quick_check = visible and not params.ignore_times
     if entries is None:  # one serial walk; dms.fanout gives the same entries from subtree tasks
+        native_check = quick_check and not params.checksum
         entries = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
-                            specials=params.specials)  # fmt: skip
+                            specials=params.specials,
+                            quick_check_into=params.destination if native_check else None)  # fmt: skip
+        quick_check = quick_check and not native_check  # what the walk did not check is checked here
     else:
         quick_check = False  # the walkers did it, and said so with UpToDate
     for found in entries:
         if isinstance(found, UpToDate):
             counts["uptodate"] += 1
-            counts["uptodate_bytes"] += found.file.size
+            counts["uptodate_bytes"] += found.size
             continue
         if isinstance(found, FileRecord):
             if quick_check and up_to_date(found, params):

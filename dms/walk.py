@@ -19,7 +19,9 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from dms import native
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, Xattrs
 from dms.paths import is_staging_name
@@ -44,9 +46,9 @@ class Excluded:
 
 @dataclass(frozen=True)
 class UpToDate:
-    """A file the quick check (done by a fanned-out walker) found already at the destination."""
+    """A file the quick check found already at the destination: only its size is counted."""
 
-    file: FileRecord
+    size: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Inode:
     relpath: str
     dev: int
     ino: int
+    current: bool = False  # the quick check (quick_check_into) found this name up to date
 
 
 def walk_tree(
@@ -97,13 +100,20 @@ def walk_tree(
     start: str = "",
     recursive: bool = True,
     hardlinks: bool = True,
-) -> Iterator[WalkEntry | Inode]:
+    quick_check_into: str | None = None,
+) -> Iterator[WalkEntry | Inode | UpToDate]:
     """Yield the root DirRecord, then every entry below it; file ids count from 0.
 
     With `start` (a relpath), walk only that subtree and do not yield its own
     DirRecord (whoever split the walk yielded it); with `recursive=False`, only the
     entries of the start directory itself. With `hardlinks=False`, multi-name files
     are all yielded as FileRecords, each followed by its Inode, for the caller to link.
+    With `quick_check_into` (the destination root), a single-name regular file that is
+    already there (planner.up_to_date without --checksum) is yielded as UpToDate, and
+    its xattrs are never read.
+
+    Each directory is listed and stat'ed by the native core in one call
+    (native.scan_directory); names are sorted here, as str, for a stable order.
     """
     rules = rules or RuleSet()
     if not start:
@@ -116,57 +126,56 @@ def walk_tree(
     while stack:
         rel_dir = stack.pop()
         abs_dir = os.path.join(root, rel_dir) if rel_dir else root
-        try:
-            with os.scandir(abs_dir) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            yield Skipped(rel_dir or ".", f"cannot list directory: {exc.strerror}")
+        dest_dir = None
+        if quick_check_into is not None:
+            dest_dir = os.path.join(quick_check_into, rel_dir) if rel_dir else quick_check_into
+        err, entries = native.scan_directory(abs_dir, dest_dir)
+        if err:
+            yield Skipped(rel_dir or ".", f"cannot list directory: {os.strerror(err)}")
             continue
+        entries.sort(key=_by_name)
         subdirs = []
         names = []
-        for entry in entries:
-            if is_staging_name(entry.name):
+        for name, err, mode, uid, gid, size, blocks, nlink, dev, ino, rdev, mtime_ns, atime_ns, current in entries:
+            if is_staging_name(name):
                 continue  # a DMS staging file, never data
-            names.append(entry.name)
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                est = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                yield Skipped(rel, f"cannot stat: {exc.strerror}")
+            names.append(name)
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if err:
+                yield Skipped(rel, f"cannot stat: {os.strerror(err)}")
                 continue
-            mode = est.st_mode
             if rules and rules.excluded(rel, stat.S_ISDIR(mode)):
                 yield Excluded(rel)
                 continue
             if stat.S_ISREG(mode):
-                if est.st_nlink > 1 and hardlinks:
-                    key = (est.st_dev, est.st_ino)
-                    first = inodes.setdefault(key, rel)
+                if nlink > 1 and hardlinks:
+                    first = inodes.setdefault((dev, ino), rel)
                     if first != rel:
                         yield LinkRecord(rel, "hard", first)
                         continue
+                if current and (nlink == 1 or hardlinks):
+                    yield UpToDate(size)
+                    continue
                 yield FileRecord(
-                    next_id, rel, est.st_size, est.st_mtime_ns, est.st_atime_ns, stat.S_IMODE(mode),
-                    est.st_uid, est.st_gid, read_xattrs(entry.path) if xattrs else (),
-                    est.st_blocks * 512 < est.st_size,
+                    next_id, rel, size, mtime_ns, atime_ns, stat.S_IMODE(mode), uid, gid,
+                    read_xattrs(os.path.join(abs_dir, name)) if xattrs else (), blocks * 512 < size,
                 )  # fmt: skip
                 next_id += 1
-                if est.st_nlink > 1 and not hardlinks:
-                    yield Inode(rel, est.st_dev, est.st_ino)
+                if nlink > 1 and not hardlinks:
+                    yield Inode(rel, dev, ino, bool(current))
             elif stat.S_ISDIR(mode):
-                yield DirRecord(rel, est.st_mtime_ns, est.st_atime_ns, stat.S_IMODE(mode), est.st_uid, est.st_gid,
-                                read_xattrs(entry.path) if xattrs else ())  # fmt: skip
+                yield DirRecord(rel, mtime_ns, atime_ns, stat.S_IMODE(mode), uid, gid,
+                                read_xattrs(os.path.join(abs_dir, name)) if xattrs else ())  # fmt: skip
                 subdirs.append(rel)
             elif stat.S_ISLNK(mode):
                 try:
-                    target = os.readlink(entry.path)
+                    target = os.readlink(os.path.join(abs_dir, name))
                 except OSError as exc:
                     yield Skipped(rel, f"cannot read symbolic link: {exc.strerror}")
                     continue
-                yield LinkRecord(rel, "sym", target, est.st_mtime_ns, est.st_atime_ns, est.st_uid, est.st_gid)
+                yield LinkRecord(rel, "sym", target, mtime_ns, atime_ns, uid, gid)
             elif specials:
-                yield LinkRecord(rel, "special", f"{mode}:{est.st_rdev}", est.st_mtime_ns, est.st_atime_ns,
-                                 est.st_uid, est.st_gid)  # fmt: skip
+                yield LinkRecord(rel, "special", f"{mode}:{rdev}", mtime_ns, atime_ns, uid, gid)
             else:
                 yield Skipped(rel, "special file (fifo, socket or device) skipped; --specials copies it")
         if listings:  # in pieces, so no stored value grows with the size of one directory
@@ -174,3 +183,7 @@ def walk_tree(
                 yield DirNames(rel_dir, tuple(names[i : i + NAMES_PER_ROW]))
         if recursive:
             stack.extend(reversed(subdirs))
+
+
+def _by_name(entry: tuple[Any, ...]) -> str:
+    return str(entry[0])

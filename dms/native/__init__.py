@@ -17,7 +17,9 @@ from dms.native._core import (
     copy_range,
     digest_bytes,
     hash_range,
+    publish_whole_files,
     query_up_to_date,
+    scan_directory,
     sync_filesystem,
 )
 
@@ -32,6 +34,8 @@ __all__ = [
     "copy_range",
     "digest_bytes",
     "hash_range",
+    "publish_whole_files",
     "query_up_to_date",
+    "scan_directory",
     "sync_filesystem",
 ]

@@ -22,6 +22,8 @@ from dms.native.includes cimport chunker as c_chunker
 from dms.native.includes cimport copier as c_copier
 from dms.native.includes cimport io as c_io
 from dms.native.includes cimport net as c_net
+from dms.native.includes cimport publisher as c_publisher
+from dms.native.includes cimport scan as c_scan
 from dms.native.includes.errors cimport register_error_classes, translate_exception
 
 from dms import errors as _errors
@@ -366,6 +368,54 @@ def digest_bytes(const unsigned char[:] data not None):
         with nogil:
             d = c_checksum.digest_of(&data[0], data.shape[0])
     return d.hex().decode()
+
+
+def publish_whole_files(specs, sync_path=None, size_t buffer_size=DEFAULT_BUFFER_BYTES):
+    """Verify staged whole files, set their metadata and rename them into place.
+
+    specs: (staged, final, size, digest_hex, mode, uid, gid, atime_ns, mtime_ns); uid -1
+    leaves the owner alone. With `sync_path`, one syncfs of its filesystem runs between
+    the metadata and the renames. Returns, per spec, (index, digest_hex, None) when it
+    was published, else (index, None, exception); raises only if that syncfs fails.
+    """
+    cdef vector[c_publisher.PublishSpec] cspecs
+    cdef c_publisher.PublishSpec s
+    for staged, final, size, digest, mode, uid, gid, atime_ns, mtime_ns in specs:
+        s.staged = os.fsencode(staged)
+        s.final_path = os.fsencode(final)
+        s.size = size
+        s.expected = c_copier.parse_digest(digest.encode())
+        s.mode = mode
+        s.uid = uid
+        s.gid = gid
+        s.atime_ns = atime_ns
+        s.mtime_ns = mtime_ns
+        cspecs.push_back(s)
+    cdef string csync = os.fsencode(sync_path) if sync_path else b""
+    cdef vector[c_copier.PieceOutcome] outs
+    with nogil:
+        outs = c_publisher.publish_whole_files(cspecs, csync, buffer_size)
+    return _outcomes(outs)
+
+
+def scan_directory(path, dest=None):
+    """One directory of the walk: (errno or 0, entries), entries in the directory's own order as
+    (name, errno or 0, st_mode, uid, gid, size, blocks, nlink, dev, ino, rdev, mtime_ns, atime_ns,
+    up_to_date). With `dest`, up_to_date is rsync's quick check of a regular file against the same
+    name in `dest` (regular there too, same size, mtime in ns and permission bits)."""
+    cdef string cpath = os.fsencode(path)
+    cdef string cdest = os.fsencode(dest) if dest else b""
+    cdef c_scan.DirScan scan
+    with nogil:
+        scan = c_scan.scan_directory(cpath, cdest)
+    cdef list entries = []
+    cdef size_t i
+    cdef c_scan.ScanEntry* e
+    for i in range(scan.entries.size()):
+        e = &scan.entries[i]
+        entries.append((os.fsdecode(e.name), e.err, e.mode, e.uid, e.gid, e.size, e.blocks, e.nlink, e.dev, e.ino,
+                        e.rdev, e.mtime_ns, e.atime_ns, e.up_to_date))
+    return scan.err, entries
 
 
 def sync_filesystem(path):

@@ -96,8 +96,13 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         self.advance(params, unit_index, progress)
         return {"request_id": request_id, "unit": unit_index, "status": "cancelled"}
     options: dict[str, Any] = {
-        "cancelled": lambda: store.is_cancelled(request_id),
+        # stop between slices (and before the first) when cancelled, or when the request was
+        # resumed or ended meanwhile: a hung task waking up must not create staging files again
+        "cancelled": lambda: store.is_cancelled(request_id) or store.live_params(request_id, epoch) is None,
         "progress": lambda moved: store.report_inflight(request_id, unit_index, moved),
+        # whole files are published by the unit that copied them, unless the request was
+        # cancelled or resumed meanwhile (a late task must not publish an older version)
+        "may_publish": lambda: not store.is_cancelled(request_id) and store.live_params(request_id, epoch) is not None,
     }
     if params.clustered:
         outcome = _transfer_clustered(self, params, unit_index, pieces, options)
@@ -110,6 +115,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         # the request ended or was resumed while this ran (a hung worker waking up): its
         # counters belong to someone else now
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
+    store.mark_published(request_id, result.published)  # before the unit counts: finalize skips them
     progress = store.record_unit(request_id, unit_index, result.ok, result.failed)
     if progress.first:
         store.log_event(request_id, "unit done", unit=unit_index, pieces=len(result.ok), failed=len(result.failed),
@@ -124,6 +130,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         "pieces_ok": len(result.ok),
         "pieces_failed": len(result.failed),
         "bytes": result.bytes_moved,
+        "published": len(result.published),
         "via": via,
     }
 
@@ -168,8 +175,9 @@ def _transfer_clustered(
         return sender
 
     via = f"{me.name}/{nic.interface} -> {dst.key}"
+    sending = {k: v for k, v in options.items() if k != "may_publish"}  # the receiver's side publishes at finalize
     try:
-        result = send_unit(params, pieces, make_sender, **options)
+        result = send_unit(params, pieces, make_sender, **sending)
         # a piece the receiver's checksum rejected was corrupted in flight: send it again
         while attempt < CORRUPTION_RETRIES and not result.cancelled:
             again = [p for p, error in result.failed_pieces if isinstance(error, IntegrityError)]
@@ -182,7 +190,7 @@ def _transfer_clustered(
             keep = [i for i, (p, _) in enumerate(result.failed_pieces) if (p.file.file_id, p.offset) not in retried]
             result.failed = [result.failed[i] for i in keep]  # send_unit keeps the two lists in step
             result.failed_pieces = [result.failed_pieces[i] for i in keep]
-            retry = send_unit(params, again, make_sender, **options)
+            retry = send_unit(params, again, make_sender, **sending)
             result.ok += retry.ok
             result.failed += retry.failed
             result.failed_pieces += retry.failed_pieces

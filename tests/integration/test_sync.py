@@ -198,7 +198,7 @@ def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_dam
     src.mkdir()
     for i in range(10):
         (src / f"f{i}").write_bytes(os.urandom(5000 + i))
-    params, planner = held_request(src, dst, "rerun")
+    params, planner = held_request(src, dst, "rerun", chunk_size=4096, unit_bytes=4096)  # 2 chunks: finalize publishes
     rid = params.request_id
     planner.stop()  # warm shutdown: dms.plan finishes publishing its lanes first
     start_worker(params.data_queue)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord
-from dms.walk import DirNames, Excluded, Skipped, walk_tree
+from dms.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
 
 
 def test_walk_is_sorted_depth_first_with_sequential_file_ids(tmp_path: Path) -> None:
@@ -60,3 +60,36 @@ def test_filters_exclude_and_prune(tmp_path: Path) -> None:
     files = sorted(f.relpath for f in entries if isinstance(f, FileRecord))
     assert files == ["docs/keep/k.c", "src/a.c"]
     assert sorted(e.relpath for e in entries if isinstance(e, Excluded)) == ["build", "docs/n.txt", "src/a.o"]
+
+
+def test_quick_check_in_the_walk_matches_rsyncs(tmp_path: Path) -> None:
+    """quick_check_into: a single-name file already at the destination (regular, same size,
+    mtime to the ns, same mode) is UpToDate; anything else is a FileRecord to copy; a name
+    with several links keeps its Inode and says it is current; no destination directory
+    means nothing is current."""
+    import shutil
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    (src / "new").mkdir()
+    for name in ("same", "other_size", "other_time", "other_mode", "is_dir", "sub/same", "new/x", "linked"):
+        (src / name).write_bytes(b"12345")
+    os.link(src / "linked", src / "linked2")
+    shutil.copytree(src, dst, symlinks=True, copy_function=shutil.copy2)
+    shutil.rmtree(dst / "new")
+    (dst / "other_size").write_bytes(b"123456")
+    os.utime(dst / "other_size", ns=(0, (src / "other_size").stat().st_mtime_ns))
+    os.utime(dst / "other_time", ns=(0, (src / "other_time").stat().st_mtime_ns + 1))
+    os.chmod(dst / "other_mode", 0o600)
+    (dst / "is_dir").unlink()
+    (dst / "is_dir").mkdir()
+    entries = list(walk_tree(str(src), quick_check_into=str(dst)))
+    copy = sorted(e.relpath for e in entries if isinstance(e, FileRecord))
+    assert copy == ["is_dir", "new/x", "other_mode", "other_size", "other_time"]
+    assert sorted(e.size for e in entries if isinstance(e, UpToDate)) == [5, 5, 5]  # same, sub/same, linked
+    assert [(e.relpath, e.target) for e in entries if isinstance(e, LinkRecord)] == [("linked2", "linked")]
+    split = list(walk_tree(str(src), quick_check_into=str(dst), hardlinks=False))
+    inodes = sorted((i.relpath, i.current) for i in split if isinstance(i, Inode))
+    assert inodes == [("linked", True), ("linked2", True)]
+    plain = list(walk_tree(str(src)))  # without the check every file is to copy, as before
+    assert len([e for e in plain if isinstance(e, FileRecord)]) == 8

@@ -69,6 +69,14 @@ void validate_specs(const std::vector<CopySpec>& specs) {
 UnitCopier::UnitCopier(std::vector<CopySpec> specs, CopyMethod method, size_t buffer_size)
     : specs_(std::move(specs)), method_(method), buffer_(make_io_buffer(buffer_size)) {
   validate_specs(specs_);
+  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes);
+}
+
+std::vector<SourceRange> source_ranges(const std::vector<CopySpec>& specs) {
+  std::vector<SourceRange> out;
+  out.reserve(specs.size());
+  for (const CopySpec& s : specs) out.push_back({s.src, s.offset, s.length});
+  return out;
 }
 
 void check_source_unchanged(const CopySpec& s, const File& src, const char* when) {
@@ -84,7 +92,7 @@ void UnitCopier::check_source_unchanged(const char* when) { dms::check_source_un
 
 void UnitCopier::open_current() {
   const CopySpec& s = specs_[next_];
-  src_ = File(s.src, O_RDONLY | O_NOFOLLOW);
+  src_ = readahead_.open(next_, O_RDONLY | O_NOFOLLOW);
   if (s.check_source) check_source_unchanged("since planning");
   dst_ = File(s.dst, O_WRONLY | O_CREAT | O_NOFOLLOW, 0600);
   // Idempotent: every piece sets the final size, so pieces may run in any

@@ -40,6 +40,7 @@ UnitSender::UnitSender(std::vector<CopySpec> specs, TcpTarget target, std::strin
       buffer_(make_io_buffer(buffer_size)),
       window_(std::max<size_t>(window, 1)) {
   validate(specs_);
+  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes);
   if (target_.port == 0) throw std::invalid_argument("the receiver port must be 1..65535");
 }
 
@@ -52,6 +53,7 @@ UnitSender::UnitSender(std::vector<CopySpec> specs, std::unique_ptr<NetworkTrans
       window_(std::max<size_t>(window, 1)),
       transport_(std::move(transport)) {
   validate(specs_);
+  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes);
   if (!transport_) throw std::invalid_argument("a transport is required");
 }
 
@@ -127,7 +129,7 @@ std::vector<bool> query_up_to_date(const TcpTarget& target, const std::string& s
 bool UnitSender::begin_piece(PieceOutcome& out) {
   const CopySpec& s = specs_[next_];
   try {
-    src_ = File(s.src, O_RDONLY | O_NOFOLLOW);
+    src_ = readahead_.open(next_, O_RDONLY | O_NOFOLLOW);
     if (s.check_source) check_source_unchanged(s, src_, "since planning");
   } catch (...) {
     src_.close_no_throw();

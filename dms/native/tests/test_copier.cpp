@@ -15,6 +15,8 @@
 #include "dms/errors.hpp"
 #include "dms/file.hpp"
 #include "dms/io.hpp"
+#include "dms/publisher.hpp"
+#include "dms/readahead.hpp"
 
 using namespace dms;
 using dms_test::TempDir;
@@ -238,6 +240,111 @@ TEST_CASE("File is move-only RAII and close() reports errors") {
     CHECK(std::string(e.what()).find("open(" + t.file("missing") + ")") == 0);
     CHECK(e.code().value() == ENOENT);
   }
+}
+
+TEST_CASE("read-ahead: every piece gets its own source, skipped ones close, a missing one throws") {
+  TempDir t;
+  std::vector<SourceRange> ranges;
+  for (int i = 0; i < 10; ++i) {
+    write_file(t.file("f" + std::to_string(i)), std::string(100 + i, static_cast<char>('a' + i)));
+    ranges.push_back({t.file("f" + std::to_string(i)), 0, static_cast<uint64_t>(100 + i)});
+  }
+  ranges[6].path = t.file("missing");
+  int before = dms_test::open_fd_count();
+  {
+    ReadAhead ra(ranges, 3, 1 << 20);
+    File f0 = ra.open(0, O_RDONLY | O_NOFOLLOW);
+    CHECK(ra.files_ahead() == 3);  // 1, 2, 3 opened and advised
+    char c = 0;
+    CHECK(::pread(f0.fd(), &c, 1, 0) == 1 && c == 'a');
+    File f4 = ra.open(4, O_RDONLY | O_NOFOLLOW);  // 1..3 were skipped: closed, not leaked
+    CHECK(::pread(f4.fd(), &c, 1, 0) == 1 && c == 'e');
+    CHECK(ra.files_ahead() <= 3);
+    CHECK_THROWS_AS(ra.open(6, O_RDONLY | O_NOFOLLOW), SystemError);  // its prefetch failed quietly
+    File f9 = ra.open(9, O_RDONLY | O_NOFOLLOW);
+    CHECK(::pread(f9.fd(), &c, 1, 0) == 1 && c == 'j');
+    CHECK(ra.files_ahead() == 0);
+  }
+  CHECK(dms_test::open_fd_count() == before);
+}
+
+TEST_CASE("read-ahead: the byte budget bounds how far ahead it opens") {
+  TempDir t;
+  std::vector<SourceRange> ranges;
+  for (int i = 0; i < 6; ++i) {
+    write_file(t.file("f" + std::to_string(i)), std::string(1000, 'x'));
+    ranges.push_back({t.file("f" + std::to_string(i)), 0, 1000});
+  }
+  ReadAhead ra(ranges, 100, 2500);
+  File f = ra.open(0, O_RDONLY);
+  CHECK(ra.files_ahead() == 3);  // stops once 2,500 bytes are advised
+}
+
+TEST_CASE("the copier copies a unit of many small files through its read-ahead") {
+  TempDir t;
+  std::vector<CopySpec> specs;
+  std::vector<std::string> data;
+  for (int i = 0; i < 300; ++i) {
+    data.push_back(random_bytes(1 + i * 37, 100 + i));
+    write_file(t.file("s" + std::to_string(i)), data.back());
+    specs.push_back(spec_for(t.file("s" + std::to_string(i)), t.file("d" + std::to_string(i)), 0, data.back().size(),
+                             data.back().size()));
+  }
+  ::unlink(specs[150].src.c_str());  // vanishes before the copy reaches it
+  int before = dms_test::open_fd_count();
+  {
+    UnitCopier c(specs, CopyMethod::CopyFileRange, 4096);
+    auto outs = run(c, 5000);
+    CHECK(outs.size() == 300);
+    for (auto& o : outs) {
+      if (o.index == 150) {
+        CHECK(o.status == PieceStatus::OsError && o.err == ENOENT);
+        continue;
+      }
+      CHECK(o.status == PieceStatus::Ok && o.digest == digest_of(data[o.index].data(), data[o.index].size()));
+      CHECK(read_file(specs[o.index].dst) == data[o.index]);
+    }
+  }
+  CHECK(dms_test::open_fd_count() == before);
+}
+
+TEST_CASE("publish_whole_files: verified files get their metadata and name; a mismatch or a blocked rename does not") {
+  TempDir t;
+  std::string good = random_bytes(5000, 7), other = random_bytes(5000, 8);
+  write_file(t.file(".a.partial"), good);
+  write_file(t.file(".b.partial"), other);  // staged bytes differ from the recorded digest
+  write_file(t.file(".c.partial"), good);
+  CHECK(::mkdir(t.file("c").c_str(), 0755) == 0);  // a non-empty directory holds c's name
+  write_file(t.file("c") + "/keep", "k");
+  auto spec = [&](const std::string& name) {
+    PublishSpec s;
+    s.staged = t.file("." + name + ".partial");
+    s.final_path = t.file(name);
+    s.size = 5000;
+    s.expected = digest_of(good.data(), good.size());
+    s.mode = 0640;
+    s.atime_ns = 1'000'000'000'123;
+    s.mtime_ns = 1'500'000'000'000'000'456;
+    return s;
+  };
+  auto outs = publish_whole_files({spec("a"), spec("b"), spec("c")}, t.file(""), 4096);
+  CHECK(outs.size() == 3);
+  CHECK(outs[0].status == PieceStatus::Ok && read_file(t.file("a")) == good);
+  struct stat st {};
+  CHECK(::stat(t.file("a").c_str(), &st) == 0 && (st.st_mode & 07777) == 0640);
+  CHECK(mtime_ns(t.file("a")) == 1'500'000'000'000'000'456);
+  CHECK(::access(t.file(".a.partial").c_str(), F_OK) != 0);
+  CHECK(outs[1].status == PieceStatus::Mismatch && ::access(t.file("b").c_str(), F_OK) != 0);
+  CHECK(read_file(t.file(".b.partial")) == other);  // left for the caller to remove
+  CHECK(outs[2].status == PieceStatus::OsError && outs[2].call == "rename");
+  CHECK(read_file(t.file("c") + "/keep") == "k");
+  // a duplicate run of the unit finds a's staging file gone and a in place: published already
+  auto again = publish_whole_files({spec("a")}, "", 4096);
+  CHECK(again.size() == 1 && again[0].status == PieceStatus::Ok);
+  // but not when the final name holds other bytes
+  write_file(t.file("d"), other);
+  auto stale = publish_whole_files({spec("d")}, "", 4096);
+  CHECK(stale.size() == 1 && stale[0].status == PieceStatus::OsError && stale[0].err == ENOENT);
 }
 
 TEST_MAIN()

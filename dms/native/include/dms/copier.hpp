@@ -13,6 +13,7 @@
 
 #include "dms/checksum.hpp"
 #include "dms/file.hpp"
+#include "dms/readahead.hpp"
 
 namespace dms {
 
@@ -61,10 +62,16 @@ class UnitCopier {
   size_t next_ = 0;
   bool open_ = false;
   File src_, dst_;
+  ReadAhead readahead_;
   uint64_t cursor_ = 0;
   Hasher hasher_;
   uint64_t bytes_moved_ = 0;
 };
+
+// How far ahead the copier and the sender open and advise sources (ReadAhead).
+constexpr size_t kReadAheadFiles = 128;
+constexpr uint64_t kReadAheadBytes = 64ull << 20;
+std::vector<SourceRange> source_ranges(const std::vector<CopySpec>& specs);
 
 struct VerifySpec {
   std::string path;

@@ -89,6 +89,7 @@ class UnitSender {
   size_t next_ = 0;
   bool open_ = false;
   File src_;
+  ReadAhead readahead_;
   uint64_t cursor_ = 0;
   Hasher hasher_;
   uint64_t seq_ = 0;
