@@ -116,11 +116,15 @@ def wait(
 ) -> dict[str, Any]:
     """Poll the request until it ends; returns its final record.
 
+    The interval starts at 10 ms and grows by half each time up to `poll`, so a short
+    request (a no-change re-sync takes about a second) is seen ending within a few ms,
+    and a long one costs Redis one small read per `poll` seconds.
     `alive` is called on every poll and may raise to abandon the wait (the
     embedded mode uses it to notice that its worker died).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = False
+    interval = min(0.01, poll)
     while True:
         info = store.get(request_id)
         if info is None and seen:
@@ -141,7 +145,8 @@ def wait(
             alive()
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"request {request_id} still {info['state']} after {timeout} s")
-        time.sleep(poll)
+        time.sleep(interval)
+        interval = min(interval * 1.5, poll)
 
 
 def cancel(store: RequestStore, request_id: str) -> str | None:
