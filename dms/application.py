@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import click
 from celery import Celery
+from celery.signals import worker_process_init
 
 __all__ = ["app"]
 
@@ -18,6 +20,16 @@ app.conf.task_cls = "dms.tasks.base:DmsTask"
 app.user_options["worker"].add(
     click.Option(("--dms-node",), default=None, help="DMS: serve this node of workers.yml (DMS_CONFIG).")
 )
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _collect_garbage_rarely(**_: object) -> None:
+    """A pool process allocates a record object per file it moves or walks, and almost none of
+    them are cyclic; CPython's default (a young collection every 700 allocations) spent 3-4 %
+    of the CPU of a small-file sync in gc_collect_main (py-spy). Move what the worker imported
+    out of the collector's view and collect the young generation every 50,000 allocations."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _add_steps() -> None:
