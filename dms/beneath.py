@@ -49,6 +49,11 @@ class Beneath:
             os.close(fd)
         self._fds.clear()
 
+    @property
+    def open_count(self) -> int:
+        """Directory descriptors held now (close() releases them; they reopen on demand)."""
+        return len(self._fds)
+
     def dir_fd(self, reldir: str, create: bool = True) -> int:
         """The descriptor of root/reldir ("" is the root), creating missing directories."""
         reldir = reldir.strip("/")

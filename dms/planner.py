@@ -7,6 +7,7 @@ whatever the size of the tree.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dms import native
+from dms.beneath import Beneath
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
 from dms.paths import staging_path
@@ -134,6 +136,7 @@ def plan_tree(
     # Across clusters the planner cannot see the destination: a serial walk sends every file
     # (the fanned-out walk, the default, asks a destination receiver instead: dms.remote_check).
     visible = params.source_cluster == params.destination_cluster
+    skeleton = _Skeleton(params.destination) if visible and not params.dry_run else None
     quick_check = visible and not params.ignore_times
     if entries is None:  # one serial walk; dms.fanout gives the same entries from subtree tasks
         native_check = quick_check and not params.checksum
@@ -182,6 +185,8 @@ def plan_tree(
             write_units(chunker.take_ready())
         elif isinstance(found, DirRecord):
             dirs.add(found)
+            if skeleton is not None:
+                skeleton.make(found.relpath)
         elif isinstance(found, LinkRecord):
             links.add(found)
             if params.dry_run:
@@ -195,6 +200,8 @@ def plan_tree(
             counts["skipped"] += 1
             log.warning("request %s: skipped %s: %s", rid, found.relpath, found.reason)
             store.log_event(rid, "skipped", path=found.relpath, reason=found.reason)
+    if skeleton is not None:
+        skeleton.close()
     if not params.dry_run:
         write_units(chunker.finish())
     for shards in (files, dirs, links, names):
@@ -217,6 +224,32 @@ def plan_tree(
         name_shards=names.shards,
         excluded=counts["excluded"],
     )
+
+
+class _Skeleton:
+    """Create the destination's directories in walk order as the walk finds them, before the
+    transfers of their files run (they would otherwise each create their own, concurrently).
+
+    Measured here (ext4, 2 cores): 4 processes creating S's 50,000 files in 500 directories
+    they create themselves as they go spend 7.2-8.1 CPU-s in the kernel; with the 500
+    directories made first, in order, by one process, 3.5-3.8 s (decision 0016). Through
+    Beneath, so never through a symlink; a directory that cannot be made is left to the
+    transfers, which report it per file. At most 256 directory descriptors stay open."""
+
+    def __init__(self, root: str) -> None:
+        self.beneath = Beneath(root)
+
+    def make(self, reldir: str) -> None:
+        if self.beneath.open_count >= 256:
+            self.beneath.close()
+        with contextlib.suppress(OSError):
+            self.beneath.dir_fd(reldir)
+
+    def close(self) -> None:
+        self.beneath.close()
+
+    def __del__(self) -> None:  # a plan that raised midway
+        self.beneath.close()
 
 
 def up_to_date(f: FileRecord, params: SyncParams) -> bool:

@@ -176,6 +176,8 @@ def test_symlinks_swapped_into_the_destination_mid_sync_are_never_written_throug
         time.sleep(0.02)
     planner.stop()  # finalize waits in its queue until the swap below is done
     dst.mkdir(exist_ok=True)
+    assert (dst / "a").is_dir() and not (dst / "a").is_symlink()  # made by the planner (decision 0016)
+    (dst / "a").rmdir()
     (dst / "a").symlink_to(outside_a)
     start_worker(params.data_queue)
     while store.get(rid)["tasks_done"] < store.get(rid)["tasks_total"] and time.monotonic() < deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,29 @@ def test_a_resumed_plan_that_finishes_after_its_units_still_sends_finalize(store
     store.reset_for_resume(params.request_id, dataclasses.replace(params, epoch=params.epoch + 1))
     progress = store.mark_planned(params.request_id, tasks_total=0)
     assert progress.all_done and not progress.finalize_sent
+
+
+def test_the_planner_makes_the_directories_before_any_transfer_runs(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any, held_request: Any
+) -> None:
+    """Decision 0016: the destination's directories exist once planning is done, while every
+    transfer still waits in its queue; not one file is there yet. A dry run makes nothing."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for rel in ("a/b/c", "a/empty", "d"):
+        (src / rel).mkdir(parents=True)
+    for rel in ("a/b/c/f", "a/g", "d/h"):
+        (src / rel).write_bytes(b"x" * 100)
+    params, _ = held_request(src, dst, "skeleton")
+    deadline = time.monotonic() + 30
+    while not store.get(params.request_id).get("planned") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    made = sorted(str(p.relative_to(dst)) for p in dst.rglob("*"))
+    assert made == ["a", "a/b", "a/b/c", "a/empty", "d"]
+    rid = unique_id("skeleton-dry")
+    q = rid.replace("-", "_")
+    dry = SyncParams(rid, str(src), str(tmp_path / "dry"), control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}",
+                     dry_run=True)  # fmt: skip
+    start_worker(dry.control_queue)
+    submit(dms_app, store, dry)
+    assert wait(store, rid, timeout=60)["state"] == "SUCCEEDED"
+    assert not (tmp_path / "dry").exists() or list((tmp_path / "dry").iterdir()) == []
