@@ -19,9 +19,6 @@ namespace {
 // to the slice budget bounds the number of small files handled per step.
 constexpr uint64_t kPerPieceCost = 64 * 1024;
 
-// Pieces at least this large have their writeback started as soon as they are written.
-constexpr uint64_t kWriteBehindBytes = 1024 * 1024;
-
 int64_t mtime_ns_of(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }

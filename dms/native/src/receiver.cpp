@@ -1,5 +1,6 @@
 #include "dms/receiver.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 
 #include "dms/checksum.hpp"
+#include "dms/copier.hpp"
 #include "dms/errors.hpp"
 #include "dms/io.hpp"
 
@@ -272,6 +274,8 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
     r.message = "payload hashes to " + r.digest.hex() + ", the sender's trailer says " + expected.hex();
     log_.add(LogLevel::Warning, "peer " + t_.peer() + ": " + h.path + ": " + r.message);
   }
+  if (writing && r.status == wire::Status::Ok && h.length >= kWriteBehindBytes)  // write-behind, as the copier
+    ::sync_file_range(f.fd(), static_cast<off_t>(h.offset), static_cast<off_t>(h.length), SYNC_FILE_RANGE_WRITE);
   if (writing) {
     try {
       f.close();  // reports deferred write errors (NFS, quota)

@@ -68,6 +68,10 @@ class UnitCopier {
   uint64_t bytes_moved_ = 0;
 };
 
+// Pieces at least this large have their writeback started as soon as they are written
+// (sync_file_range(SYNC_FILE_RANGE_WRITE): write-behind, by the copier and the receiver).
+constexpr uint64_t kWriteBehindBytes = 1024 * 1024;
+
 // How far ahead the copier and the sender open and advise sources (ReadAhead).
 constexpr size_t kReadAheadFiles = 128;
 constexpr uint64_t kReadAheadBytes = 64ull << 20;
