@@ -31,6 +31,7 @@ __all__ = [
     "drive",
     "piece_spec",
     "publish_whole_files",
+    "publishable",
     "send_unit",
 ]
 
@@ -62,7 +63,8 @@ class SlicedWorker(Protocol):
     def step(self, max_bytes: int = ...) -> list[tuple[int, str | None, BaseException | None]]: ...
 
 
-Spec = tuple[str, str, int, int, int, int, bool, bool]
+Spec = tuple[str, str, int, int, int, int, bool, bool] | tuple[str, str, int, int, int, int, bool, bool, bool, int,
+                                                                  int, int, int]  # fmt: skip
 
 
 def copy_unit(
@@ -78,6 +80,7 @@ def copy_unit(
     result = UnitResult()
     specs: list[Spec] = []
     runnable: list[UnitPiece] = []
+    chown = os.geteuid() == 0
     with Beneath(params.destination) as beneath:  # never write through a symlink swapped in below the root
         for piece in pieces:
             try:
@@ -85,7 +88,11 @@ def copy_unit(
             except OSError as exc:
                 result.failed.append(FailedPiece(piece.file.file_id, piece.file.relpath, str(exc), exc.errno))
                 continue
-            specs.append(piece_spec(params, piece, parent))
+            spec = piece_spec(params, piece, parent)
+            if publishable(params, piece):  # the copier verifies it and sets its metadata
+                f = piece.file
+                spec = (*spec, True, f.mode, f.uid if chown and f.uid >= 0 else -1, f.gid, f.atime_ns)
+            specs.append(spec)
             runnable.append(piece)
         drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress)
         if not result.cancelled and result.ok and may_publish():
@@ -94,27 +101,31 @@ def copy_unit(
         return result
 
 
+def publishable(params: SyncParams, piece: UnitPiece) -> bool:
+    """Whether the transfer may publish this piece's file: the piece is the whole file, its
+    record carries owner and xattrs, and it has no xattrs to copy (finalize's order, owner
+    then xattrs then mode, keeps an owner change from clearing them)."""
+    return piece.whole_file and piece.full_record and not (params.xattrs and piece.file.xattrs)
+
+
 def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs: Sequence[Spec],
                         result: UnitResult) -> None:  # fmt: skip
-    """Verify and publish each file this unit copied whole, as finalize would: the staged
-    bytes hashed again against the recorded digest, owner, mode and times on the verified
-    file, one syncfs (unless --no-fsync), then the rename. A file with extended attributes
-    to copy is left to finalize (setting an owner may clear some of them, so finalize's
-    order applies). A file that fails is removed from `result.ok` and failed, with its
-    staging file removed (resume copies it again)."""
+    """Publish each file this unit copied whole, as finalize would. The copier already read
+    the staged bytes back against the source's digest and set owner, mode and times on them
+    (spec `finish`); here one syncfs (unless --no-fsync), then the renames. A file that
+    fails is removed from `result.ok` and failed, with its staging file removed (resume
+    copies it again)."""
     piece_of = {(p.file.file_id, p.offset): (p, spec) for p, spec in zip(runnable, specs, strict=True)}
-    chown = os.geteuid() == 0
-    publish: list[tuple[str, str, int, str, int, int, int, int, int]] = []
+    publish: list[tuple[str, str, int, str, int, int, int, int, int, bool]] = []
     owners: list[int] = []  # publish entry -> index into result.ok
     for i, rec in enumerate(result.ok):
         piece, spec = piece_of[(rec.file_id, rec.offset)]
+        if len(spec) <= 8:
+            continue  # not finished by the copier: finalize publishes it
         f = piece.file
-        if not piece.whole_file or not piece.full_record or (params.xattrs and f.xattrs):
-            continue
         staged = spec[1]
         final = os.path.join(os.path.dirname(staged), os.path.basename(f.relpath))
-        uid = f.uid if chown and f.uid >= 0 else -1
-        publish.append((staged, final, f.size, rec.digest, f.mode, uid, f.gid, f.atime_ns, f.mtime_ns))
+        publish.append((staged, final, f.size, rec.digest, f.mode, -1, -1, f.atime_ns, f.mtime_ns, True))
         owners.append(i)
     if not publish:
         return

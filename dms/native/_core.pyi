@@ -5,8 +5,17 @@ from os import PathLike
 
 _Path = str | bytes | PathLike[str] | PathLike[bytes]
 Outcome = tuple[int, str | None, BaseException | None]
-# (src, dst, offset, length, file_size, mtime_ns, check_source[, sparse])
-_CopySpec = tuple[_Path, _Path, int, int, int, int, bool] | tuple[_Path, _Path, int, int, int, int, bool, bool]
+# (src, dst, offset, length, file_size, mtime_ns, check_source[, sparse[, finish, mode, uid, gid, atime_ns]])
+_CopySpec = (
+    tuple[_Path, _Path, int, int, int, int, bool]
+    | tuple[_Path, _Path, int, int, int, int, bool, bool]
+    | tuple[_Path, _Path, int, int, int, int, bool, bool, bool, int, int, int, int]
+)
+# (staged, final, size, digest_hex, mode, uid, gid, atime_ns, mtime_ns[, verified])
+_PublishSpec = (
+    tuple[_Path, _Path, int, str, int, int, int, int, int]
+    | tuple[_Path, _Path, int, str, int, int, int, int, int, bool]
+)
 
 DEFAULT_SLICE_BYTES: int
 DEFAULT_BUFFER_BYTES: int
@@ -93,7 +102,7 @@ def copy_range(src: _Path, dst: _Path, offset: int, length: int, method: str = .
 def hash_range(path: _Path, offset: int, length: int) -> str: ...
 def digest_bytes(data: bytes | bytearray | memoryview) -> str: ...
 def publish_whole_files(
-    specs: Iterable[tuple[_Path, _Path, int, str, int, int, int, int, int]],
+    specs: Iterable[_PublishSpec],
     sync_path: _Path | None = ...,
     buffer_size: int = ...,
 ) -> list[Outcome]: ...

@@ -113,7 +113,9 @@ cdef list _units(vector[c_chunker.WorkUnit] units):
 cdef class UnitCopier:
     """Copies a list of pieces into staging files, a bounded slice per step().
 
-    specs: (src, dst, offset, length, file_size, mtime_ns, check_source) tuples.
+    specs: (src, dst, offset, length, file_size, mtime_ns, check_source[, sparse[, finish, mode,
+    uid, gid, atime_ns]]) tuples; with `finish`, a whole-file piece is read back, compared and
+    given its metadata before its staging file closes (ready for publish_whole_files).
     step() returns (index, digest_hex, None) for each piece that finished and
     (index, None, exception) for each that failed; it never raises for a
     per-piece I/O problem, so one bad file does not stop the others.
@@ -156,6 +158,10 @@ cdef vector[c_copier.CopySpec] _copy_specs(specs) except *:
     for spec in specs:
         src, dst, offset, length, file_size, mtime_ns, check_source = spec[:7]
         s.sparse = bool(spec[7]) if len(spec) > 7 else False
+        s.finish = False
+        if len(spec) > 8 and spec[8]:  # (finish, mode, uid, gid, atime_ns): see CopySpec::finish
+            s.finish = True
+            s.mode, s.uid, s.gid, s.atime_ns = spec[9], spec[10], spec[11], spec[12]
         s.src = os.fsencode(src)
         s.dst = os.fsencode(dst)
         s.offset = offset
@@ -373,14 +379,17 @@ def digest_bytes(const unsigned char[:] data not None):
 def publish_whole_files(specs, sync_path=None, size_t buffer_size=DEFAULT_BUFFER_BYTES):
     """Verify staged whole files, set their metadata and rename them into place.
 
-    specs: (staged, final, size, digest_hex, mode, uid, gid, atime_ns, mtime_ns); uid -1
-    leaves the owner alone. With `sync_path`, one syncfs of its filesystem runs between
+    specs: (staged, final, size, digest_hex, mode, uid, gid, atime_ns, mtime_ns[, verified]); uid -1
+    leaves the owner alone; `verified` (the copier finished the file: UnitCopier spec `finish`)
+    leaves only the rename. With `sync_path`, one syncfs of its filesystem runs between
     the metadata and the renames. Returns, per spec, (index, digest_hex, None) when it
     was published, else (index, None, exception); raises only if that syncfs fails.
     """
     cdef vector[c_publisher.PublishSpec] cspecs
     cdef c_publisher.PublishSpec s
-    for staged, final, size, digest, mode, uid, gid, atime_ns, mtime_ns in specs:
+    for spec in specs:
+        staged, final, size, digest, mode, uid, gid, atime_ns, mtime_ns = spec[:9]
+        s.verified = bool(spec[9]) if len(spec) > 9 else False
         s.staged = os.fsencode(staged)
         s.final_path = os.fsencode(final)
         s.size = size

@@ -2,7 +2,7 @@
 # distutils: language = c++
 """Extern declarations for include/dms/copier.hpp."""
 
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libcpp cimport bool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -31,6 +31,11 @@ cdef extern from "dms/copier.hpp" namespace "dms" nogil:
         int64_t mtime_ns
         bool check_source
         bool sparse
+        bool finish
+        uint32_t mode
+        int64_t uid
+        int64_t gid
+        int64_t atime_ns
 
     cdef struct VerifySpec:
         string path

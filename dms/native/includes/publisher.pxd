@@ -3,6 +3,7 @@
 """Extern declarations for include/dms/publisher.hpp."""
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libcpp cimport bool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
@@ -21,5 +22,6 @@ cdef extern from "dms/publisher.hpp" namespace "dms" nogil:
         int64_t gid
         int64_t atime_ns
         int64_t mtime_ns
+        bool verified
 
     vector[PieceOutcome] publish_whole_files(const vector[PublishSpec]&, const string&, size_t) except +translate_exception

@@ -51,7 +51,33 @@ void piece_failure(PieceOutcome& out, const std::exception_ptr& ep, const std::s
     out.status = PieceStatus::SourceChanged;
     out.path = src_path;
     out.message = e.what();
+  } catch (const IntegrityError& e) {
+    out.status = PieceStatus::Mismatch;
+    out.path = src_path;
+    out.message = e.what();
   }
+}
+
+void finish_for_publishing(const CopySpec& s, const File& dst, const Digest& source_digest,
+                           std::vector<unsigned char>& buffer) {
+  Hasher again;
+  uint64_t done = 0;
+  while (done < s.file_size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), s.file_size - done));
+    size_t got = pread_full(dst, buffer.data(), want, static_cast<off_t>(done));
+    if (got != want) throw IntegrityError(s.dst + ": staged file shorter than the source when read back");
+    again.update(buffer.data(), got);
+    done += got;
+  }
+  if (!(again.digest() == source_digest))
+    throw IntegrityError(s.dst + ": staged bytes read back do not match the digest of the source");
+  if (s.uid >= 0 && ::fchown(dst.fd(), static_cast<uid_t>(s.uid), static_cast<gid_t>(s.gid)) != 0)
+    throw_errno(errno, "fchown", s.dst);
+  if (::fchmod(dst.fd(), static_cast<mode_t>(s.mode)) != 0) throw_errno(errno, "fchmod", s.dst);
+  struct timespec times[2] = {
+      {static_cast<time_t>(s.atime_ns / 1'000'000'000), static_cast<long>(s.atime_ns % 1'000'000'000)},
+      {static_cast<time_t>(s.mtime_ns / 1'000'000'000), static_cast<long>(s.mtime_ns % 1'000'000'000)}};
+  if (::futimens(dst.fd(), times) != 0) throw_errno(errno, "futimens", s.dst);
 }
 
 std::vector<unsigned char> make_io_buffer(size_t buffer_size) {
@@ -95,7 +121,7 @@ void UnitCopier::open_current() {
   const CopySpec& s = specs_[next_];
   src_ = readahead_.open(next_, O_RDONLY | O_NOFOLLOW);
   if (s.check_source) check_source_unchanged("since planning");
-  dst_ = File(s.dst, O_WRONLY | O_CREAT | O_NOFOLLOW, 0600);
+  dst_ = File(s.dst, (s.finish ? O_RDWR : O_WRONLY) | O_CREAT | O_NOFOLLOW, 0600);  // finish reads it back
   // Idempotent: every piece sets the final size, so pieces may run in any
   // order, twice, or concurrently, and a stale longer staging file shrinks.
   truncate_to(dst_, s.file_size);
@@ -151,6 +177,7 @@ void UnitCopier::finish_current(PieceOutcome& out) {
   // next piece is read (write-behind). Advisory: an error here changes nothing.
   if (s.length >= kWriteBehindBytes)
     ::sync_file_range(dst_.fd(), static_cast<off_t>(s.offset), static_cast<off_t>(s.length), SYNC_FILE_RANGE_WRITE);
+  if (s.finish && s.offset == 0 && s.length == s.file_size) finish_for_publishing(s, dst_, hasher_.digest(), buffer_);
   dst_.close();  // reports deferred write errors (NFS, quota)
   src_.close_no_throw();
   open_ = false;

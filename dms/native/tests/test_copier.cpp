@@ -61,6 +61,11 @@ ssize_t enospc_pwrite(int, const void*, size_t, off_t) {
   return -1;
 }
 ssize_t zero_pwrite(int, const void*, size_t, off_t) { return 0; }
+ssize_t flipping_pwrite(int fd, const void* buf, size_t n, off_t off) {  // the disk stores another byte
+  std::string copy(static_cast<const char*>(buf), n);
+  if (!copy.empty()) copy[0] = static_cast<char>(copy[0] ^ 0x20);
+  return ::pwrite(fd, copy.data(), n, off);
+}
 ssize_t exdev_copy(int, off_t*, int, off_t*, size_t, unsigned int) {
   ++g_calls;
   errno = EXDEV;
@@ -240,6 +245,33 @@ TEST_CASE("File is move-only RAII and close() reports errors") {
     CHECK(std::string(e.what()).find("open(" + t.file("missing") + ")") == 0);
     CHECK(e.code().value() == ENOENT);
   }
+}
+
+TEST_CASE("finish: a whole file is read back, gets its metadata, and a bad write is a Mismatch") {
+  TempDir t;
+  std::string data = random_bytes(5000, 21);
+  write_file(t.file("a"), data);
+  write_file(t.file("b"), data);
+  auto finished = [&](const std::string& src, const std::string& dst) {
+    CopySpec s = spec_for(src, dst, 0, data.size(), data.size());
+    s.finish = true;
+    s.mode = 0604;
+    s.atime_ns = 1'000'000'000'000'000'007;
+    return s;
+  };
+  UnitCopier good({finished(t.file("a"), t.file("a.part"))}, CopyMethod::ReadWrite, 1024);
+  auto outs = run(good, 1 << 20);
+  CHECK(outs.size() == 1 && outs[0].status == PieceStatus::Ok);
+  struct stat st {};
+  CHECK(::stat(t.file("a.part").c_str(), &st) == 0 && (st.st_mode & 07777) == 0604);
+  CHECK(mtime_ns(t.file("a.part")) == mtime_ns(t.file("a")));
+  CHECK(static_cast<int64_t>(st.st_atim.tv_sec) == 1'000'000'000);
+  ScopedIoOps guard;
+  io_ops().pwrite = flipping_pwrite;
+  UnitCopier bad({finished(t.file("b"), t.file("b.part"))}, CopyMethod::ReadWrite, 1024);
+  auto bad_outs = run(bad, 1 << 20);
+  CHECK(bad_outs.size() == 1 && bad_outs[0].status == PieceStatus::Mismatch);
+  CHECK(::stat(t.file("b.part").c_str(), &st) == 0 && (st.st_mode & 07777) == 0600);  // never given its metadata
 }
 
 TEST_CASE("read-ahead: every piece gets its own source, skipped ones close, a missing one throws") {

@@ -31,6 +31,15 @@ struct CopySpec {
   int64_t mtime_ns = 0;        // the mtime the planner saw
   bool check_source = true;    // refuse a source whose size or mtime changed
   bool sparse = false;         // zero blocks become holes (rsync -S); forces read/write
+  // A piece that is the whole file may be finished here for publishing: once written, the
+  // staged bytes are read back through the same descriptor and must hash to the source's
+  // digest (else Mismatch), then owner (uid >= 0), mode and times are set on it. Only the
+  // rename is left (publish_whole_files with `verified`).
+  bool finish = false;
+  uint32_t mode = 0600;
+  int64_t uid = -1;
+  int64_t gid = -1;
+  int64_t atime_ns = 0;
 };
 
 struct PieceOutcome {
@@ -103,6 +112,11 @@ class Verifier {
 // Turns a failure that belongs to one piece (SystemError: errno; SourceChangedError)
 // into `out`; rethrows anything else (bad_alloc, logic errors).
 void piece_failure(PieceOutcome& out, const std::exception_ptr& ep, const std::string& src_path);
+
+// For a CopySpec with `finish`: read the staged file back through `dst`, compare with the
+// source's digest (IntegrityError), then set owner, mode and times on `dst`.
+void finish_for_publishing(const CopySpec& s, const File& dst, const Digest& source_digest,
+                           std::vector<unsigned char>& buffer);
 
 // A slice buffer of buffer_size bytes (1..1 GiB, else invalid_argument).
 std::vector<unsigned char> make_io_buffer(size_t buffer_size);

@@ -24,6 +24,7 @@ struct PublishSpec {
   int64_t gid = -1;
   int64_t atime_ns = 0;
   int64_t mtime_ns = 0;
+  bool verified = false;   // the copier did the check and the metadata (CopySpec::finish): rename only
 };
 
 // For each spec: re-read the staged file and compare it with `expected`, then set
