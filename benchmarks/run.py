@@ -1,6 +1,6 @@
 """DMS beside its peers on the same generated data, in one run: one command.
 
-    python -m benchmarks.run            # L, M, S at full size, 3 runs each (about an hour here)
+    python -m benchmarks.run            # L, M, S at full size, 3 runs each (12-20 minutes here)
     python -m benchmarks.run --quick    # the same at scale 0.05: a few minutes
     python -m benchmarks.run --datasets S --repeat 5 --out /tmp/bench
 
