@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import drop_caches  # noqa: E402
+from benchmarks.measure import peak_rss_mib  # noqa: E402
 from tests.services import RedisServer, Worker  # noqa: E402
 
 
@@ -82,22 +83,6 @@ class Sampler(threading.Thread):
                         self.largest_message = max(self.largest_message, len(message))
             except Exception:  # the sampler must never break the benchmark
                 continue
-
-
-def peak_rss_kib(pid: int) -> dict[int, int]:
-    """VmHWM of a process and its descendants."""
-    out = {}
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            out[p] = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            todo.extend(int(c) for c in children)
-        except (OSError, StopIteration):
-            continue
-    return out
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, str]:
@@ -161,7 +146,7 @@ def run(args: argparse.Namespace) -> None:
                         assert last_json["files_uptodate"] >= args.files, last_json  # (+ the marker file)
         finally:
             sampler.stop.set()
-            rss = peak_rss_kib(worker.proc.pid) if worker.proc else {}
+            rss = peak_rss_mib([worker.proc.pid]) if worker.proc else {}
             worker.stop()
             redis.stop()
     med = statistics.median
@@ -171,11 +156,11 @@ def run(args: argparse.Namespace) -> None:
         for name, values in table.items():
             print(f"{label:18s} {name:14s} {med(values):7.2f} s ({min(values):.2f}-{max(values):.2f})  "
                   f"{args.files / med(values):8.0f} files/s  {ref / med(values):5.2f} x rsync -a")  # fmt: skip
-    if rss:
-        main_pid = min(rss)
-        pool = max(v for p, v in rss.items() if p != main_pid)
-        print(f"peak RSS: worker main {rss[main_pid] / 1024:.0f} MiB, "
-              f"largest pool process {pool / 1024:.0f} MiB (the planner runs in one)")  # fmt: skip
+    if rss:  # 'pid name' -> MiB; the worker's main process has the lowest pid of its tree
+        main = min(rss, key=lambda k: int(k.split()[0]))
+        pool = max(v for k, v in rss.items() if k != main)
+        print(f"peak RSS: worker main {rss[main]:.0f} MiB, "
+              f"largest pool process {pool:.0f} MiB (the planner runs in one)")  # fmt: skip
     size, key = sampler.largest_value
     print(f"largest Redis value of a request: {size / 1024:.0f} KiB ({key}); "
           f"largest queued message: {sampler.largest_message} B")  # fmt: skip

@@ -31,11 +31,11 @@ log = logging.getLogger(__name__)
 SLACK_SECONDS = 1.0
 
 
-def restore_orphaned(channel: Any) -> int:
-    """Restore the unacked messages fetched before the Redis server started; how many."""
+def restore_orphaned(channel: Any, server: dict[str, Any]) -> int:
+    """Restore the unacked messages fetched before the Redis server (`server`: its INFO
+    server section) started; how many."""
     client = channel.client
-    uptime = float(client.info("server")["uptime_in_seconds"])
-    started = time.time() - uptime + SLACK_SECONDS
+    started = time.time() - float(server["uptime_in_seconds"]) + SLACK_SECONDS
     tags = client.zrange(channel.unacked_index_key, 0, started, byscore=True)
     for tag in tags:
         channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
@@ -46,11 +46,10 @@ def restore_orphaned(channel: Any) -> int:
 RECENT_RESTART_SECONDS = 600.0
 
 
-def restart_lanes_once(client: Any, app: Any) -> int:
+def restart_lanes_once(client: Any, app: Any, server: dict[str, Any]) -> int:
     """After a Redis restart, once per Redis process (the first worker to reconnect does it):
     restart the lanes of every transferring request (dms.janitor.restart_lane_heads), since
     a message popped but not yet recorded as unacknowledged when Redis died is lost."""
-    server = client.info("server")
     if float(server["uptime_in_seconds"]) > RECENT_RESTART_SECONDS:
         return 0
     if not client.set(f"dms:restarted:{server['run_id']}", "1", nx=True, ex=int(RECENT_RESTART_SECONDS * 2)):
@@ -80,10 +79,11 @@ class RestoreAfterBrokerRestart(bootsteps.StartStopStep):  # type: ignore[misc]
         if channel is None or not hasattr(channel, "unacked_index_key"):
             return  # not the Redis transport
         try:
-            n = restore_orphaned(channel)
+            server = channel.client.info("server")  # uptime and run id of the Redis process reached
+            n = restore_orphaned(channel, server)
             if n:
                 log.warning("restored %d message(s) left unacknowledged by a Redis restart", n)
-            restart_lanes_once(channel.client, c.app)
+            restart_lanes_once(channel.client, c.app, server)
         except Exception as exc:  # never stop a worker from consuming
             log.warning("could not recover from a Redis restart: %s", exc)
 
