@@ -120,7 +120,7 @@ def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs
     owners: list[int] = []  # publish entry -> index into result.ok
     for i, rec in enumerate(result.ok):
         piece, spec = piece_of[(rec.file_id, rec.offset)]
-        if len(spec) <= 8:
+        if not publishable(params, piece):
             continue  # not finished by the copier: finalize publishes it
         f = piece.file
         staged = spec[1]

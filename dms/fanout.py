@@ -29,7 +29,7 @@ from typing import Any
 
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams
-from dms.planner import up_to_date
+from dms.planner import native_quick_check, up_to_date
 from dms.remote_check import remote_up_to_date
 from dms.state import Keys, RequestStore
 from dms.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
@@ -79,17 +79,16 @@ def _encode(entry: Any) -> list[Any]:
 def _walk_rows(store: RequestStore, params: SyncParams, start: str, recursive: bool) -> Iterator[list[Any]]:
     """The entries of a walk as rows; a multi-name file's row carries its inode. Files are
     quick-checked in batches: here when the destination is visible, else by a receiver."""
-    local = params.source_cluster == params.destination_cluster
-    native_check = local and not params.ignore_times and not params.checksum
-    if params.ignore_times or native_check:  # native_check: the walk does it, and yields UpToDate
+    checked_into = native_quick_check(params)
+    if params.ignore_times or checked_into is not None:  # checked_into: the walk does it, and yields UpToDate
         check = None
-    elif local:
+    elif params.source_cluster == params.destination_cluster:
         check = lambda files: [up_to_date(f, params) for f in files]  # noqa: E731
     else:
         check = lambda files: remote_up_to_date(store, params, files)  # noqa: E731
     walk = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
                      specials=params.specials, start=start, recursive=recursive, hardlinks=False,
-                     quick_check_into=params.destination if native_check else None)  # fmt: skip
+                     quick_check_into=checked_into)  # fmt: skip
     rows: list[list[Any]] = []
     files: list[tuple[list[Any], FileRecord]] = []
 

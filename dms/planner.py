@@ -24,7 +24,7 @@ from dms.paths import staging_path
 from dms.state import SHARD, RecordedPiece, RequestStore
 from dms.walk import DirNames, Excluded, Skipped, UpToDate, walk_tree
 
-__all__ = ["PlanTotals", "describe_unit", "plan_tree", "up_to_date"]
+__all__ = ["PlanTotals", "describe_unit", "native_quick_check", "plan_tree", "up_to_date"]
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,10 @@ def plan_tree(
     skeleton = _Skeleton(params.destination) if visible and not params.dry_run else None
     quick_check = visible and not params.ignore_times
     if entries is None:  # one serial walk; dms.fanout gives the same entries from subtree tasks
-        native_check = quick_check and not params.checksum
+        checked_into = native_quick_check(params)
         entries = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
-                            specials=params.specials,
-                            quick_check_into=params.destination if native_check else None)  # fmt: skip
-        quick_check = quick_check and not native_check  # what the walk did not check is checked here
+                            specials=params.specials, quick_check_into=checked_into)  # fmt: skip
+        quick_check = quick_check and checked_into is None  # what the walk did not check is checked here
     else:
         quick_check = False  # the walkers did it, and said so with UpToDate
     for found in entries:
@@ -250,6 +249,14 @@ class _Skeleton:
 
     def __del__(self) -> None:  # a plan that raised midway
         self.beneath.close()
+
+
+def native_quick_check(params: SyncParams) -> str | None:
+    """The destination root for walk_tree's native quick check (quick_check_into), or None
+    where it does not apply: across clusters (a receiver answers), with --ignore-times (no
+    check), with --checksum (up_to_date hashes both copies)."""
+    same_side = params.source_cluster == params.destination_cluster
+    return params.destination if same_side and not params.ignore_times and not params.checksum else None
 
 
 def up_to_date(f: FileRecord, params: SyncParams) -> bool:

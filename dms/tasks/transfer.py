@@ -95,14 +95,16 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         progress = store.record_unit(request_id, unit_index, [], [])
         self.advance(params, unit_index, progress)
         return {"request_id": request_id, "unit": unit_index, "status": "cancelled"}
+
+    def stopped() -> bool:
+        """Cancelled, or resumed or ended meanwhile: checked before the first slice and between
+        slices (a hung task waking up must not create staging files again) and before whole
+        files are published (a late task must not publish an older version)."""
+        return store.is_cancelled(request_id) or store.live_params(request_id, epoch) is None
+
     options: dict[str, Any] = {
-        # stop between slices (and before the first) when cancelled, or when the request was
-        # resumed or ended meanwhile: a hung task waking up must not create staging files again
-        "cancelled": lambda: store.is_cancelled(request_id) or store.live_params(request_id, epoch) is None,
+        "cancelled": stopped,
         "progress": lambda moved: store.report_inflight(request_id, unit_index, moved),
-        # whole files are published by the unit that copied them, unless the request was
-        # cancelled or resumed meanwhile (a late task must not publish an older version)
-        "may_publish": lambda: not store.is_cancelled(request_id) and store.live_params(request_id, epoch) is not None,
     }
     if params.clustered:
         outcome = _transfer_clustered(self, params, unit_index, pieces, options)
@@ -110,7 +112,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
             return {"request_id": request_id, "unit": unit_index, "status": "rerouted"}
         result, via = outcome
     else:
-        result, via = copy_unit(params, pieces, **options), "local"
+        result, via = copy_unit(params, pieces, **options, may_publish=lambda: not stopped()), "local"
     if store.live_params(request_id, epoch) is None:
         # the request ended or was resumed while this ran (a hung worker waking up): its
         # counters belong to someone else now
@@ -155,7 +157,7 @@ def _transfer_clustered(
     if route is None:
         return None
     if route.destination is None:
-        return copy_unit(params, pieces, **options), f"{me.name} local"
+        return copy_unit(params, pieces, **options, may_publish=lambda: not options["cancelled"]()), f"{me.name} local"
     dst = route.destination
 
     attempt = 0
@@ -175,9 +177,8 @@ def _transfer_clustered(
         return sender
 
     via = f"{me.name}/{nic.interface} -> {dst.key}"
-    sending = {k: v for k, v in options.items() if k != "may_publish"}  # the receiver's side publishes at finalize
     try:
-        result = send_unit(params, pieces, make_sender, **sending)
+        result = send_unit(params, pieces, make_sender, **options)
         # a piece the receiver's checksum rejected was corrupted in flight: send it again
         while attempt < CORRUPTION_RETRIES and not result.cancelled:
             again = [p for p, error in result.failed_pieces if isinstance(error, IntegrityError)]
@@ -190,7 +191,7 @@ def _transfer_clustered(
             keep = [i for i, (p, _) in enumerate(result.failed_pieces) if (p.file.file_id, p.offset) not in retried]
             result.failed = [result.failed[i] for i in keep]  # send_unit keeps the two lists in step
             result.failed_pieces = [result.failed_pieces[i] for i in keep]
-            retry = send_unit(params, again, make_sender, **sending)
+            retry = send_unit(params, again, make_sender, **options)
             result.ok += retry.ok
             result.failed += retry.failed
             result.failed_pieces += retry.failed_pieces

@@ -19,10 +19,6 @@ namespace {
 // to the slice budget bounds the number of small files handled per step.
 constexpr uint64_t kPerPieceCost = 64 * 1024;
 
-int64_t mtime_ns_of(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-}
-
 // Runs one piece's step, turning the failures that belong to that piece into
 // an outcome. Anything else (bad_alloc, logic errors) propagates.
 template <typename Body, typename Reset>
@@ -58,26 +54,35 @@ void piece_failure(PieceOutcome& out, const std::exception_ptr& ep, const std::s
   }
 }
 
-void finish_for_publishing(const CopySpec& s, const File& dst, const Digest& source_digest,
-                           std::vector<unsigned char>& buffer) {
-  Hasher again;
+Digest read_back(const File& f, uint64_t size, std::vector<unsigned char>& buffer) {
+  Hasher hasher;
   uint64_t done = 0;
-  while (done < s.file_size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), s.file_size - done));
-    size_t got = pread_full(dst, buffer.data(), want, static_cast<off_t>(done));
-    if (got != want) throw IntegrityError(s.dst + ": staged file shorter than the source when read back");
-    again.update(buffer.data(), got);
+  while (done < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - done));
+    size_t got = pread_full(f, buffer.data(), want, static_cast<off_t>(done));
+    if (got != want)
+      throw IntegrityError(f.path() + ": shorter than its " + std::to_string(size) + " bytes when read back");
+    hasher.update(buffer.data(), got);
     done += got;
   }
-  if (!(again.digest() == source_digest))
-    throw IntegrityError(s.dst + ": staged bytes read back do not match the digest of the source");
-  if (s.uid >= 0 && ::fchown(dst.fd(), static_cast<uid_t>(s.uid), static_cast<gid_t>(s.gid)) != 0)
-    throw_errno(errno, "fchown", s.dst);
-  if (::fchmod(dst.fd(), static_cast<mode_t>(s.mode)) != 0) throw_errno(errno, "fchmod", s.dst);
+  return hasher.digest();
+}
+
+void set_metadata(const File& f, uint32_t mode, int64_t uid, int64_t gid, int64_t atime_ns, int64_t mtime_ns) {
+  if (uid >= 0 && ::fchown(f.fd(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0)
+    throw_errno(errno, "fchown", f.path());
+  if (::fchmod(f.fd(), static_cast<mode_t>(mode)) != 0) throw_errno(errno, "fchmod", f.path());
   struct timespec times[2] = {
-      {static_cast<time_t>(s.atime_ns / 1'000'000'000), static_cast<long>(s.atime_ns % 1'000'000'000)},
-      {static_cast<time_t>(s.mtime_ns / 1'000'000'000), static_cast<long>(s.mtime_ns % 1'000'000'000)}};
-  if (::futimens(dst.fd(), times) != 0) throw_errno(errno, "futimens", s.dst);
+      {static_cast<time_t>(atime_ns / 1'000'000'000), static_cast<long>(atime_ns % 1'000'000'000)},
+      {static_cast<time_t>(mtime_ns / 1'000'000'000), static_cast<long>(mtime_ns % 1'000'000'000)}};
+  if (::futimens(f.fd(), times) != 0) throw_errno(errno, "futimens", f.path());
+}
+
+void finish_for_publishing(const CopySpec& s, const File& dst, const Digest& source_digest,
+                           std::vector<unsigned char>& buffer) {
+  if (!(read_back(dst, s.file_size, buffer) == source_digest))
+    throw IntegrityError(s.dst + ": staged bytes read back do not match the digest of the source");
+  set_metadata(dst, s.mode, s.uid, s.gid, s.atime_ns, s.mtime_ns);
 }
 
 std::vector<unsigned char> make_io_buffer(size_t buffer_size) {
@@ -109,9 +114,9 @@ std::vector<SourceRange> source_ranges(const std::vector<CopySpec>& specs) {
 void check_source_unchanged(const CopySpec& s, const File& src, const char* when) {
   struct stat st = stat_of(src);
   if (!S_ISREG(st.st_mode)) throw SourceChangedError(s.src + ": no longer a regular file " + when);
-  if (static_cast<uint64_t>(st.st_size) != s.file_size || mtime_ns_of(st) != s.mtime_ns)
+  if (static_cast<uint64_t>(st.st_size) != s.file_size || ns_of(st.st_mtim) != s.mtime_ns)
     throw SourceChangedError(s.src + ": changed " + when + " (size " + std::to_string(st.st_size) + ", planned " +
-                             std::to_string(s.file_size) + "; mtime_ns " + std::to_string(mtime_ns_of(st)) +
+                             std::to_string(s.file_size) + "; mtime_ns " + std::to_string(ns_of(st.st_mtim)) +
                              ", planned " + std::to_string(s.mtime_ns) + ")");
 }
 

@@ -124,6 +124,10 @@ void sync_filesystem(const std::string& path) {
   if (::syncfs(dir.fd()) != 0) throw_errno(errno, "syncfs", path);
 }
 
+int64_t ns_of(const struct timespec& t) noexcept {
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
 struct stat stat_of(const File& f) {
   struct stat st {};
   if (::fstat(f.fd(), &st) != 0) throw_errno(errno, "fstat", f.path());

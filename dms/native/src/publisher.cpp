@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <exception>
@@ -16,51 +15,36 @@ namespace dms {
 
 namespace {
 
-// Whether `path` is a regular file of `size` bytes whose digest is `expected`.
-bool holds(const File& f, const std::string& path, uint64_t size, const Digest& expected,
-           std::vector<unsigned char>& buffer, Hasher& hasher) {
+// Whether `f` is a regular file of `size` bytes whose digest is `expected`.
+bool holds(const File& f, uint64_t size, const Digest& expected, std::vector<unsigned char>& buffer) {
   struct stat st = stat_of(f);
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size) return false;
-  hasher.reset();
-  uint64_t done = 0;
-  while (done < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - done));
-    size_t got = pread_full(f, buffer.data(), want, static_cast<off_t>(done));
-    if (got != want) throw IntegrityError(path + ": shrank while being verified");
-    hasher.update(buffer.data(), got);
-    done += got;
-  }
-  return hasher.digest() == expected;
+  return read_back(f, size, buffer) == expected;
 }
 
 // A duplicate run of the same unit (redelivery, a janitor's re-dispatch) may have renamed
 // the staging file already: the file is published if its final name holds the same bytes.
-bool published_by_another_run(const PublishSpec& s, std::vector<unsigned char>& buffer, Hasher& hasher) {
+bool published_by_another_run(const PublishSpec& s, std::vector<unsigned char>& buffer) {
   int fd = ::open(s.final_path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return false;
   File f = File::adopt(fd, s.final_path);
-  return holds(f, s.final_path, s.size, s.expected, buffer, hasher);
+  return holds(f, s.size, s.expected, buffer);
 }
 
 // True when the file must still be renamed, false when it is in place already.
-bool verify_and_set_metadata(const PublishSpec& s, std::vector<unsigned char>& buffer, Hasher& hasher) {
+bool verify_and_set_metadata(const PublishSpec& s, std::vector<unsigned char>& buffer) {
   if (s.verified) return true;
   File f;
   try {
     f = File(s.staged, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (const SystemError& e) {
-    if (e.code().value() == ENOENT && published_by_another_run(s, buffer, hasher)) return false;
+    if (e.code().value() == ENOENT && published_by_another_run(s, buffer)) return false;
     throw;
   }
-  if (!holds(f, s.staged, s.size, s.expected, buffer, hasher))
+  if (!holds(f, s.size, s.expected, buffer))
     throw IntegrityError(s.staged + ": staged bytes do not match the digest of the source (" + std::to_string(s.size) +
                          " bytes expected, digest " + s.expected.hex() + ")");
-  if (s.uid >= 0 && ::fchown(f.fd(), static_cast<uid_t>(s.uid), static_cast<gid_t>(s.gid)) != 0)
-    throw_errno(errno, "fchown", s.staged);
-  if (::fchmod(f.fd(), static_cast<mode_t>(s.mode)) != 0) throw_errno(errno, "fchmod", s.staged);
-  struct timespec times[2] = {{static_cast<time_t>(s.atime_ns / 1'000'000'000), static_cast<long>(s.atime_ns % 1'000'000'000)},
-                              {static_cast<time_t>(s.mtime_ns / 1'000'000'000), static_cast<long>(s.mtime_ns % 1'000'000'000)}};
-  if (::futimens(f.fd(), times) != 0) throw_errno(errno, "futimens", s.staged);
+  set_metadata(f, s.mode, s.uid, s.gid, s.atime_ns, s.mtime_ns);
   f.close();
   return true;
 }
@@ -70,19 +54,14 @@ bool verify_and_set_metadata(const PublishSpec& s, std::vector<unsigned char>& b
 std::vector<PieceOutcome> publish_whole_files(const std::vector<PublishSpec>& specs, const std::string& sync_path,
                                               size_t buffer_size) {
   std::vector<unsigned char> buffer = make_io_buffer(buffer_size);
-  Hasher hasher;
   std::vector<PieceOutcome> outs(specs.size());
   std::vector<bool> rename(specs.size(), false);
   for (size_t i = 0; i < specs.size(); ++i) {
     outs[i].index = i;
     try {
-      rename[i] = verify_and_set_metadata(specs[i], buffer, hasher);
+      rename[i] = verify_and_set_metadata(specs[i], buffer);
       outs[i].digest = specs[i].expected;
-    } catch (const IntegrityError& e) {
-      outs[i].status = PieceStatus::Mismatch;
-      outs[i].path = specs[i].staged;
-      outs[i].message = e.what();
-    } catch (...) {
+    } catch (...) {  // IntegrityError becomes Mismatch
       piece_failure(outs[i], std::current_exception(), specs[i].staged);
     }
   }
@@ -92,7 +71,7 @@ std::vector<PieceOutcome> publish_whole_files(const std::vector<PublishSpec>& sp
     if (::rename(specs[i].staged.c_str(), specs[i].final_path.c_str()) == 0) continue;
     int err = errno;
     try {
-      if (err == ENOENT && published_by_another_run(specs[i], buffer, hasher)) continue;
+      if (err == ENOENT && published_by_another_run(specs[i], buffer)) continue;
     } catch (...) {  // reading the final name failed: the rename's own error is reported
     }
     piece_failure(outs[i], std::make_exception_ptr(SystemError(err, "rename", specs[i].final_path)),

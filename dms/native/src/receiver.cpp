@@ -197,8 +197,7 @@ bool ReceiverSession::up_to_date(const wire::QueryEntry& e, bool checksum) {
   struct stat st {};
   if (::fstat(f.fd(), &st) != 0 || static_cast<uint64_t>(st.st_size) != e.size) return false;
   if (!checksum) {
-    int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-    return mtime == e.mtime_ns && (st.st_mode & 07777) == e.mode;
+    return ns_of(st.st_mtim) == e.mtime_ns && (st.st_mode & 07777) == e.mode;
   }
   Hasher h;
   uint64_t done = 0;

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "dms/file.hpp"
+#include "dms/io.hpp"
 
 namespace dms {
 
@@ -18,8 +19,6 @@ namespace {
 struct CloseDir {
   void operator()(DIR* d) const noexcept { ::closedir(d); }
 };
-
-int64_t ns_of(const struct timespec& t) { return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec; }
 
 int open_directory(const std::string& path) {
   int fd;

@@ -113,6 +113,12 @@ class Verifier {
 // into `out`; rethrows anything else (bad_alloc, logic errors).
 void piece_failure(PieceOutcome& out, const std::exception_ptr& ep, const std::string& src_path);
 
+// The digest of the first `size` bytes of `f`, read back in `buffer`-sized preads;
+// IntegrityError naming the file if it is shorter.
+Digest read_back(const File& f, uint64_t size, std::vector<unsigned char>& buffer);
+// Owner (when uid >= 0), mode and times, set on the open descriptor `f`.
+void set_metadata(const File& f, uint32_t mode, int64_t uid, int64_t gid, int64_t atime_ns, int64_t mtime_ns);
+
 // For a CopySpec with `finish`: read the staged file back through `dst`, compare with the
 // source's digest (IntegrityError), then set owner, mode and times on `dst`.
 void finish_for_publishing(const CopySpec& s, const File& dst, const Digest& source_digest,

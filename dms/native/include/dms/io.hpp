@@ -62,5 +62,7 @@ bool all_zero(const void* buf, size_t n) noexcept;
 // of small files, where one fsync per file would cost a journal commit each.
 void sync_filesystem(const std::string& path);
 struct stat stat_of(const File& f);
+// A stat time (st_mtim, st_atim) in nanoseconds since the epoch.
+int64_t ns_of(const struct timespec& t) noexcept;
 
 }  // namespace dms
