@@ -195,9 +195,17 @@ class UnitProgress:
 # Records a unit's outcome once: digests and failures are first-write-wins, and
 # the counters move only for what was new, so a redelivered task counts once.
 # ARGV[1] is the unit index, or "" to record failures that belong to no unit
-# (finalize's verification and publish failures).
+# (finalize's verification and publish failures). Nothing is recorded into a request
+# that has ended: a task that woke up after its request ended (a hung node) may have
+# passed its own check just before, and finalize has dropped the digests it would
+# count as new.
 _RECORD_UNIT = """
 local req = KEYS[1]
+local state = redis.call('HGET', req, 'state')
+if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
+  local v = redis.call('HMGET', req, 'tasks_done', 'tasks_total', 'planned', 'finalize_sent')
+  return {0, tonumber(v[1] or '0'), tonumber(v[2] or '-1'), v[3] or '', v[4] or '', 0}
+end
 local first = false
 if ARGV[1] ~= '' then
   first = redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 0
@@ -246,8 +254,11 @@ return 1
 """
 
 
-# Sets each file's published bit and counts only the bits that were not set yet.
+# Sets each file's published bit and counts only the bits that were not set yet; not in a
+# request that has ended (as _RECORD_UNIT: a task that woke up late records nothing).
 _MARK_PUBLISHED = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then return 0 end
 local new = 0
 for i = 1, #ARGV do
   if redis.call('SETBIT', KEYS[2], ARGV[i], 1) == 0 then new = new + 1 end

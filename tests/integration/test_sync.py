@@ -315,6 +315,28 @@ def test_the_walk_fans_out_over_subtrees(tmp_path: Path, dms_app: Any, store: An
     assert not list(store.r.scan_iter(f"dms:req:{rid}:walk:*"))  # the walk's keys are gone
 
 
+def test_nothing_is_recorded_into_a_request_that_has_ended(store: Any) -> None:
+    """A task that passed its own liveness check just before its request ended (a hung node
+    waking up) records nothing: no digest, no bytes, no unit, no published file."""
+    from dms.model import RequestState
+    from dms.state import RecordedPiece
+
+    rid = unique_id("ended")
+    store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))
+    store.mark_planned(rid, tasks_total=2)
+    assert store.record_unit(rid, 0, [RecordedPiece(0, 0, 10, "a" * 32)], []).first
+    assert store.mark_published(rid, [0]) == 1
+    store.set_state(rid, RequestState.SUCCEEDED)
+    before = store.get(rid)
+    late = store.record_unit(rid, 1, [RecordedPiece(1, 0, 20, "b" * 32)], [])
+    assert not late.first and late.tasks_done == 1
+    assert store.mark_published(rid, [1]) == 0
+    after = store.get(rid)
+    for key in ("bytes_done", "tasks_done", "files_done", "files_failed"):
+        assert after[key] == before[key], key
+    assert not store.unit_done(rid, 1)
+
+
 def test_a_resumed_plan_that_finishes_after_its_units_still_sends_finalize(store: Any) -> None:
     """Regression: after a resume, finalize_sent is stored as "0"; the planner read it as true
     when every unit had finished before the plan was marked, and finalize was never sent
