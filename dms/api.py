@@ -58,5 +58,5 @@ def sync(
         **options,
     )
     with control_plane(config, worker_concurrency=params.parallelism) as plane:
-        submit(plane.app, plane.store, params, config=load_config(config) if config else None)
+        submit(plane.sender, plane.store, params, config=load_config(config) if config else None)
         return summarize(params.request_id, wait(plane.store, params.request_id, timeout=timeout, alive=plane.alive))

@@ -13,14 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery
-
 from dms.config import DmsConfig
 from dms.errors import RequestError, RequestExists
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.paths import validate_pair
-from dms.placement import check_roots
-from dms.settings import active_config
+from dms.publishing import TaskSender
 from dms.state import RequestStore
 
 __all__ = ["cancel", "new_request_id", "resume", "submit", "wait"]
@@ -32,9 +29,16 @@ def new_request_id() -> str:
 
 
 def submit(
-    app: Celery, store: RequestStore, params: SyncParams, *, check_paths: bool = True, config: DmsConfig | None = None
+    app: TaskSender,
+    store: RequestStore,
+    params: SyncParams,
+    *,
+    check_paths: bool = True,
+    config: DmsConfig | None = None,
 ) -> str:
     """Record the request in Redis and publish its dms.plan task; returns the request id.
+
+    `app` publishes: the Celery app, or the lighter dms.publishing.KombuSender.
 
     With check_paths, bad paths are refused here with a PathError before
     anything is recorded; the planner checks them again where it runs. A
@@ -43,7 +47,10 @@ def submit(
     """
     if not params.request_id or any(c.isspace() or c in "/:*?" for c in params.request_id):
         raise RequestError(f"request id {params.request_id!r}: use letters, digits, '.', '_' or '-'")
-    if params.clustered:
+    if params.clustered:  # imported here: a local sync's client never loads the cluster registry
+        from dms.placement import check_roots
+        from dms.settings import active_config
+
         check_roots(config or active_config(), params)  # the paths may not be visible here: check the roots
     elif check_paths:
         validate_pair(params.source, params.destination)
@@ -67,7 +74,7 @@ def submit(
 
 
 def resume(
-    app: Celery, store: RequestStore, request_id: str, *, force: bool = False, params: SyncParams | None = None
+    app: TaskSender, store: RequestStore, request_id: str, *, force: bool = False, params: SyncParams | None = None
 ) -> str:
     """Run an interrupted, failed or cancelled request again, moving only what is missing.
 
@@ -97,7 +104,7 @@ def resume(
     return request_id
 
 
-def _publish_plan(app: Celery, store: RequestStore, params: SyncParams) -> None:
+def _publish_plan(app: TaskSender, store: RequestStore, params: SyncParams) -> None:
     try:
         app.send_task("dms.plan", args=(params.request_id, params.epoch), queue=params.control_queue)
     except Exception as exc:
@@ -114,39 +121,40 @@ def wait(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     alive: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Poll the request until it ends; returns its final record.
+    """Follow the request until it ends; returns its final record.
 
-    The interval starts at 10 ms and grows by half each time up to `poll`, so a short
-    request (a no-change re-sync takes about a second) is seen ending within a few ms,
-    and a long one costs Redis one small read per `poll` seconds.
+    The request's end is published on its Keys.ended channel as the state is written
+    (RequestStore.set_state), and this sleeps on that subscription: a short request
+    (a no-change re-sync takes well under a second) is seen ending at once, not at the
+    next poll. The state is still read every `poll` seconds, for `on_progress` and as
+    the authority if the subscription is lost (a Redis restart).
     `alive` is called on every poll and may raise to abandon the wait (the
     embedded mode uses it to notice that its worker died).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = False
-    interval = min(0.01, poll)
-    while True:
-        info = store.get(request_id)
-        if info is None and seen:
-            raise RequestError(
-                f"request {request_id!r} vanished from Redis while it ran: Redis lost its data (restarted "
-                "without persistence, or flushed; docs/operations.md, 'Redis'). Nothing partial was published. "
-                f"Submit the same source and destination again with --id {request_id} to finish it: files "
-                "already published are skipped."
-            )
-        if info is None:
-            raise RequestError(f"no such request: {request_id!r}")
-        seen = True
-        if on_progress:
-            on_progress(info)
-        if RequestState(info["state"]) in TERMINAL_STATES:
-            return info
-        if alive:
-            alive()
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"request {request_id} still {info['state']} after {timeout} s")
-        time.sleep(interval)
-        interval = min(interval * 1.5, poll)
+    with store.end_signal(request_id) as ended:
+        while True:
+            info = store.get(request_id)
+            if info is None and seen:
+                raise RequestError(
+                    f"request {request_id!r} vanished from Redis while it ran: Redis lost its data (restarted "
+                    "without persistence, or flushed; docs/operations.md, 'Redis'). Nothing partial was "
+                    f"published. Submit the same source and destination again with --id {request_id} to "
+                    "finish it: files already published are skipped."
+                )
+            if info is None:
+                raise RequestError(f"no such request: {request_id!r}")
+            seen = True
+            if on_progress:
+                on_progress(info)
+            if RequestState(info["state"]) in TERMINAL_STATES:
+                return info
+            if alive:
+                alive()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"request {request_id} still {info['state']} after {timeout} s")
+            ended.sleep(poll)
 
 
 def cancel(store: RequestStore, request_id: str) -> str | None:

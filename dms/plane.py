@@ -9,10 +9,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from celery import Celery
-
 from dms.embedded import EmbeddedService, default_state_dir
 from dms.errors import RequestError
+from dms.publishing import KombuSender
 from dms.settings import resolve_endpoints
 from dms.state import RequestStore, connect
 
@@ -21,7 +20,7 @@ __all__ = ["ControlPlane", "control_plane"]
 
 @dataclass
 class ControlPlane:
-    app: Celery
+    sender: KombuSender  # publishes dms.plan (dms.publishing: no Celery app in a client)
     store: RequestStore
     embedded: EmbeddedService | None
 
@@ -39,25 +38,21 @@ def control_plane(
 
     worker_concurrency > 0 asks for an embedded worker too (a sync); 0 only
     needs the state (status, list), and a missing embedded state is an error.
-    The embedded mode publishes through a private Celery app: the shared one
-    keeps its broker connection pool for the life of the process.
+    The sender's broker connection is closed on the way out.
     """
     endpoints = resolve_endpoints(config_path, environ)
     if endpoints.configured:
-        from dms.application import app
-
-        app.conf.broker_url = endpoints.broker_url
-        app.conf.result_backend = endpoints.result_backend
-        yield ControlPlane(app, RequestStore(connect(endpoints.state_url)), None)
+        sender = KombuSender(endpoints.broker_url)
+        try:
+            yield ControlPlane(sender, RequestStore(connect(endpoints.state_url)), None)
+        finally:
+            sender.close()
         return
     if not worker_concurrency and not (default_state_dir() / "appendonlydir").exists():
         raise RequestError(f"no embedded requests yet (state directory {default_state_dir()})")
     with EmbeddedService(worker_concurrency=worker_concurrency) as service:
-        private = Celery("dms-embedded-client")
-        private.config_from_object("celeryconfig")
-        private.conf.broker_url = service.broker_url
-        private.conf.result_backend = service.broker_url
+        sender = KombuSender(service.broker_url)
         try:
-            yield ControlPlane(private, RequestStore(connect(service.state_url)), service)
+            yield ControlPlane(sender, RequestStore(connect(service.state_url)), service)
         finally:
-            private.pool.force_close_all()
+            sender.close()

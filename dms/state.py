@@ -23,6 +23,7 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:inflight           hash   unit -> bytes moved so far by its running transfer
     dms:req:R:cancel             string present when a cancel was asked for
     dms:req:R:chain              string the caller's Celery chain, re-dispatched by finalize
+    dms:req:R:ended              channel (pub/sub, not a key) the terminal state, published as it is set
     dms:req:R:finalize_lock      string held by the finalize task that is running
 
 No value grows with the size of the tree beyond a shard (SHARD files) or a
@@ -32,6 +33,7 @@ that runs twice (redelivery) counts once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -51,6 +53,7 @@ __all__ = [
     "EVENTS_CAP",
     "REQUESTS_INDEX",
     "SHARD",
+    "EndSignal",
     "FailedPiece",
     "Keys",
     "RecordedPiece",
@@ -130,6 +133,7 @@ class Keys:
         self.inflight = f"{self.base}:inflight"
         self.cancel = f"{self.base}:cancel"
         self.chain = f"{self.base}:chain"
+        self.ended = f"{self.base}:ended"  # pub/sub channel: the terminal state, once
         self.dryrun = f"{self.base}:dryrun"
         self.carry = f"{self.base}:carry"
         self.routes = f"{self.base}:routes"
@@ -198,11 +202,13 @@ class UnitProgress:
 # (finalize's verification and publish failures). Nothing is recorded into a request
 # that has ended: a task that woke up after its request ended (a hung node) may have
 # passed its own check just before, and finalize has dropped the digests it would
-# count as new.
+# count as new. Nor into a request that does not exist: Redis lost its data while the
+# task ran, and what it wrote would be taken by a resubmission under the same id as
+# its own (a unit marked done that the new plan never copied).
 _RECORD_UNIT = """
 local req = KEYS[1]
 local state = redis.call('HGET', req, 'state')
-if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
+if not state or state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
   local v = redis.call('HMGET', req, 'tasks_done', 'tasks_total', 'planned', 'finalize_sent')
   return {0, tonumber(v[1] or '0'), tonumber(v[2] or '-1'), v[3] or '', v[4] or '', 0}
 end
@@ -244,21 +250,25 @@ return {first and 1 or 0, done, tonumber(v[1] or '-1'), v[2] or '', v[3] or '', 
 """
 
 # Moves a request to a new state unless it already ended: a late duplicate
-# task must never turn a SUCCEEDED request back into TRANSFERRING.
+# task must never turn a SUCCEEDED request back into TRANSFERRING. ARGV[1] is the
+# channel to announce the end on ("" when the new state is not terminal), so a
+# waiter wakes in the same moment the state is written, not at its next poll.
 _SET_STATE = """
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return -1 end
 if cur == 'SUCCEEDED' or cur == 'FAILED' or cur == 'CANCELLED' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[3]) end
 return 1
 """
 
 
 # Sets each file's published bit and counts only the bits that were not set yet; not in a
-# request that has ended (as _RECORD_UNIT: a task that woke up late records nothing).
+# request that has ended or does not exist (as _RECORD_UNIT: a task that woke up late, or
+# outlived Redis's data, records nothing).
 _MARK_PUBLISHED = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then return 0 end
+if not state or state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then return 0 end
 local new = 0
 for i = 1, #ARGV do
   if redis.call('SETBIT', KEYS[2], ARGV[i], 1) == 0 then new = new + 1 end
@@ -286,6 +296,49 @@ return out
 """
 
 
+class EndSignal:
+    """A subscription to one request's end (the Keys.ended channel) for a waiter to sleep on.
+
+    Subscribed before the waiter's first read of the state, so an end that lands between
+    a read and the next sleep is still heard. It only shortens sleeps: the state in the
+    hash stays the authority, and any Redis error turns it into a plain time.sleep.
+    """
+
+    def __init__(self, client: Any, channel: str) -> None:
+        self._pubsub: Any = None
+        try:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(channel)
+            self._pubsub = pubsub
+        except (redis.RedisError, OSError):
+            pass
+
+    def sleep(self, seconds: float) -> None:
+        """Return after `seconds`, or as soon as the request's end is published."""
+        deadline = time.monotonic() + seconds
+        if self._pubsub is not None:
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    if self._pubsub.get_message(timeout=left) is not None:
+                        return
+                return
+            except (redis.RedisError, OSError):
+                self.close()
+        time.sleep(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                self._pubsub.close()
+            self._pubsub = None
+
+    def __enter__(self) -> EndSignal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 class RequestStore:
     """All reads and writes of request state; tasks and the CLI go through here."""
 
@@ -302,14 +355,28 @@ class RequestStore:
     def create(self, params: SyncParams) -> None:
         keys = Keys(params.request_id)
         now = time.time()
+        leftovers = bool(self.r.exists(keys.req))
         created = self.r.hsetnx(keys.req, "params", params.to_json())
         if not created:
             current = self.r.hget(keys.req, "state") or "unknown"
             raise RequestExists(f"request id {params.request_id!r} is already in use (state {current})")
+        if leftovers:
+            self._drop_leftovers(params.request_id)
         fields: dict[str, Any] = {"state": RequestState.PENDING.value, "created_at": now, "updated_at": now}
         fields.update({name: 0 for name in _INT_FIELDS})
         self.r.hset(keys.req, mapping=fields)
         self.r.zadd(REQUESTS_INDEX, {params.request_id: now})
+
+    def _drop_leftovers(self, request_id: str) -> None:
+        """Delete what a request id's keys held before create() gave it params: writes of tasks
+        that outlived Redis's data (a restart without persistence) before the scripts refused
+        them, or of an older DMS. Rare, so a SCAN of the id's keys is affordable here."""
+        keys = Keys(request_id)
+        pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in keys.base) + ":*"  # the id is literal
+        stale = list(self.r.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(stale), 500):
+            self.r.delete(*stale[start : start + 500])
+        self.r.hdel(keys.req, *[f for f in self.r.hkeys(keys.req) if f != "params"])
 
     def exists(self, request_id: str) -> bool:
         return bool(self.r.exists(Keys(request_id).req))
@@ -350,12 +417,17 @@ class RequestStore:
         """Set the state (and fields) unless the request already ended; True if it moved."""
         now = time.time()
         values: dict[str, Any] = {"state": state.value, "updated_at": now, **fields}
+        keys = Keys(request_id)
+        argv: list[Any] = [keys.ended if state in TERMINAL_STATES else ""]  # ARGV[3] is then the state
         if state in TERMINAL_STATES:
             values["finished_at"] = now
-        argv: list[Any] = []
         for name, value in values.items():
             argv += [name, value]
-        return int(self._set_state(keys=[Keys(request_id).req], args=argv)) == 1
+        return int(self._set_state(keys=[keys.req], args=argv)) == 1
+
+    def end_signal(self, request_id: str) -> EndSignal:
+        """Subscribe to the request's end; set_state publishes it with the terminal state."""
+        return EndSignal(self.r, Keys(request_id).ended)
 
     def is_cancelled(self, request_id: str) -> bool:
         return bool(self.r.exists(Keys(request_id).cancel))

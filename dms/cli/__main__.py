@@ -1,5 +1,5 @@
 """`python -m dms.cli` is `dms-submit`."""
 
-from dms.cli import main
+from dms.cli import run
 
-main()
+run()

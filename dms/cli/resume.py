@@ -29,7 +29,7 @@ def resume(obj: dict[str, str | None], request_id: str, force: bool, wait_: bool
     failed request with `sync --id REQUEST_ID` and the same paths does the same."""
     try:
         with control_plane(obj, worker_concurrency=4) as plane:  # embedded: a worker to run it
-            resume_request(plane.app, plane.store, request_id, force=force)
+            resume_request(plane.sender, plane.store, request_id, force=force)
             if not (wait_ or plane.embedded is not None):
                 click.echo(request_id)
                 return

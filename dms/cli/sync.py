@@ -150,7 +150,7 @@ def sync(
             filters=_ordered_rules(click.get_current_context(), include, exclude),
         )
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
-            submit(plane.app, plane.store, params)
+            submit(plane.sender, plane.store, params)
             embedded = plane.embedded is not None
             if not (wait_ or embedded):
                 click.echo(

@@ -337,6 +337,31 @@ def test_nothing_is_recorded_into_a_request_that_has_ended(store: Any) -> None:
     assert not store.unit_done(rid, 1)
 
 
+def test_a_request_lost_by_redis_takes_no_late_writes_and_its_id_starts_clean(store: Any) -> None:
+    """Redis lost its data while a task ran: the task's late record and publish marks write
+    nothing into the missing request, and if keys of the id were left anyway (an older DMS,
+    a late inflight report), a new request under the same id does not inherit them: no unit
+    counts as done, no file as published, no bytes as moved."""
+    from dms.state import RecordedPiece
+
+    rid = unique_id("lost")
+    late = store.record_unit(rid, 0, [RecordedPiece(0, 0, 10, "a" * 32)], [])
+    assert not late.first and store.mark_published(rid, [0]) == 0
+    assert not store.r.exists(Keys(rid).req) and not store.unit_done(rid, 0)
+    keys = Keys(rid)  # leftovers as a task of a lost incarnation could leave them
+    store.report_inflight(rid, 2, 100)
+    store.r.setbit(keys.units_done, 1, 1)
+    store.r.setbit(keys.dispatched, 3, 1)
+    store.r.hset(keys.req, mapping={"tasks_done": 1, "bytes_done": 10})
+    store.r.hset(keys.digests(0), "0:0", "10:" + "a" * 32)
+    store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))
+    info = store.get(rid)
+    assert info["state"] == "PENDING" and info["tasks_done"] == 0 and info["bytes_done"] == 0
+    assert info["bytes_inflight"] == 0
+    assert not store.unit_done(rid, 1) and not store.was_dispatched(rid, 3)
+    assert not store.r.exists(keys.digests(0))
+
+
 def test_a_resumed_plan_that_finishes_after_its_units_still_sends_finalize(store: Any) -> None:
     """Regression: after a resume, finalize_sent is stored as "0"; the planner read it as true
     when every unit had finished before the plan was marked, and finalize was never sent

@@ -1,0 +1,96 @@
+"""Publish a DMS task from a process that does not run the Celery app: dms-submit, dms.sync().
+
+A client publishes one message per request (dms.plan), and building a Celery app to do
+it (importing celery, its app and backend machinery, then send_task) took about 0.12 s
+of a cold `dms-submit` start, a tenth of a no-change re-sync of 50,000 files
+(docs/performance.md). kombu, the messaging library Celery itself publishes with, does the
+same publish for a fraction of the imports.
+
+The message is Celery's task protocol 2 ("Message Protocol" in Celery's docs), field for
+field as `app.amqp.as_task_v2` builds it, published like `send_task` does: by the default
+exchange to the queue named as routing key, the queue declared first, with the publish
+retry policy of celeryconfig (ride out a Redis restart). tests/unit/test_publishing.py
+compares it with the message Celery builds, so a Celery upgrade that changes the protocol
+fails a test, not a sync. Workers and the janitor keep using the Celery app.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Any, Protocol
+
+__all__ = ["KombuSender", "TaskSender", "task_message"]
+
+
+class TaskSender(Protocol):
+    """What submitting a request needs of a Celery app: the Celery app itself or a KombuSender."""
+
+    def send_task(self, name: str, args: tuple[Any, ...] = (), *, queue: str) -> Any: ...
+
+
+def task_message(name: str, args: tuple[Any, ...], task_id: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(body, headers, properties) of a task message in Celery's protocol 2, no options set."""
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": name,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": repr(tuple(args)),
+        "kwargsrepr": "{}",
+        "origin": f"gen{os.getpid()}@{socket.gethostname()}",
+        "ignore_result": None,  # as send_task sends it: the task's own setting applies
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    body: tuple[Any, ...] = (list(args), {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+    properties = {"correlation_id": task_id, "reply_to": ""}
+    return body, headers, properties
+
+
+class KombuSender:
+    """Publishes task messages to DMS's broker with kombu; one connection, opened on first use."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+        self._connection: Any = None
+
+    def send_task(self, name: str, args: tuple[Any, ...] = (), *, queue: str) -> str:
+        """Publish task `name` with `args` to `queue`; returns the task id."""
+        from kombu import Connection, Exchange, Queue  # type: ignore[attr-defined]
+
+        import celeryconfig
+
+        if self._connection is None:
+            options = celeryconfig.broker_transport_options
+            self._connection = Connection(self.broker_url, transport_options=options)  # type: ignore[no-untyped-call]
+        task_id = str(uuid.uuid4())
+        body, headers, properties = task_message(name, args, task_id)
+        producer = self._connection.Producer(serializer="json")
+        producer.publish(
+            body,
+            exchange="",
+            routing_key=queue,
+            headers=headers,
+            delivery_mode=2,
+            declare=[Queue(queue, Exchange(queue), routing_key=queue)],  # type: ignore[no-untyped-call]
+            retry=True,
+            retry_policy=celeryconfig.task_publish_retry_policy,
+            **properties,
+        )
+        return task_id
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+            self._connection = None

@@ -1,0 +1,77 @@
+"""The client side of a request against a real Redis: the dms.plan message the CLI
+publishes with kombu is the message Celery would publish, and a waiter wakes on the end."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from typing import Any
+
+from dms.client import wait
+from dms.model import RequestState, make_params
+from dms.publishing import KombuSender
+from tests.services import RedisServer
+
+#: Fields that differ between any two messages: fresh ids.
+_FRESH = {"id", "root_id", "correlation_id", "delivery_tag", "reply_to"}
+
+
+def _only_message(redis_client: Any, queue: str) -> dict[str, Any]:
+    raw = redis_client.lrange(queue, 0, -1)
+    assert len(raw) == 1, raw
+    message: dict[str, Any] = json.loads(raw[0])
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    return message
+
+
+def _without_fresh(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in _FRESH}
+
+
+def test_kombu_sender_publishes_the_message_celery_publishes(
+    redis_server: RedisServer, dms_app: Any, store: Any
+) -> None:
+    r = store.r
+    r.delete("test.pub.celery", "test.pub.kombu")
+    dms_app.send_task("dms.plan", args=("r-1", 7), queue="test.pub.celery")
+    sender = KombuSender(redis_server.broker_url)
+    try:
+        task_id = sender.send_task("dms.plan", args=("r-1", 7), queue="test.pub.kombu")
+    finally:
+        sender.close()
+    theirs = _only_message(r, "test.pub.celery")
+    ours = _only_message(r, "test.pub.kombu")
+
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"] == task_id
+    assert set(ours) == set(theirs)
+    assert ours["body"] == theirs["body"] == [["r-1", 7], {}, {"callbacks": None, "errbacks": None,
+                                                               "chain": None, "chord": None}]  # fmt: skip
+    assert _without_fresh(ours["headers"]) == _without_fresh(theirs["headers"])
+    ours_props, theirs_props = _without_fresh(ours["properties"]), _without_fresh(theirs["properties"])
+    assert ours_props.pop("delivery_info") == {"exchange": "", "routing_key": "test.pub.kombu"}
+    assert theirs_props.pop("delivery_info") == {"exchange": "", "routing_key": "test.pub.celery"}
+    assert ours_props == theirs_props
+    for key in ("content-type", "content-encoding"):
+        assert ours[key] == theirs[key]
+    # declared like Celery declares it: the queue's binding is recorded
+    assert r.smembers("_kombu.binding.test.pub.kombu") == {"test.pub.kombu\x06\x16\x06\x16test.pub.kombu"}
+    r.delete("test.pub.celery", "test.pub.kombu")
+
+
+def test_wait_wakes_when_the_request_ends_not_at_its_next_poll(store: Any, tmp_path: Any) -> None:
+    """wait() with a 60 s poll returns as soon as another client ends the request: the end is
+    published as the state is written (a waiter that only polled would sleep a minute)."""
+    (tmp_path / "src").mkdir()
+    params = make_params(str(tmp_path / "src"), str(tmp_path / "dst"), request_id=f"endsig-{time.time_ns()}")
+    store.create(params)
+    ender = threading.Timer(0.5, store.set_state, args=(params.request_id, RequestState.SUCCEEDED))
+    ender.start()
+    started = time.monotonic()
+    try:
+        info = wait(store, params.request_id, poll=60.0, timeout=120.0)
+    finally:
+        ender.cancel()
+    assert info["state"] == RequestState.SUCCEEDED.value
+    assert time.monotonic() - started < 30, "the end was not heard; wait() fell back to its 60 s poll"
