@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 
@@ -184,7 +185,11 @@ def _verify_and_rename(
 
 def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> None:
     """Create empty directories and set modes and times, deepest first, so setting
-    a child's times never disturbs its parent's mtime afterwards."""
+    a child's times never disturbs its parent's mtime afterwards.
+
+    What already matches is left alone, as rsync does: a chown, chmod or utime that
+    changes nothing still changes the inode's ctime, and each such inode is then
+    written back to disk (a no-change re-sync of 500 directories dirtied all 500)."""
     dirs: list[DirRecord] = []
     for shard in range(dir_shards):
         dirs.extend(store.load_dirs(params.request_id, shard))
@@ -193,31 +198,41 @@ def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> Non
         for d in dirs:
             try:
                 fd = beneath.dir_fd(d.relpath)  # created if missing; never a symlink swapped in
-                apply_owner_and_xattrs(fd, d.uid, d.gid, d.xattrs, params.xattrs)
-                os.chmod(fd, d.mode)
-                os.utime(fd, ns=(d.atime_ns, d.mtime_ns))
+                st = os.fstat(fd)
+                apply_owner_and_xattrs(fd, d.uid, d.gid, d.xattrs, params.xattrs, current=st)
+                if stat.S_IMODE(st.st_mode) != d.mode:
+                    os.chmod(fd, d.mode)
+                if st.st_mtime_ns != d.mtime_ns:  # atime alone is not worth an inode write: any
+                    os.utime(fd, ns=(d.atime_ns, d.mtime_ns))  # listing of the directory moves it
             except OSError as exc:
                 store.add_error(params.request_id, d.relpath or ".", f"directory metadata: {exc}", exc.errno)
                 log.warning("request %s: directory %s: %s", params.request_id, d.relpath or ".", exc)
 
 
-def apply_owner_and_xattrs(target: str | int, uid: int, gid: int, xattrs: Xattrs, with_xattrs: bool) -> None:
+def apply_owner_and_xattrs(
+    target: str | int, uid: int, gid: int, xattrs: Xattrs, with_xattrs: bool, current: os.stat_result | None = None
+) -> None:
     """Owner when running as root (rsync -o -g needs root too); extended attributes where the
     destination supports them (an unsupported or forbidden one is logged, not fatal).
-    `target` is an open descriptor, or a path whose last component is not followed."""
-    if os.geteuid() == 0 and uid >= 0:
+    `target` is an open descriptor, or a path whose last component is not followed.
+    With `current` (target's stat), an owner that matches is not set again; an attribute
+    whose value matches never is (either would change the inode's ctime for nothing)."""
+    same_owner = current is not None and (current.st_uid, current.st_gid) == (uid, gid)
+    if os.geteuid() == 0 and uid >= 0 and not same_owner:
         if isinstance(target, int):
             os.chown(target, uid, gid)
         else:
             os.lchown(target, uid, gid)
     if not with_xattrs:
         return
+    follow = isinstance(target, int)  # a descriptor has nothing to follow; a path is never followed
     for name, value in xattrs:
+        wanted = base64.b64decode(value)
+        with contextlib.suppress(OSError):
+            if os.getxattr(target, name, follow_symlinks=follow) == wanted:
+                continue
         try:
-            if isinstance(target, int):
-                os.setxattr(target, name, base64.b64decode(value))
-            else:
-                os.setxattr(target, name, base64.b64decode(value), follow_symlinks=False)
+            os.setxattr(target, name, wanted, follow_symlinks=follow)
         except OSError as exc:
             log.warning("%s: extended attribute %s not set: %s", target, name, exc.strerror)
 

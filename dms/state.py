@@ -413,17 +413,25 @@ class RequestStore:
         value = self.r.hget(Keys(request_id).req, "state")
         return RequestState(value) if value else None
 
-    def set_state(self, request_id: str, state: RequestState, **fields: Any) -> bool:
-        """Set the state (and fields) unless the request already ended; True if it moved."""
+    def set_state(self, request_id: str, state: RequestState, *, announce: bool = True, **fields: Any) -> bool:
+        """Set the state (and fields) unless the request already ended; True if it moved.
+
+        A terminal state is announced to waiters (Keys.ended) in the same script, unless
+        `announce` is False: finalize writes the state first (so late tasks record nothing),
+        settles the request's keys, and then calls announce_end itself."""
         now = time.time()
         values: dict[str, Any] = {"state": state.value, "updated_at": now, **fields}
         keys = Keys(request_id)
-        argv: list[Any] = [keys.ended if state in TERMINAL_STATES else ""]  # ARGV[3] is then the state
+        argv: list[Any] = [keys.ended if announce and state in TERMINAL_STATES else ""]  # ARGV[3]: the state
         if state in TERMINAL_STATES:
             values["finished_at"] = now
         for name, value in values.items():
             argv += [name, value]
         return int(self._set_state(keys=[keys.req], args=argv)) == 1
+
+    def announce_end(self, request_id: str, state: RequestState) -> None:
+        """Wake the request's waiters (after set_state(..., announce=False))."""
+        self.r.publish(Keys(request_id).ended, state.value)
 
     def end_signal(self, request_id: str) -> EndSignal:
         """Subscribe to the request's end; set_state publishes it with the terminal state."""

@@ -61,19 +61,21 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
                 link_shards=info.get("link_shards", 0), name_shards=info.get("name_shards", 0),
             )  # fmt: skip
             info = store.get(request_id) or info
+            # The end is announced to waiters only once the request is settled (its plan dropped,
+            # its NIC load given back, its retention set): `dms-submit sync --wait` returns then.
             if report.cancelled or store.is_cancelled(request_id):
-                store.set_state(request_id, RequestState.CANCELLED, error="cancelled by request")
+                store.set_state(request_id, RequestState.CANCELLED, announce=False, error="cancelled by request")
             elif report.delete_limited:
                 message = (f"--max-delete {params.max_delete} reached: {report.delete_limited} more destination "
                            f"entr{'y' if report.delete_limited == 1 else 'ies'} not deleted")  # fmt: skip
-                store.set_state(request_id, RequestState.FAILED, error=message)
+                store.set_state(request_id, RequestState.FAILED, announce=False, error=message)
             elif info["files_failed"]:
                 first = store.errors(request_id, limit=1)
                 detail = f"; first: {first[0]['path']}: {first[0]['error']}" if first else ""
                 message = f"{info['files_failed']} of {info['files_total']} file(s) failed{detail}"
-                store.set_state(request_id, RequestState.FAILED, error=message)
+                store.set_state(request_id, RequestState.FAILED, announce=False, error=message)
             else:
-                store.set_state(request_id, RequestState.SUCCEEDED)
+                store.set_state(request_id, RequestState.SUCCEEDED, announce=False)
             info = store.get(request_id) or info  # the ended record: logged, then summarized
             if info["state"] == RequestState.FAILED.value:
                 store.save_carry(request_id, info["file_shards"])  # what `resume` can skip
@@ -85,6 +87,7 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
             if params.clustered:
                 self.registry.release_all(request_id)  # units that never finished give their NIC load back
             store.expire(request_id, RETENTION_SECONDS, info["file_shards"])
+            store.announce_end(request_id, RequestState(info["state"]))
         finally:
             store.release_finalize_lock(request_id)
     summary = summarize(request_id, info)

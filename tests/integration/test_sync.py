@@ -249,10 +249,13 @@ def test_resync_skips_what_is_up_to_date_and_copies_what_changed(tmp_path: Path,
 
     run()
     inodes = {p: p.stat().st_ino for p in dst.rglob("*") if p.is_file()}
+    dir_ctimes = {p: p.stat().st_ctime_ns for p in [dst, *dst.rglob("*")] if p.is_dir() and not p.is_symlink()}
     again = run()  # nothing changed: nothing moves, nothing is replaced
     assert again["files_uptodate"] == total_files and again["files_total"] == 0
     assert again["tasks_total"] == 0 and again["bytes_done"] == 0
     assert {p: p.stat().st_ino for p in dst.rglob("*") if p.is_file()} == inodes
+    # nor is any directory touched (no chmod/utime that changes nothing but the ctime)
+    assert {p: p.stat().st_ctime_ns for p in dir_ctimes} == dir_ctimes
     assert_same_tree(src, dst)
 
     (src / "a" / "chunk plus one").write_bytes(os.urandom(MIB + 1))  # new content and mtime
