@@ -355,7 +355,10 @@ class RequestStore:
     def create(self, params: SyncParams) -> None:
         keys = Keys(params.request_id)
         now = time.time()
-        leftovers = bool(self.r.exists(keys.req))
+        # Keys under this id from before (a task that outlived Redis's data wrote its bits there):
+        # the hash, or any key a task writes by name; sharded keys come with one of these.
+        leftovers = bool(self.r.exists(keys.req, keys.units_done, keys.dispatched, keys.published, keys.inflight,
+                                       keys.cancel, keys.routes, keys.finalize_lock))  # fmt: skip
         created = self.r.hsetnx(keys.req, "params", params.to_json())
         if not created:
             current = self.r.hget(keys.req, "state") or "unknown"
@@ -369,14 +372,17 @@ class RequestStore:
 
     def _drop_leftovers(self, request_id: str) -> None:
         """Delete what a request id's keys held before create() gave it params: writes of tasks
-        that outlived Redis's data (a restart without persistence) before the scripts refused
-        them, or of an older DMS. Rare, so a SCAN of the id's keys is affordable here."""
+        that outlived Redis's data (a restart without persistence), such as the dispatched bit
+        a lane's last task set as Redis came back empty, which would keep a resubmission's lane
+        from ever starting that unit. Rare, so a SCAN of the id's keys is affordable here."""
         keys = Keys(request_id)
         pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in keys.base) + ":*"  # the id is literal
         stale = list(self.r.scan_iter(match=pattern, count=1000))
         for start in range(0, len(stale), 500):
             self.r.delete(*stale[start : start + 500])
-        self.r.hdel(keys.req, *[f for f in self.r.hkeys(keys.req) if f != "params"])
+        fields = [f for f in self.r.hkeys(keys.req) if f != "params"]
+        if fields:
+            self.r.hdel(keys.req, *fields)
 
     def exists(self, request_id: str) -> bool:
         return bool(self.r.exists(Keys(request_id).req))

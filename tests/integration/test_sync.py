@@ -352,6 +352,10 @@ def test_a_request_lost_by_redis_takes_no_late_writes_and_its_id_starts_clean(st
     assert not late.first and store.mark_published(rid, [0]) == 0
     assert not store.r.exists(Keys(rid).req) and not store.unit_done(rid, 0)
     keys = Keys(rid)  # leftovers as a task of a lost incarnation could leave them
+    store.mark_dispatched(rid, 5)  # alone (no hash): a lane's last task, as Redis came back empty
+    store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))
+    assert not store.was_dispatched(rid, 5)
+    store.r.delete(keys.req)
     store.report_inflight(rid, 2, 100)
     store.r.setbit(keys.units_done, 1, 1)
     store.r.setbit(keys.dispatched, 3, 1)
