@@ -98,9 +98,12 @@ def _sweep_request(store: RequestStore, registry: Registry, transfer_task: Any, 
     info = store.get(rid) or {}
     keys = Keys(rid)
     state = info.get("state")
-    if state == RequestState.PENDING.value and not info.get("planner") and _plan_was_taken(store, rid, params, info):
+    planner_dead = _node_of(info.get("planner")) in dead
+    taken = not info.get("planner") and _plan_was_taken(store, rid, params, info)
+    if state == RequestState.PENDING.value and (taken or planner_dead):
         # its dms.plan message was taken (it is in no queue) but nobody started it: it was
-        # reserved by a worker that died with its node
+        # reserved by a worker that died with its node; or the planner died after naming
+        # itself and before the request moved to PLANNING (a window of a few ms)
         store.r.hset(keys.req, "planner", "janitor")
         transfer_task.app.send_task("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
         store.log_event(rid, "plan re-dispatched", reason="its message was held by a silent node")

@@ -67,7 +67,12 @@ File Roots::open_existing(const std::string& path) const noexcept {
   }
 }
 
-File Roots::open_staging(const std::string& path) const {
+bool StagingFile::still_staged() const noexcept {
+  struct stat st {};
+  return ::fstatat(dir.fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+StagingFile Roots::open_staging_file(const std::string& path) const {
   try {
     wire::check_wire_path(path);
   } catch (const ProtocolError& e) {
@@ -113,11 +118,16 @@ File Roots::open_staging(const std::string& path) const {
     if (errno == ELOOP) throw ConfinementError(path + ": refused: the staging file is a symlink");
     throw_errno(errno, "open", path);
   }
-  File f = File::adopt(fd, path);
+  StagingFile out;
+  out.file = File::adopt(fd, path);
   struct stat st {};
-  if (::fstat(f.fd(), &st) != 0) throw_errno(errno, "fstat", path);
+  if (::fstat(out.file.fd(), &st) != 0) throw_errno(errno, "fstat", path);
   if (!S_ISREG(st.st_mode)) throw ConfinementError(path + ": refused: not a regular file");
-  return f;
+  out.dir = std::move(dir);
+  out.name = std::string(name);
+  out.dev = st.st_dev;
+  out.ino = st.st_ino;
+  return out;
 }
 
 }  // namespace dms

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 
@@ -17,6 +18,12 @@
 #include "dms/io.hpp"
 
 namespace dms {
+
+namespace {
+// How often, at most, a piece being received checks that its staging file is still staged
+// (one fstatat): a read that waited longer than this is always followed by a check.
+constexpr auto kStagedCheckInterval = std::chrono::milliseconds(5);
+}  // namespace
 
 void EventLog::add(LogLevel level, std::string message) {
   std::lock_guard lock(mu_);
@@ -219,7 +226,8 @@ bool ReceiverSession::up_to_date(const wire::QueryEntry& e, bool checksum) {
 void ReceiverSession::handle_put(wire::PutHeader& h) {
   wire::Reply r;
   r.seq = h.seq;
-  File f;
+  StagingFile staged;
+  File& f = staged.file;
   bool writing = false;
   auto fail_io = [&](const SystemError& e) {
     if (r.status != wire::Status::Ok) return;
@@ -231,7 +239,7 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
     writing = false;
   };
   try {
-    f = roots_.open_staging(h.path);
+    staged = roots_.open_staging_file(h.path);
     truncate_to(f, h.file_size);  // every piece sets the final size: pieces may come in any order, or twice
     writing = true;
   } catch (const ConfinementError& e) {
@@ -243,6 +251,7 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
     fail_io(e);
   }
   Hasher hasher;
+  auto checked = std::chrono::steady_clock::now();
   uint64_t remaining = h.length;
   uint64_t off = h.offset;
   while (remaining > 0) {
@@ -250,6 +259,22 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
     size_t got = t_.read_some(buffer_.data(), want);
     if (got == 0) throw ProtocolError("peer " + t_.peer() + " closed the connection in the middle of a payload");
     hasher.update(buffer_.data(), got);
+    auto now = std::chrono::steady_clock::now();
+    bool check = now - checked >= kStagedCheckInterval;  // always after a read that waited
+    if (check) checked = now;
+    if (writing && check && !staged.still_staged()) {
+      // The read may have waited for a long time (the sender was stopped): meanwhile the
+      // request was finished elsewhere and finalize renamed this file into place. Writing
+      // on would change a published file; drop the rest of the piece instead.
+      if (r.status == wire::Status::Ok) {
+        ++counters_.io_errors;
+        r.status = wire::Status::IoError;
+        r.err = ESTALE;
+        r.message = h.path + ": the staging file was published or removed while this piece arrived; not written";
+        log_.add(LogLevel::Warning, "peer " + t_.peer() + ": " + r.message);
+      }
+      writing = false;
+    }
     if (writing) {
       try {
         if (h.flags & wire::kPutSparse)

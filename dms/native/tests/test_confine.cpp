@@ -21,6 +21,21 @@ TEST_CASE("a staging file under a root is created with its directories") {
   CHECK(::stat(d.file("root/a/b/.f.dms-1.partial").c_str(), &st) == 0 && (st.st_mode & 0777) == 0600);
 }
 
+TEST_CASE("a staging file knows when its name no longer refers to it (published or removed)") {
+  TempDir d;
+  ::mkdir(d.file("root").c_str(), 0755);
+  Roots roots({d.file("root")});
+  StagingFile s = roots.open_staging_file(d.file("root/a/.f.dms-1.partial"));
+  CHECK(s.still_staged());
+  CHECK(::rename(d.file("root/a/.f.dms-1.partial").c_str(), d.file("root/a/f").c_str()) == 0);  // finalize
+  CHECK(!s.still_staged());
+  StagingFile again = roots.open_staging_file(d.file("root/a/.f.dms-1.partial"));  // a new staging file there
+  CHECK(again.still_staged());
+  CHECK(!s.still_staged());  // the old descriptor is still not that file
+  CHECK(::unlink(d.file("root/a/.f.dms-1.partial").c_str()) == 0);
+  CHECK(!again.still_staged());
+}
+
 TEST_CASE("paths outside every root are refused") {
   TempDir d;
   ::mkdir(d.file("root").c_str(), 0755);

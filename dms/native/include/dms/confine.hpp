@@ -12,9 +12,26 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/types.h>
+
+#include <string>
+
 #include "dms/file.hpp"
 
 namespace dms {
+
+// An open staging file and the directory that names it. A writer checks still_staged()
+// before each write: once finalize has renamed the file into place, a late write (a sender
+// that was stopped in the middle of a piece and woke up) must not change a published file.
+struct StagingFile {
+  File file;
+  File dir;
+  std::string name;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  // Whether the staging name still refers to `file` (false once it was renamed or removed).
+  bool still_staged() const noexcept;
+};
 
 class Roots {
  public:
@@ -27,7 +44,9 @@ class Roots {
   // Opens (creating it 0600 if missing) the staging file `path` for writing,
   // creating missing directories 0755 below its root. Throws ConfinementError
   // for a path that may not be written, SystemError for an I/O failure.
-  File open_staging(const std::string& path) const;
+  File open_staging(const std::string& path) const { return open_staging_file(path).file; }
+  // The same, with what StagingFile::still_staged needs.
+  StagingFile open_staging_file(const std::string& path) const;
 
   // Opens an existing regular file below a root for reading, every directory below
   // the root (and the file) without following symlinks; an invalid File if the path
