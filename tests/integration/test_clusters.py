@@ -113,28 +113,6 @@ def test_requests_outside_the_roots_are_refused(clusters: LoopbackClusters, dms_
         assert not store.exists(params.request_id)
 
 
-def test_a_request_whose_planner_died_before_planning_is_planned_again(
-    clusters: LoopbackClusters, dms_app: Any, store: Any
-) -> None:
-    """The planner names itself, then its node dies before the request moves to PLANNING: the
-    request is PENDING with a silent planner and its plan message is gone. The janitor plans
-    it again on a live node of the cluster, and it completes."""
-    src, dst = clusters.src_root / "orphan", clusters.dst_root / "orphan"
-    make_tree(src, files=5, big_files=1, big_size=3 * 1024 * 1024)
-    params = make_params(str(src), str(dst), request_id=unique_id("orphan"), direction="A_TO_B")
-    store.create(params)  # recorded, and (as if its plan had started on a1 and died there) no message
-    assert clusters.a1.proc is not None
-    store.r.hset(f"dms:req:{params.request_id}", "planner", "a1@vm")
-    os.killpg(clusters.a1.proc.pid, signal.SIGSTOP)
-    try:
-        info = wait(store, params.request_id, timeout=120)
-    finally:
-        os.killpg(clusters.a1.proc.pid, signal.SIGCONT)
-    assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
-    assert any(e["event"] == "plan re-dispatched" for e in store.events(params.request_id))
-    assert_same_tree(src, dst)
-
-
 def kill_when(node: NodeWorker, ready: Callable[[], bool], timeout: float = 120) -> None:
     """SIGKILL a node's whole process group (worker, pool, receiver) once `ready()` holds."""
     deadline = time.monotonic() + timeout
@@ -439,3 +417,28 @@ def test_fifty_requests_from_three_clients_with_a_node_killed(
             assert_same_tree(base / f"r{r:02d}", clusters.dst_root / "load" / f"r{r:02d}")
     finally:
         clusters.a1.start()
+
+
+def test_a_request_whose_planner_died_before_planning_is_planned_again(
+    clusters: LoopbackClusters, dms_app: Any, store: Any
+) -> None:
+    """The planner names itself, then its node dies before the request moves to PLANNING: the
+    request is PENDING with a silent planner and its plan message is gone. The janitor plans
+    it again on a live node of the cluster, and it completes."""
+    src, dst = clusters.src_root / "orphan", clusters.dst_root / "orphan"
+    make_tree(src, files=5, big_files=1, big_size=3 * 1024 * 1024)
+    params = make_params(str(src), str(dst), request_id=unique_id("orphan"), direction="A_TO_B")
+    store.create(params)  # recorded, and (as if its plan had started on a1 and died there) no message
+    assert clusters.a1.proc is not None
+    store.r.hset(f"dms:req:{params.request_id}", "planner", "a1@vm")
+    os.killpg(clusters.a1.proc.pid, signal.SIGSTOP)
+    try:
+        info = wait(store, params.request_id, timeout=120)
+    finally:
+        os.killpg(clusters.a1.proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30  # leave a1 live (beating again) for the tests after this one
+        while not store.r.exists("dms:node:a1") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
+    assert any(e["event"] == "plan re-dispatched" for e in store.events(params.request_id))
+    assert_same_tree(src, dst)
