@@ -50,6 +50,9 @@ def sweep(store: RequestStore, registry: Registry, transfer_task: Any) -> int:
     try:
         live = {n.node for n in registry.live_nodes(fresh=True)}
         transfer_task.registry.live_nodes(fresh=True)  # the placement must not route to the dead either
+        if live:  # a node that beats again starts afresh: should it fall silent again later,
+            # it is swept for FORGET_AFTER from then, not forgotten at once for its old silence
+            store.r.delete(*[f"{DEAD_SINCE}{node}" for node in live])
         dead = set(store.r.smembers(NODES)) - live
         if not dead:
             return 0
