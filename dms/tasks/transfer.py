@@ -68,9 +68,9 @@ class TransferTask(DmsTask):
         params = self.store.params(request_id)
         pieces = self.store.load_unit(request_id, index)
         failed = [FailedPiece(p.file.file_id, p.file.relpath, message) for p in pieces]
+        progress = self.store.record_unit(request_id, index, [], failed)
         if params.clustered:
             self.registry.release(request_id, [index])
-        progress = self.store.record_unit(request_id, index, [], failed)
         self.advance(params, index, progress)
 
 
@@ -118,12 +118,12 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         # counters belong to someone else now
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
     store.mark_published(request_id, result.published)  # before the unit counts: finalize skips them
-    if params.clustered:  # before the unit counts too: when the last one counts, no NIC load is left
-        self.registry.release(request_id, [unit_index])
     progress = store.record_unit(request_id, unit_index, result.ok, result.failed)
     if progress.first:
         store.log_event(request_id, "unit done", unit=unit_index, pieces=len(result.ok), failed=len(result.failed),
                         bytes=result.bytes_moved, worker=self.request.hostname, via=via)  # fmt: skip
+    if params.clustered:  # after the unit counts: a route released first would hide a unit whose node
+        self.registry.release(request_id, [unit_index])  # died before recording it from the janitor
     self.advance(params, unit_index, progress)
     return {
         "request_id": request_id,
