@@ -9,7 +9,7 @@ same publish for a fraction of the imports.
 The message is Celery's task protocol 2 ("Message Protocol" in Celery's docs), field for
 field as `app.amqp.as_task_v2` builds it, published like `send_task` does: by the default
 exchange to the queue named as routing key, the queue declared first, with the publish
-retry policy of celeryconfig (ride out a Redis restart). tests/unit/test_publishing.py
+retry policy of celeryconfig (ride out a Redis restart). tests/integration/test_client_messages.py
 compares it with the message Celery builds, so a Celery upgrade that changes the protocol
 fails a test, not a sync. Workers and the janitor keep using the Celery app.
 """
