@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dms.errors import ConfigError
 from dms.sizes import parse_size
 
@@ -131,6 +129,8 @@ def load_config(path: str | Path) -> DmsConfig:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
+    import yaml  # here, not at the top: a client with no workers.yml never loads PyYAML
+
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

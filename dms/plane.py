@@ -6,21 +6,26 @@ Used by `dms-submit` and by `dms.sync()`, so both decide the same way.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dms.embedded import EmbeddedService, default_state_dir
 from dms.errors import RequestError
-from dms.publishing import KombuSender
+from dms.publishing import KombuSender, RespSender
+from dms.resp import connect_light, light_url
 from dms.settings import resolve_endpoints
 from dms.state import RequestStore, connect
+
+if TYPE_CHECKING:
+    from dms.embedded import EmbeddedService
 
 __all__ = ["ControlPlane", "control_plane"]
 
 
 @dataclass
 class ControlPlane:
-    sender: KombuSender  # publishes dms.plan (dms.publishing: no Celery app in a client)
+    sender: KombuSender | RespSender  # publishes dms.plan (dms.publishing: no Celery app in a client)
     store: RequestStore
     embedded: EmbeddedService | None
 
@@ -42,17 +47,39 @@ def control_plane(
     """
     endpoints = resolve_endpoints(config_path, environ)
     if endpoints.configured:
-        sender = KombuSender(endpoints.broker_url)
-        try:
-            yield ControlPlane(sender, RequestStore(connect(endpoints.state_url)), None)
-        finally:
-            sender.close()
+        with _connected(endpoints.broker_url, endpoints.state_url, None) as plane:
+            yield plane
         return
+    from dms.embedded import EmbeddedService, default_state_dir  # a service's client never starts one
+
     if not worker_concurrency and not (default_state_dir() / "appendonlydir").exists():
         raise RequestError(f"no embedded requests yet (state directory {default_state_dir()})")
-    with EmbeddedService(worker_concurrency=worker_concurrency) as service:
-        sender = KombuSender(service.broker_url)
-        try:
-            yield ControlPlane(sender, RequestStore(connect(service.state_url)), service)
-        finally:
-            sender.close()
+    with (
+        EmbeddedService(worker_concurrency=worker_concurrency) as service,
+        _connected(service.broker_url, service.state_url, service) as plane,
+    ):
+        yield plane
+
+
+def light_client_wanted(broker_url: str, state_url: str) -> bool:
+    """dms.resp and RespSender serve plain Redis URLs (decision 0018); DMS_LIGHT_CLIENT=0
+    makes a client use redis-py and kombu, as workers do."""
+    wanted = os.environ.get("DMS_LIGHT_CLIENT", "1") != "0"
+    return wanted and light_url(broker_url) is not None and light_url(state_url) is not None
+
+
+@contextlib.contextmanager
+def _connected(broker_url: str, state_url: str, embedded: EmbeddedService | None) -> Iterator[ControlPlane]:
+    """The store and the sender of a client; the sender's connection is closed on the way out."""
+    sender: KombuSender | RespSender
+    if light_client_wanted(broker_url, state_url):
+        store = RequestStore(connect_light(state_url))
+        sender = RespSender(broker_url)
+    else:
+        store = RequestStore(connect(state_url))
+        sender = KombuSender(broker_url)
+    try:
+        yield ControlPlane(sender, store, embedded)
+    finally:
+        sender.close()
+        store.r.close()

@@ -12,16 +12,29 @@ exchange to the queue named as routing key, the queue declared first, with the p
 retry policy of celeryconfig (ride out a Redis restart). tests/integration/test_client_messages.py
 compares it with the message Celery builds, so a Celery upgrade that changes the protocol
 fails a test, not a sync. Workers and the janitor keep using the Celery app.
+
+RespSender goes one step further for a plain Redis broker (decision 0018): it writes what
+kombu's Redis transport writes for that publish (the queue's binding, then the message
+envelope pushed on the queue's list) over dms.resp, so a client loads neither kombu nor
+redis-py. The same test compares its envelope and bindings with kombu's.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import uuid
 from typing import Any, Protocol
 
-__all__ = ["KombuSender", "TaskSender", "task_message"]
+from dms.resp import RespClient, light_url
+
+__all__ = ["KombuSender", "RespSender", "TaskSender", "kombu_envelope", "task_message"]
+
+#: kombu's Redis transport: a queue's bindings live in these sets, members joined by this separator.
+_BINDING_KEYS = ("_kombu.binding.%s", "_kombu.binding_permanent.%s")
+_BINDING_SEPARATOR = "\x06\x16"
 
 
 class TaskSender(Protocol):
@@ -94,3 +107,48 @@ class KombuSender:
         if self._connection is not None:
             self._connection.release()
             self._connection = None
+
+
+def kombu_envelope(body: Any, headers: dict[str, Any], properties: dict[str, Any], queue: str) -> dict[str, Any]:
+    """The JSON document kombu's Redis transport pushes on `queue`'s list for a persistent
+    publish by the default exchange (Channel.prepare_message, then basic_publish)."""
+    return {
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": {
+            **properties,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+
+
+class RespSender:
+    """Publishes task messages to a plain Redis broker as kombu would, over dms.resp."""
+
+    def __init__(self, broker_url: str) -> None:
+        address = light_url(broker_url)
+        if address is None:
+            raise ValueError(f"not a plain Redis broker URL: {broker_url} (use KombuSender)")
+        self._client = RespClient(address)
+
+    def send_task(self, name: str, args: tuple[Any, ...] = (), *, queue: str) -> str:
+        """Publish task `name` with `args` to `queue`, declared as kombu declares it; returns the
+        task id. A lost connection is retried (dms.resp): a duplicate dms.plan is harmless."""
+        task_id = str(uuid.uuid4())
+        body, headers, properties = task_message(name, args, task_id)
+        member = _BINDING_SEPARATOR.join([queue, "", queue])
+        pipe = self._client.pipeline(transaction=False)
+        for key in _BINDING_KEYS:
+            pipe.sadd(key % queue, member)
+        pipe.lpush(queue, json.dumps(kombu_envelope(body, headers, properties, queue)))
+        pipe.execute()
+        return task_id
+
+    def close(self) -> None:
+        self._client.close()

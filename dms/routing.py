@@ -15,11 +15,12 @@ Redis (`LLEN dms.nic.b1.ib0`). Two layouts:
 
 from __future__ import annotations
 
-from typing import Any
-
-from kombu import Queue  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any
 
 from dms.config import NodeConfig
+
+if TYPE_CHECKING:
+    from kombu import Queue  # type: ignore[attr-defined]
 
 __all__ = [
     "CONTROL_QUEUE",
@@ -73,6 +74,8 @@ def nic_of_queue(queue: str | None, node: str) -> str | None:
 
 def node_queues(node: NodeConfig) -> list[Queue]:
     """Every queue a node's worker consumes, declared once as kombu Queues (direct, name == key)."""
+    from kombu import Queue  # type: ignore[attr-defined]  # here: a client only needs the names
+
     names = [cluster_queue(node.cluster), node_queue(node.name)]
     names += [nic_queue(node.name, nic.interface) for nic in node.data]
     return [Queue(name, routing_key=name) for name in names]  # type: ignore[no-untyped-call]

@@ -39,14 +39,15 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from dms.errors import BrokerUnavailable, RequestError, RequestExists
 from dms.model import TERMINAL_STATES, DirRecord, FileRecord, LinkRecord, RequestState, SyncParams, UnitPiece
+
+if TYPE_CHECKING:  # redis-py is imported where it is used: a client process may not load it (dms.resp)
+    import redis
+
+    from dms.resp import RespClient
 
 __all__ = [
     "ERRORS_CAP",
@@ -101,6 +102,10 @@ def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:
 
     All state writes are idempotent (first-write-wins Lua, HSET of totals), so a command
     retried after a lost reply does no harm."""
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
     retries = max(1, int(RETRY_SECONDS / 0.5))
     client = redis.Redis.from_url(
         url, decode_responses=True, socket_connect_timeout=5, socket_timeout=timeout, health_check_interval=25,
@@ -301,7 +306,8 @@ class EndSignal:
 
     Subscribed before the waiter's first read of the state, so an end that lands between
     a read and the next sleep is still heard. It only shortens sleeps: the state in the
-    hash stays the authority, and any Redis error turns it into a plain time.sleep.
+    hash stays the authority, and any error of the client (redis-py's or dms.resp's, which
+    share no exception class) turns it into a plain time.sleep.
     """
 
     def __init__(self, client: Any, channel: str) -> None:
@@ -310,7 +316,7 @@ class EndSignal:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(channel)
             self._pubsub = pubsub
-        except (redis.RedisError, OSError):
+        except Exception:  # best effort, see the docstring
             pass
 
     def sleep(self, seconds: float) -> None:
@@ -322,13 +328,13 @@ class EndSignal:
                     if self._pubsub.get_message(timeout=left) is not None:
                         return
                 return
-            except (redis.RedisError, OSError):
+            except Exception:  # best effort, see the docstring
                 self.close()
         time.sleep(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         if self._pubsub is not None:
-            with contextlib.suppress(redis.RedisError, OSError):
+            with contextlib.suppress(Exception):
                 self._pubsub.close()
             self._pubsub = None
 
@@ -342,9 +348,10 @@ class EndSignal:
 class RequestStore:
     """All reads and writes of request state; tasks and the CLI go through here."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis | RespClient) -> None:
         # Typed as Any: redis-py's annotations cannot express decode_responses=True
-        # (every reply would be `bytes | str`), and this client always decodes.
+        # (every reply would be `bytes | str`), and this client always decodes. A client
+        # process passes dms.resp's RespClient, which answers like redis-py.
         self.r: Any = client
         self._record_unit = client.register_script(_RECORD_UNIT)
         self._set_bits = client.register_script(_SET_BITS)

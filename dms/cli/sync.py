@@ -16,7 +16,6 @@ from dms.client import new_request_id, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import ConfigError, DmsError, RequestError
 from dms.model import RequestState, make_params
-from dms.scheduling import get_policy
 
 __all__ = ["sync"]
 
@@ -125,6 +124,8 @@ def sync(
         if clustered and not config_path:
             raise ConfigError("--from/--to need the workers.yml that defines the clusters (--config or DMS_CONFIG)")
         if scheduler:
+            from dms.scheduling import get_policy  # here: it loads the NIC registry (redis-py)
+
             get_policy(scheduler)  # an unknown name is refused here, not in a worker
         if clustered:
             os.environ["DMS_CONFIG"] = os.path.abspath(config_path or "")  # for the roots check in submit()

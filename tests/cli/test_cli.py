@@ -236,3 +236,26 @@ def test_logs_list_filters_and_retention(tmp_path: Path, redis_server: RedisServ
     # an ended request keeps its record and log only for the retention period
     assert 0 < store.r.ttl(f"dms:req:{rid}:events") <= 7 * 24 * 3600
     assert run_cli("logs", "no-such-request", env=env).returncode == 7
+
+
+@pytest.mark.parametrize("light", ["1", "0"], ids=["dms.resp", "redis-py+kombu"])
+def test_service_sync_and_status_over_either_client(tmp_path: Path, redis_server: RedisServer, worker: Any,
+                                                    light: str) -> None:  # fmt: skip
+    """`dms-submit` against a running service, with its light client (decision 0018) and with
+    redis-py and kombu (DMS_LIGHT_CLIENT=0): the same request, the same answers."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    build_edge_tree(src, chunk_size=MIB, small_files=40)
+    env = {**redis_server.env(), "DMS_LIGHT_CLIENT": light}
+    rid = f"either-{light}-{os.getpid()}"
+    r = run_cli("sync", str(src), str(dst), "--wait", "--json", "--id", rid, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["state"] == "SUCCEEDED" and result["files_done"] > 40
+    assert_same_tree(src, dst)
+    again = run_cli("sync", str(src), str(dst), "--wait", "--json", env=env, timeout=120)
+    assert again.returncode == 0 and json.loads(again.stdout)["files_uptodate"] == result["files_done"]
+    status = run_cli("status", rid, "--json", env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "SUCCEEDED"
+    taken = run_cli("sync", str(src), str(dst), "--id", rid, env=env)
+    assert taken.returncode == 7 and "already in use" in taken.stderr

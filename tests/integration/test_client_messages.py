@@ -1,5 +1,6 @@
 """The client side of a request against a real Redis: the dms.plan message the CLI
-publishes with kombu is the message Celery would publish, and a waiter wakes on the end."""
+publishes (with kombu, or with RespSender as kombu would) is the message Celery would
+publish, and a waiter wakes on the end."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from dms.client import wait
 from dms.model import RequestState, make_params
-from dms.publishing import KombuSender
+from dms.publishing import KombuSender, RespSender
+from dms.resp import connect_light
+from dms.state import RequestStore
 from tests.services import RedisServer
 
 #: Fields that differ between any two messages: fresh ids.
@@ -30,13 +35,15 @@ def _without_fresh(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in _FRESH}
 
 
-def test_kombu_sender_publishes_the_message_celery_publishes(
-    redis_server: RedisServer, dms_app: Any, store: Any
+@pytest.mark.parametrize("sender_class", [KombuSender, RespSender])
+def test_the_client_publishes_the_message_celery_publishes(
+    redis_server: RedisServer, dms_app: Any, store: Any, sender_class: Any
 ) -> None:
     r = store.r
-    r.delete("test.pub.celery", "test.pub.kombu")
+    queues = ("test.pub.celery", "test.pub.kombu", "test.pub.witness")
+    r.delete(*queues, *(f"_kombu.{kind}.{q}" for kind in ("binding", "binding_permanent") for q in queues))
     dms_app.send_task("dms.plan", args=("r-1", 7), queue="test.pub.celery")
-    sender = KombuSender(redis_server.broker_url)
+    sender = sender_class(redis_server.broker_url)
     try:
         task_id = sender.send_task("dms.plan", args=("r-1", 7), queue="test.pub.kombu")
     finally:
@@ -55,22 +62,35 @@ def test_kombu_sender_publishes_the_message_celery_publishes(
     assert ours_props == theirs_props
     for key in ("content-type", "content-encoding"):
         assert ours[key] == theirs[key]
-    # declared like Celery declares it: the queue's binding is recorded
+    # declared like Celery declares it: the queue's bindings are recorded, as kombu records them
+    witness = KombuSender(redis_server.broker_url)
+    try:
+        witness.send_task("dms.plan", args=("r-1", 7), queue="test.pub.witness")
+    finally:
+        witness.close()
+    for prefix in ("_kombu.binding.", "_kombu.binding_permanent."):
+        kombus = {m.replace("test.pub.witness", "Q") for m in r.smembers(prefix + "test.pub.witness")}
+        assert kombus and {m.replace("test.pub.kombu", "Q") for m in r.smembers(prefix + "test.pub.kombu")} == kombus
     assert r.smembers("_kombu.binding.test.pub.kombu") == {"test.pub.kombu\x06\x16\x06\x16test.pub.kombu"}
-    r.delete("test.pub.celery", "test.pub.kombu")
+    r.delete("test.pub.celery", "test.pub.kombu", "test.pub.witness")
 
 
-def test_wait_wakes_when_the_request_ends_not_at_its_next_poll(store: Any, tmp_path: Any) -> None:
+@pytest.mark.parametrize("light", [False, True], ids=["redis-py", "dms.resp"])
+def test_wait_wakes_when_the_request_ends_not_at_its_next_poll(
+    redis_server: RedisServer, store: Any, tmp_path: Any, light: bool
+) -> None:
     """wait() with a 60 s poll returns as soon as another client ends the request: the end is
-    published as the state is written (a waiter that only polled would sleep a minute)."""
+    published as the state is written (a waiter that only polled would sleep a minute). The
+    waiter subscribes with redis-py or with dms.resp (decision 0018)."""
     (tmp_path / "src").mkdir()
+    waiter = RequestStore(connect_light(redis_server.state_url)) if light else store
     params = make_params(str(tmp_path / "src"), str(tmp_path / "dst"), request_id=f"endsig-{time.time_ns()}")
-    store.create(params)
+    waiter.create(params)  # not submitted: no worker may end it before this test does
     ender = threading.Timer(0.5, store.set_state, args=(params.request_id, RequestState.SUCCEEDED))
     ender.start()
     started = time.monotonic()
     try:
-        info = wait(store, params.request_id, poll=60.0, timeout=120.0)
+        info = wait(waiter, params.request_id, poll=60.0, timeout=120.0)
     finally:
         ender.cancel()
     assert info["state"] == RequestState.SUCCEEDED.value
