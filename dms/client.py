@@ -20,7 +20,13 @@ from dms.paths import validate_pair
 from dms.publishing import TaskSender
 from dms.state import RequestStore
 
-__all__ = ["cancel", "new_request_id", "resume", "submit", "wait"]
+__all__ = ["SETTLE_GRACE_SECONDS", "cancel", "new_request_id", "resume", "submit", "wait"]
+
+#: finalize writes the terminal state, settles the request (plan dropped, NIC load given back,
+#: retention set), then marks it `settled` and announces the end. A waiter that reads the
+#: terminal state in between waits for the mark, but not longer than this after the end (a
+#: finalize that died there, or a record from before the mark existed).
+SETTLE_GRACE_SECONDS = 10.0
 
 
 def new_request_id() -> str:
@@ -123,11 +129,13 @@ def wait(
 ) -> dict[str, Any]:
     """Follow the request until it ends; returns its final record.
 
-    The request's end is published on its Keys.ended channel as the state is written
-    (RequestStore.set_state), and this sleeps on that subscription: a short request
-    (a no-change re-sync takes well under a second) is seen ending at once, not at the
-    next poll. The state is still read every `poll` seconds, for `on_progress` and as
-    the authority if the subscription is lost (a Redis restart).
+    The request's end is published on its Keys.ended channel once the request is settled
+    (RequestStore.set_state, or finalize's announce_end), and this sleeps on that
+    subscription: a short request (a no-change re-sync takes well under a second) is seen
+    ending at once, not at the next poll. A terminal state read before the request is
+    settled is not yet the end (SETTLE_GRACE_SECONDS). The state is still read every `poll`
+    seconds, for `on_progress` and as the authority if the subscription is lost (a Redis
+    restart).
     `alive` is called on every poll and may raise to abandon the wait (the
     embedded mode uses it to notice that its worker died).
     """
@@ -149,7 +157,10 @@ def wait(
             if on_progress:
                 on_progress(info)
             if RequestState(info["state"]) in TERMINAL_STATES:
-                return info
+                if info.get("settled") or time.time() - float(info.get("finished_at") or 0) > SETTLE_GRACE_SECONDS:
+                    return info
+                ended.sleep(min(poll, 0.05))  # the end is being settled; its announcement wakes this
+                continue
             if alive:
                 alive()
             if deadline is not None and time.monotonic() > deadline:

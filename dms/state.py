@@ -438,13 +438,19 @@ class RequestStore:
         argv: list[Any] = [keys.ended if announce and state in TERMINAL_STATES else ""]  # ARGV[3]: the state
         if state in TERMINAL_STATES:
             values["finished_at"] = now
+            if announce:
+                values["settled"] = 1
         for name, value in values.items():
             argv += [name, value]
         return int(self._set_state(keys=[keys.req], args=argv)) == 1
 
     def announce_end(self, request_id: str, state: RequestState) -> None:
-        """Wake the request's waiters (after set_state(..., announce=False))."""
-        self.r.publish(Keys(request_id).ended, state.value)
+        """Mark the ended request settled and wake its waiters (after set_state(..., announce=False))."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(keys.req, "settled", 1)
+        pipe.publish(keys.ended, state.value)
+        pipe.execute()
 
     def end_signal(self, request_id: str) -> EndSignal:
         """Subscribe to the request's end; set_state publishes it with the terminal state."""
@@ -724,7 +730,7 @@ class RequestStore:
         fields.update({"params": params.to_json(), "state": RequestState.PENDING.value, "updated_at": now,
                        "planned": 0, "finalize_sent": 0})  # fmt: skip
         pipe = self.r.pipeline()
-        pipe.hdel(keys.req, "finished_at", "planned_at", "error")
+        pipe.hdel(keys.req, "finished_at", "planned_at", "error", "settled")
         pipe.hset(keys.req, mapping=fields)
         pipe.persist(keys.req)
         pipe.persist(keys.events)
@@ -767,6 +773,7 @@ def _decode_request(raw: dict[str, str]) -> dict[str, Any]:
             out[name] = float(raw[name])
     out["planned"] = raw.get("planned") == "1"
     out["finalize_sent"] = raw.get("finalize_sent") == "1"
+    out["settled"] = raw.get("settled") == "1"
     if "params" in raw:
         out["params"] = json.loads(raw["params"])
     return out

@@ -10,9 +10,9 @@ from celery import signature
 from dms.application import app
 from dms.errors import ConfinementError
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
-from dms.publish import publish_request
+from dms.publish import PublishReport, publish_request
 from dms.settings import current_node
-from dms.state import Keys
+from dms.state import Keys, RequestStore
 from dms.tasks.base import DmsTask
 
 __all__ = ["RETENTION_SECONDS", "finalize", "summarize"]
@@ -63,19 +63,8 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
             info = store.get(request_id) or info
             # The end is announced to waiters only once the request is settled (its plan dropped,
             # its NIC load given back, its retention set): `dms-submit sync --wait` returns then.
-            if report.cancelled or store.is_cancelled(request_id):
-                store.set_state(request_id, RequestState.CANCELLED, announce=False, error="cancelled by request")
-            elif report.delete_limited:
-                message = (f"--max-delete {params.max_delete} reached: {report.delete_limited} more destination "
-                           f"entr{'y' if report.delete_limited == 1 else 'ies'} not deleted")  # fmt: skip
-                store.set_state(request_id, RequestState.FAILED, announce=False, error=message)
-            elif info["files_failed"]:
-                first = store.errors(request_id, limit=1)
-                detail = f"; first: {first[0]['path']}: {first[0]['error']}" if first else ""
-                message = f"{info['files_failed']} of {info['files_total']} file(s) failed{detail}"
-                store.set_state(request_id, RequestState.FAILED, announce=False, error=message)
-            else:
-                store.set_state(request_id, RequestState.SUCCEEDED, announce=False)
+            state, error = _final_state(store, params, report, info)
+            store.set_state(request_id, state, announce=False, **({"error": error} if error else {}))
             info = store.get(request_id) or info  # the ended record: logged, then summarized
             if info["state"] == RequestState.FAILED.value:
                 store.save_carry(request_id, info["file_shards"])  # what `resume` can skip
@@ -96,6 +85,23 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
         nxt = signature(chain.pop(), app=self.app)
         nxt.apply_async((summary,), chain=chain or None)
     return summary
+
+
+def _final_state(
+    store: RequestStore, params: SyncParams, report: PublishReport, info: dict[str, Any]
+) -> tuple[RequestState, str | None]:
+    """How the request ends, and why if not SUCCEEDED: cancelled, over --max-delete, files failed."""
+    if report.cancelled or store.is_cancelled(params.request_id):
+        return RequestState.CANCELLED, "cancelled by request"
+    if report.delete_limited:
+        more = report.delete_limited
+        return RequestState.FAILED, (f"--max-delete {params.max_delete} reached: {more} more destination "
+                                     f"entr{'y' if more == 1 else 'ies'} not deleted")  # fmt: skip
+    if info["files_failed"]:
+        first = store.errors(params.request_id, limit=1)
+        detail = f"; first: {first[0]['path']}: {first[0]['error']}" if first else ""
+        return RequestState.FAILED, f"{info['files_failed']} of {info['files_total']} file(s) failed{detail}"
+    return RequestState.SUCCEEDED, None
 
 
 def _prepare_destination(params: SyncParams) -> None:

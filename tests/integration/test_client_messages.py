@@ -95,3 +95,20 @@ def test_wait_wakes_when_the_request_ends_not_at_its_next_poll(
         ender.cancel()
     assert info["state"] == RequestState.SUCCEEDED.value
     assert time.monotonic() - started < 30, "the end was not heard; wait() fell back to its 60 s poll"
+
+
+def test_wait_returns_only_once_the_ended_request_is_settled(store: Any, tmp_path: Any) -> None:
+    """finalize writes the terminal state first and announces it once the request is settled
+    (NIC load given back, retention set): a waiter polling in between must not return early."""
+    (tmp_path / "src").mkdir()
+    params = make_params(str(tmp_path / "src"), str(tmp_path / "dst"), request_id=f"settle-{time.time_ns()}")
+    store.create(params)
+    store.set_state(params.request_id, RequestState.SUCCEEDED, announce=False)  # as finalize does
+    returned: list[dict[str, Any]] = []
+    waiter = threading.Thread(target=lambda: returned.append(wait(store, params.request_id, poll=0.02, timeout=60)))
+    waiter.start()
+    waiter.join(1.0)
+    assert not returned, "wait() returned a terminal state before the request was settled"
+    store.announce_end(params.request_id, RequestState.SUCCEEDED)
+    waiter.join(30)
+    assert returned and returned[0]["state"] == "SUCCEEDED" and returned[0]["settled"]
