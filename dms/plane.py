@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,8 +46,9 @@ def control_plane(
     The sender's broker connection is closed on the way out.
     """
     endpoints = resolve_endpoints(config_path, environ)
+    env = os.environ if environ is None else environ
     if endpoints.configured:
-        with _connected(endpoints.broker_url, endpoints.state_url, None) as plane:
+        with _connected(endpoints.broker_url, endpoints.state_url, None, env) as plane:
             yield plane
         return
     from dms.embedded import EmbeddedService, default_state_dir  # a service's client never starts one
@@ -56,23 +57,25 @@ def control_plane(
         raise RequestError(f"no embedded requests yet (state directory {default_state_dir()})")
     with (
         EmbeddedService(worker_concurrency=worker_concurrency) as service,
-        _connected(service.broker_url, service.state_url, service) as plane,
+        _connected(service.broker_url, service.state_url, service, env) as plane,
     ):
         yield plane
 
 
-def light_client_wanted(broker_url: str, state_url: str) -> bool:
+def light_client_wanted(broker_url: str, state_url: str, environ: Mapping[str, str]) -> bool:
     """dms.resp and RespSender serve plain Redis URLs (decision 0018); DMS_LIGHT_CLIENT=0
     makes a client use redis-py and kombu, as workers do."""
-    wanted = os.environ.get("DMS_LIGHT_CLIENT", "1") != "0"
+    wanted = environ.get("DMS_LIGHT_CLIENT", "1") != "0"
     return wanted and light_url(broker_url) is not None and light_url(state_url) is not None
 
 
 @contextlib.contextmanager
-def _connected(broker_url: str, state_url: str, embedded: EmbeddedService | None) -> Iterator[ControlPlane]:
-    """The store and the sender of a client; the sender's connection is closed on the way out."""
+def _connected(
+    broker_url: str, state_url: str, embedded: EmbeddedService | None, environ: Mapping[str, str]
+) -> Iterator[ControlPlane]:
+    """The store and the sender of a client; both connections are closed on the way out."""
     sender: KombuSender | RespSender
-    if light_client_wanted(broker_url, state_url):
+    if light_client_wanted(broker_url, state_url, environ):
         store = RequestStore(connect_light(state_url))
         sender = RespSender(broker_url)
     else:
