@@ -28,7 +28,7 @@ import socket
 import uuid
 from typing import Any, Protocol
 
-from dms.resp import RespClient, light_url
+from dms.resp import RespClient, light_url, redacted
 
 __all__ = ["KombuSender", "RespSender", "TaskSender", "kombu_envelope", "task_message"]
 
@@ -134,7 +134,7 @@ class RespSender:
     def __init__(self, broker_url: str) -> None:
         address = light_url(broker_url)
         if address is None:
-            raise ValueError(f"not a plain Redis broker URL: {broker_url} (use KombuSender)")
+            raise ValueError(f"not a plain Redis broker URL: {redacted(broker_url)} (use KombuSender)")
         self._client = RespClient(address)
 
     def send_task(self, name: str, args: tuple[Any, ...] = (), *, queue: str) -> str:

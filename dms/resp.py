@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from dms.errors import BrokerUnavailable
 
-__all__ = ["RespClient", "RespError", "connect_light", "light_url"]
+__all__ = ["RespClient", "RespError", "connect_light", "light_url", "redacted"]
 
 RETRY_SECONDS = float(os.environ.get("DMS_REDIS_RETRY_SECONDS", "30"))
 
@@ -69,6 +69,16 @@ def light_url(url: str) -> Address | None:
         return None
     db = parts.path.strip("/") or query.get("db", query.get("virtual_host", ["0"]))[0]
     return Address(parts.hostname or "127.0.0.1", parts.port or 6379, None, int(db or 0), user, password)
+
+
+def redacted(url: str) -> str:
+    """`url` with its password replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def _encode(args: Sequence[Any]) -> bytes:
@@ -396,12 +406,12 @@ def connect_light(url: str, *, timeout: float = 30.0) -> RespClient:
     """A RespClient for `url` (see light_url), failing fast when Redis is unreachable now."""
     address = light_url(url)
     if address is None:
-        raise ValueError(f"not a URL the light client serves: {url}")
+        raise ValueError(f"not a URL the light client serves: {redacted(url)}")
     client = RespClient(address, timeout=timeout)
     try:
         client._connection()
         client.execute_command("PING")
     except (OSError, RespError) as exc:
         client.close()
-        raise BrokerUnavailable(f"cannot reach the DMS Redis at {url}: {exc}") from exc
+        raise BrokerUnavailable(f"cannot reach the DMS Redis at {redacted(url)}: {exc}") from exc
     return client

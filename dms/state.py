@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from dms.errors import BrokerUnavailable, RequestError, RequestExists
 from dms.model import TERMINAL_STATES, DirRecord, FileRecord, LinkRecord, RequestState, SyncParams, UnitPiece
+from dms.resp import redacted
 
 if TYPE_CHECKING:  # redis-py is imported where it is used: a client process may not load it (dms.resp)
     import redis
@@ -118,7 +119,7 @@ def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:
     try:
         probe.ping()  # at first contact, fail fast: "Redis is not there" is an answer
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise BrokerUnavailable(f"cannot reach the DMS Redis at {url}: {exc}") from exc
+        raise BrokerUnavailable(f"cannot reach the DMS Redis at {redacted(url)}: {exc}") from exc
     finally:
         probe.close()
     return client

@@ -118,3 +118,31 @@ def test_no_redis_fails_fast_and_a_restart_is_ridden_out(tmp_path: Path, monkeyp
             dead.get("k")
     finally:
         server.stop()
+
+
+def test_passwords_and_acl_users_in_the_url_are_used(tmp_path: Path) -> None:
+    """`redis://:pw@...` and `redis://user:pw@...` authenticate (AUTH, then SELECT); a wrong
+    password is BrokerUnavailable at first contact, like an absent Redis."""
+    server = RedisServer(tmp_path).start()
+    try:
+        admin = connect(server.state_url)
+        admin.acl_setuser("dms", enabled=True, passwords=["+us3r"], keys=["*"], commands=["+@all"])
+        admin.config_set("requirepass", "s3cret")
+        sock = server.socket
+        light = connect_light(f"unix://:s3cret@{sock}?db=2")
+        light.set("k", "in db 2")
+        assert light.get("k") == "in db 2"
+        light.close()
+        as_user = connect_light(f"unix://dms:us3r@{sock}?db=2")
+        assert as_user.get("k") == "in db 2"
+        as_user.close()
+        with pytest.raises(BrokerUnavailable, match="cannot reach the DMS Redis") as refused:
+            connect_light(f"unix://:wrong@{sock}?db=0")
+        assert "wrong" not in str(refused.value) and ":***@" in str(refused.value)  # never print a password
+        with pytest.raises(BrokerUnavailable) as refused_py:
+            connect(f"unix://:wrong@{sock}?db=0")  # redis-py's path says the same, as carefully
+        assert "wrong" not in str(refused_py.value)
+        with pytest.raises(BrokerUnavailable):
+            connect_light(f"unix://{sock}?db=0")  # no password at all: NOAUTH
+    finally:
+        server.stop()

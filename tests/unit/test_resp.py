@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dms.resp import Address, RespError, _encode, _Incomplete, _parse, light_url
+from dms.resp import Address, RespError, _encode, _Incomplete, _parse, light_url, redacted
 
 
 def test_urls_of_redis_py_and_kombu_are_understood() -> None:
@@ -14,6 +14,13 @@ def test_urls_of_redis_py_and_kombu_are_understood() -> None:
     assert light_url("redis://dms:pw@localhost:1234") == Address("localhost", 1234, None, 0, "dms", "pw")
     assert light_url("unix:///run/r.sock?db=3") == Address(unix_path="/run/r.sock", db=3)
     assert light_url("redis+socket:///run/r.sock?virtual_host=1") == Address(unix_path="/run/r.sock", db=1)
+
+
+def test_passwords_are_redacted_from_urls_shown() -> None:
+    assert redacted("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
+    assert redacted("redis://dms:s3cret@h/0") == "redis://dms:***@h/0"
+    assert redacted("unix://:pw@/run/r.sock?db=1") == "unix://:***@/run/r.sock?db=1"
+    assert redacted("redis://h:6379/0") == "redis://h:6379/0"
 
 
 def test_urls_it_cannot_serve_are_left_to_redis_py() -> None:
