@@ -48,6 +48,9 @@ File Roots::open_existing(const std::string& path) const noexcept {
     if (root.empty()) return File();
     File dir(root, O_RDONLY | O_DIRECTORY);
     size_t slash = path.rfind('/');
+    // A staging file is never data, and a peer can make one of any size (a PUT truncates it
+    // to the size it names): no reader opens one, let alone hashes it.
+    if (is_staging_name(std::string_view(path).substr(slash + 1))) return File();
     size_t start = root == "/" ? 1 : root.size() + 1;
     while (start < slash) {
       size_t end = path.find('/', start);

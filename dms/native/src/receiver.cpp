@@ -199,10 +199,7 @@ bool ReceiverSession::handle_query(const uint8_t* fixed) {
 // The quick check at the destination: same size, mtime and permission bits (or, with
 // checksum, same content). Only below the roots, never through a symlink, read only.
 bool ReceiverSession::up_to_date(const wire::QueryEntry& e, bool checksum) {
-  // A staging file is never data (the walk skips them too), and a peer can make one of any
-  // size (a PUT truncates it to the file size it names): never open, let alone hash, one.
-  std::string_view base = std::string_view(e.path).substr(e.path.rfind('/') + 1);
-  if (is_staging_name(base)) return false;
+  // open_existing refuses a staging name: it is never data (the walk skips them too).
   File f = roots_.open_existing(e.path);
   if (!f) return false;
   struct stat st {};

@@ -72,6 +72,21 @@ TEST_CASE("a symlinked directory or staging file below the root is refused") {
   CHECK(::access(d.file("outside/target").c_str(), F_OK) != 0);
 }
 
+TEST_CASE("an existing file is opened for reading, a staging name or a symlink never") {
+  TempDir d;
+  ::mkdir(d.file("root").c_str(), 0755);
+  Roots roots({d.file("root")});
+  File staged = roots.open_staging(d.file("root/a/.f.dms-1.partial"));
+  CHECK(::rename(d.file("root/a/.f.dms-1.partial").c_str(), d.file("root/a/f").c_str()) == 0);
+  CHECK(static_cast<bool>(roots.open_existing(d.file("root/a/f"))));
+  File again = roots.open_staging(d.file("root/a/.f.dms-2.partial"));
+  CHECK(!roots.open_existing(d.file("root/a/.f.dms-2.partial")));  // exists, regular, but staging
+  CHECK(::symlink("f", d.file("root/a/link").c_str()) == 0);
+  CHECK(!roots.open_existing(d.file("root/a/link")));
+  CHECK(!roots.open_existing(d.file("root/a/missing")));
+  CHECK(!roots.open_existing(d.file("elsewhere/f")));
+}
+
 TEST_CASE("a root given through a symlink still works") {
   TempDir d;
   ::mkdir(d.file("real").c_str(), 0755);

@@ -50,7 +50,8 @@ class Roots {
 
   // Opens an existing regular file below a root for reading, every directory below
   // the root (and the file) without following symlinks; an invalid File if the path
-  // is outside the roots, missing, a symlink or not a regular file. Never creates.
+  // is outside the roots, missing, a symlink, not a regular file or a staging name
+  // (never data, and of any size a peer chose). Never creates.
   File open_existing(const std::string& path) const noexcept;
 
  private:
