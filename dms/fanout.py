@@ -201,12 +201,15 @@ def fanned_out_walk(
         store.r.set(f"{_walk_key(rid, sub)}:dirs", json.dumps(rels))
     for sub in range(1, len(groups)):  # the planner starts on the first group itself
         publish(sub, groups[sub][0])
+    ahead = 1  # groups before this one were done or claimed when the planner last looked ahead
     for sub, rels in enumerate(groups):
         key = _walk_key(rid, sub)
         while not is_done(store, rid, sub):
             if claim(store, rid, sub, owner):
                 walk_subtree(store, params, sub, rels, owner)
-            elif not _walk_one_ahead(store, params, groups, sub, owner):
+                continue
+            ahead, walked = _walk_one_ahead(store, params, groups, max(ahead, sub + 1), owner)
+            if not walked:
                 time.sleep(0.02)
         for c in range(int(store.r.hget(key, "chunks") or 0)):
             text = store.r.get(f"{key}:{c}")
@@ -215,15 +218,22 @@ def fanned_out_walk(
             store.r.delete(f"{key}:{c}")
 
 
-def _walk_one_ahead(store: RequestStore, params: SyncParams, groups: list[list[str]], sub: int, owner: str) -> bool:
-    """While group `sub` is walked by another, the planner walks the next group nobody has
-    claimed, instead of sleeping: the walk is bound by the kernel's cold stats, which overlap
-    their disk waits best with every pool process stat'ing (a re-sync of S: 3 walkers -> 4)."""
-    for ahead in range(sub + 1, len(groups)):
+def _walk_one_ahead(
+    store: RequestStore, params: SyncParams, groups: list[list[str]], start: int, owner: str
+) -> tuple[int, bool]:
+    """While the group it needs is walked by another, the planner walks the next group from
+    `start` on that nobody has claimed, instead of sleeping: the walk is bound by the kernel's
+    cold stats, which overlap their disk waits best with every pool process stat'ing (a
+    re-sync of S: 3 walkers -> 4). Returns where to look next time, and whether it walked.
+
+    A group found done or claimed is not tried again (its walker finishes it, or, if that
+    walker dies, the planner claims it when it gets there), so a planner that waits polls
+    only its own group, not every group after it."""
+    for ahead in range(start, len(groups)):
         if not is_done(store, params.request_id, ahead) and claim(store, params.request_id, ahead, owner):
             walk_subtree(store, params, ahead, groups[ahead], owner)
-            return True
-    return False
+            return ahead + 1, True
+    return len(groups), False
 
 
 def drop_walk_keys(store: RequestStore, request_id: str) -> None:
