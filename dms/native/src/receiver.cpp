@@ -230,14 +230,18 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
   StagingFile staged;
   File& f = staged.file;
   bool writing = false;
-  auto fail_io = [&](const SystemError& e) {
+  // The first I/O failure of the piece is its answer; the rest of the payload is read, not written.
+  auto fail_io_with = [&](uint32_t err, std::string message, LogLevel level) {
+    writing = false;
     if (r.status != wire::Status::Ok) return;
     ++counters_.io_errors;
     r.status = wire::Status::IoError;
-    r.err = static_cast<uint32_t>(e.code().value());
-    r.message = e.what();
-    log_.add(LogLevel::Error, "peer " + t_.peer() + ": " + e.what());
-    writing = false;
+    r.err = err;
+    r.message = std::move(message);
+    log_.add(level, "peer " + t_.peer() + ": " + r.message);
+  };
+  auto fail_io = [&](const SystemError& e) {
+    fail_io_with(static_cast<uint32_t>(e.code().value()), e.what(), LogLevel::Error);
   };
   try {
     staged = roots_.open_staging_file(h.path);
@@ -267,14 +271,8 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
       // The read may have waited for a long time (the sender was stopped): meanwhile the
       // request was finished elsewhere and finalize renamed this file into place. Writing
       // on would change a published file; drop the rest of the piece instead.
-      if (r.status == wire::Status::Ok) {
-        ++counters_.io_errors;
-        r.status = wire::Status::IoError;
-        r.err = ESTALE;
-        r.message = h.path + ": the staging file was published or removed while this piece arrived; not written";
-        log_.add(LogLevel::Warning, "peer " + t_.peer() + ": " + r.message);
-      }
-      writing = false;
+      fail_io_with(ESTALE, h.path + ": the staging file was published or removed while this piece arrived; not written",
+                   LogLevel::Warning);
     }
     if (writing) {
       try {

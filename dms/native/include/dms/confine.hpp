@@ -14,8 +14,6 @@
 
 #include <sys/types.h>
 
-#include <string>
-
 #include "dms/file.hpp"
 
 namespace dms {
