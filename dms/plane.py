@@ -43,7 +43,7 @@ def control_plane(
 
     worker_concurrency > 0 asks for an embedded worker too (a sync); 0 only
     needs the state (status, list), and a missing embedded state is an error.
-    The sender's broker connection is closed on the way out.
+    The sender's and the store's connections are closed on the way out.
     """
     endpoints = resolve_endpoints(config_path, environ)
     env = os.environ if environ is None else environ

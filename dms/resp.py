@@ -220,7 +220,7 @@ class RespClient:
             try:
                 replies = self._connection().roundtrip([args for args, _ in commands])
                 break
-            except (OSError, ValueError) as exc:  # ConnectionError, timeouts; ValueError: a closed file
+            except (OSError, ValueError) as exc:  # ConnectionError, timeouts; ValueError: a garbled reply
                 self.close()
                 if time.monotonic() + delay > deadline:
                     raise ConnectionError(f"Redis at {self._where()} is unreachable: {exc}") from exc
