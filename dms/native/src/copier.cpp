@@ -34,6 +34,16 @@ bool guarded(PieceOutcome& out, const std::string& src_path, Body&& body, Reset&
 
 }  // namespace
 
+File create_new(const std::string& path, int flags, mode_t mode) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd >= 0) return File::adopt(fd, path);
+  if (errno == EEXIST) return File();
+  throw_errno(errno, "open", path);
+}
+
 void piece_failure(PieceOutcome& out, const std::exception_ptr& ep, const std::string& src_path) {
   try {
     std::rethrow_exception(ep);
@@ -69,8 +79,14 @@ Digest read_back(const File& f, uint64_t size, std::vector<unsigned char>& buffe
 }
 
 void set_metadata(const File& f, uint32_t mode, int64_t uid, int64_t gid, int64_t atime_ns, int64_t mtime_ns) {
-  if (uid >= 0 && ::fchown(f.fd(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0)
-    throw_errno(errno, "fchown", f.path());
+  // An owner that already matches (root copying root's files, a user copying their own) is
+  // not set again: an fstat costs less than an fchown, which also dirties the inode.
+  if (uid >= 0) {
+    struct stat st = stat_of(f);
+    bool same = st.st_uid == static_cast<uid_t>(uid) && (gid < 0 || st.st_gid == static_cast<gid_t>(gid));
+    if (!same && ::fchown(f.fd(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0)
+      throw_errno(errno, "fchown", f.path());
+  }
   if (::fchmod(f.fd(), static_cast<mode_t>(mode)) != 0) throw_errno(errno, "fchmod", f.path());
   struct timespec times[2] = {
       {static_cast<time_t>(atime_ns / 1'000'000'000), static_cast<long>(atime_ns % 1'000'000'000)},
@@ -126,10 +142,18 @@ void UnitCopier::open_current() {
   const CopySpec& s = specs_[next_];
   src_ = readahead_.open(next_, O_RDONLY | O_NOFOLLOW);
   if (s.check_source) check_source_unchanged("since planning");
-  dst_ = File(s.dst, (s.finish ? O_RDWR : O_WRONLY) | O_CREAT | O_NOFOLLOW, 0600);  // finish reads it back
-  // Idempotent: every piece sets the final size, so pieces may run in any
-  // order, twice, or concurrently, and a stale longer staging file shrinks.
-  truncate_to(dst_, s.file_size);
+  int access = (s.finish ? O_RDWR : O_WRONLY) | O_NOFOLLOW;  // finish reads it back
+  // A piece that ends at the file's end and creates the staging file gives it its size by
+  // writing it: no ftruncate (one system call fewer per small file). Holes written as holes
+  // (sparse) may not reach the end, so those are truncated as before.
+  bool sized_by_writing = s.offset + s.length == s.file_size && !s.sparse;
+  dst_ = sized_by_writing ? create_new(s.dst, access, 0600) : File();
+  if (!dst_) {
+    dst_ = File(s.dst, access | O_CREAT, 0600);
+    // Idempotent: every piece sets the final size, so pieces may run in any
+    // order, twice, or concurrently, and a stale longer staging file shrinks.
+    truncate_to(dst_, s.file_size);
+  }
   hasher_.reset();
   cursor_ = 0;
   open_ = true;

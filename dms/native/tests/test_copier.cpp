@@ -104,6 +104,49 @@ TEST_CASE("running a piece twice, in any order, leaves the same bytes") {
   CHECK(read_file(t.file("p")) == data);
 }
 
+TEST_CASE("a staging file the last piece creates is sized by its write; an existing longer one shrinks") {
+  TempDir t;
+  std::string data = random_bytes(1000, 3);
+  write_file(t.file("a"), data);
+  {  // the last piece first, into a new file: the write alone gives the final size
+    UnitCopier c({spec_for(t.file("a"), t.file("p"), 600, 400, 1000)}, CopyMethod::ReadWrite, 64);
+    run(c, 1 << 20);
+    CHECK(read_file(t.file("p")).size() == 1000);
+    UnitCopier d({spec_for(t.file("a"), t.file("p"), 0, 600, 1000)}, CopyMethod::CopyFileRange, 64);
+    run(d, 1 << 20);
+    CHECK(read_file(t.file("p")) == data);
+  }
+  write_file(t.file("q"), random_bytes(3000, 4));  // stale and longer: a whole-file piece truncates it
+  for (CopyMethod m : {CopyMethod::ReadWrite, CopyMethod::CopyFileRange}) {
+    UnitCopier c({spec_for(t.file("a"), t.file("q"), 0, 1000, 1000)}, m, 64);
+    auto outs = run(c, 1 << 20);
+    CHECK(outs.size() == 1 && outs[0].status == PieceStatus::Ok);
+    CHECK(read_file(t.file("q")) == data);
+  }
+  std::string empty_src = t.file("empty");
+  write_file(empty_src, "");
+  UnitCopier e({spec_for(empty_src, t.file("e"), 0, 0, 0)}, CopyMethod::ReadWrite, 64);
+  CHECK(run(e, 1 << 20).at(0).status == PieceStatus::Ok);
+  CHECK(read_file(t.file("e")).empty());
+}
+
+TEST_CASE("create_new: a new file, or an empty File where the name exists (a symlink included)") {
+  TempDir t;
+  File f = create_new(t.file("n"), O_WRONLY, 0600);
+  CHECK(static_cast<bool>(f));
+  CHECK(!create_new(t.file("n"), O_WRONLY, 0600));
+  CHECK(::symlink(t.file("elsewhere").c_str(), t.file("link").c_str()) == 0);
+  CHECK(!create_new(t.file("link"), O_WRONLY | O_NOFOLLOW, 0600));
+  CHECK(::access(t.file("elsewhere").c_str(), F_OK) != 0);  // nothing was created through the link
+  bool threw = false;
+  try {
+    create_new(t.file("missing-dir/x"), O_WRONLY, 0600);
+  } catch (const SystemError& e) {
+    threw = e.code().value() == ENOENT;
+  }
+  CHECK(threw);
+}
+
 TEST_CASE("EINTR and short reads/writes are retried") {
   TempDir t;
   std::string data = random_bytes(1000, 3);

@@ -124,6 +124,10 @@ void set_metadata(const File& f, uint32_t mode, int64_t uid, int64_t gid, int64_
 void finish_for_publishing(const CopySpec& s, const File& dst, const Digest& source_digest,
                            std::vector<unsigned char>& buffer);
 
+// Creates `path` (flags | O_CREAT | O_EXCL); an empty File, not an error, when the name
+// exists already (a symlink there counts as existing: O_EXCL never follows one).
+File create_new(const std::string& path, int flags, mode_t mode);
+
 // A slice buffer of buffer_size bytes (1..1 GiB, else invalid_argument).
 std::vector<unsigned char> make_io_buffer(size_t buffer_size);
 // Every piece must lie inside its file; throws invalid_argument naming the bad one.
