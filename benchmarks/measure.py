@@ -76,11 +76,20 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def measure(tool: Tool, ds: Dataset, src: Path, argv: list[str], *, fresh: bool = True) -> dict[str, Any]:
-    """Run `argv` once from a cold page cache; `fresh` removes the destination first."""
+def measure(
+    tool: Tool, ds: Dataset, src: Path, argv: list[str], *, fresh: bool = True, settle: float = 0.0
+) -> dict[str, Any]:
+    """Run `argv` once from a cold page cache; `fresh` removes the destination first.
+
+    `settle` seconds pass between that removal and the run. On an ext4 without a journal the
+    inode allocator passes over inodes freed in the last 60 s (`recently_deleted` in
+    fs/ext4/ialloc.c), checking each one on every create, so a tree created right after
+    another was removed pays for the removal (docs/performance.md, "S and the inode allocator")."""
     dst = tool.dst_base / ds.name
     if fresh:
         shutil.rmtree(dst, ignore_errors=True)
+        if settle > 0:
+            time.sleep(settle)
         if tool.name == "cp -a":
             dst.mkdir(parents=True)
     drop_caches()

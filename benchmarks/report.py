@@ -87,11 +87,16 @@ def targets(results: dict[str, Any], rss: dict[str, float]) -> list[dict[str, An
     return rows
 
 
+def _settled(doc: dict[str, Any]) -> str:
+    settle = doc.get("settle") or 0
+    return f", {settle:g} s after each destination was removed" if settle else ""
+
+
 def _markdown(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, "
              f"{m['filesystem']}; Python {m['python']}. {doc['repeat']} runs per tool, alternating; page cache "
-             f"dropped before every run; median (min-max). Scale {doc['scale']}.", ""]  # fmt: skip
+             f"dropped before every run{_settled(doc)}; median (min-max). Scale {doc['scale']}.", ""]  # fmt: skip
     for case, table in doc["results"].items():
         ds = doc["datasets"][case.split()[0]]
         dms = next((t for t in ("dms (service)", "dms (tcp)", "dms (veth)") if t in table), None)

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", default="", help="only tools whose name contains one of these (comma-separated)")
     ap.add_argument("--no-tcp", action="store_true", help="skip the TCP groups (loopback and veth)")
     ap.add_argument("--no-veth", action="store_true", help="skip the veth group (needs root: network namespaces)")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to wait after removing a destination, before the run (65: past ext4's "
+                         "60 s recently-deleted window; see docs/performance.md)")  # fmt: skip
     ap.add_argument("--work", type=Path, default=Path("/var/tmp/dms-bench"), help="data and destinations")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                             w in x.name for w in args.tools.split(","))]))  # fmt: skip
             for group, where, tools in groups:
                 if tools:
-                    _run_group(results, bench, ds, where, f"{name} {group}", tools, args.repeat)
+                    _run_group(results, bench, ds, where, f"{name} {group}", tools, args.repeat, args.settle)
         rss = peak_rss_mib(bench.dms_pids() + getattr(bench, "dms_tcp_pids", list)()
                            + getattr(bench, "dms_veth_pids", list)())  # fmt: skip
     finally:
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "scale": scale,
         "repeat": args.repeat,
+        "settle": args.settle,
         "datasets": {k: {"files": v.files, "size": v.size, "describe": v.describe()} for k, v in chosen.items()},
         "results": results,
         "rss_mib": rss,
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_group(results: dict[str, dict[str, Any]], bench: Bench, ds: Dataset, src: Path, case: str,
-               tools: list[Tool], repeat: int) -> None:  # fmt: skip
+               tools: list[Tool], repeat: int, settle: float = 0.0) -> None:  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tools}
     resyncs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tools if t.resync and ds.name == "S"}
     for rep in range(repeat):
@@ -117,7 +121,7 @@ def _run_group(results: dict[str, dict[str, Any]], bench: Bench, ds: Dataset, sr
             else:
                 argv = tool.argv(src, tool.dst_base / ds.name)
             try:
-                r = measure(tool, ds, src, argv)
+                r = measure(tool, ds, src, argv, settle=settle)
             except Exception as exc:
                 bench.notes.append(f"{case}: {tool.name} run {rep + 1} failed: {exc}")
                 print(f"  {tool.name}: FAILED {exc}", flush=True)
