@@ -22,6 +22,7 @@ from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
 from dms.paths import staging_path
 from dms.state import SHARD, RecordedPiece, RequestStore
+from dms.unit_order import Interleaver
 from dms.walk import DirNames, Excluded, Skipped, UpToDate, walk_tree
 
 __all__ = ["PlanTotals", "describe_unit", "native_quick_check", "plan_tree", "up_to_date"]
@@ -117,7 +118,9 @@ def plan_tree(
             for p in pieces:
                 if p.offset + p.length >= p.file.size:
                     pending.pop(p.file.file_id, None)
-            new_unit(pieces)
+            cut = len(pieces) == 1 and not pieces[0].whole_file
+            order.add(pieces, pieces[0].file.file_id if cut else None)
+        order.tick()
 
     def new_unit(pieces: list[UnitPiece]) -> None:
         # a unit carries its files' records, so it can run before their shard is stored
@@ -126,6 +129,8 @@ def plan_tree(
         counts["units"] += 1
         store.note_units_written(rid, counts["units"])
         on_unit(index)
+
+    order: Interleaver[list[UnitPiece]] = Interleaver(new_unit, params.parallelism)  # across files
 
     def note(line: str) -> None:
         report.append(line)
@@ -203,6 +208,7 @@ def plan_tree(
         skeleton.close()
     if not params.dry_run:
         write_units(chunker.finish())
+        order.drain()
     for shards in (files, dirs, links, names):
         shards.flush()
     if carried:

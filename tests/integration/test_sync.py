@@ -218,6 +218,33 @@ def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_dam
     assert staging_leftovers(dst) == []
 
 
+def test_chunks_of_large_files_are_dealt_out_across_files(
+    tmp_path: Path, dms_app: Any, store: Any, held_request: Any, start_worker: Any
+) -> None:
+    """Transfers running at once must not all write into one file (they would queue on its
+    inode lock): the planner deals the chunks of cut files round-robin (dms.unit_order)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        (src / name).write_bytes(os.urandom(4 * 4096))  # 4 chunks each
+    (src / "small").write_bytes(b"whole")
+    params, _ = held_request(src, dst, "order", chunk_size=4096, unit_bytes=4096, parallelism=3)
+    rid = params.request_id
+    deadline = time.monotonic() + 60
+    while not store.get(rid).get("planned") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    total = store.get(rid)["tasks_total"]
+    order = [[(p.file.relpath, p.offset) for p in store.load_unit(rid, i)] for i in range(total)]
+    cut = [unit[0] for unit in order if unit[0][0] != "small"]
+    assert [name for name, _ in cut] == ["a", "b", "c"] * 4, order
+    for name in ("a", "b", "c"):  # each file's chunks still go in file order
+        assert [off for n, off in cut if n == name] == [0, 4096, 8192, 12288]
+    assert [("small", 0)] in order
+    start_worker(params.data_queue)
+    assert wait(store, rid, poll=0.1, timeout=120)["state"] == "SUCCEEDED"
+    assert_same_tree(src, dst)
+
+
 def test_a_transfer_for_an_unknown_or_ended_request_does_nothing(dms_app: Any, store: Any, worker: Any) -> None:
     import time
 
