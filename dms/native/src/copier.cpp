@@ -138,6 +138,21 @@ void check_source_unchanged(const CopySpec& s, const File& src, const char* when
 
 void UnitCopier::check_source_unchanged(const char* when) { dms::check_source_unchanged(specs_[next_], src_, when); }
 
+bool still_named(const File& f, const std::string& path) {
+  struct stat named {};
+  if (::lstat(path.c_str(), &named) != 0) return false;
+  struct stat open = stat_of(f);
+  return named.st_dev == open.st_dev && named.st_ino == open.st_ino;
+}
+
+void UnitCopier::check_still_staged() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - checked_ < kStagedCheckEvery) return;
+  checked_ = now;
+  const CopySpec& s = specs_[next_];
+  if (!still_named(dst_, s.dst)) throw SystemError(ESTALE, "write (the staging file was renamed or removed meanwhile)", s.dst);
+}
+
 void UnitCopier::open_current() {
   const CopySpec& s = specs_[next_];
   src_ = readahead_.open(next_, O_RDONLY | O_NOFOLLOW);
@@ -156,6 +171,7 @@ void UnitCopier::open_current() {
   }
   hasher_.reset();
   cursor_ = 0;
+  checked_ = std::chrono::steady_clock::now();
   open_ = true;
 }
 
@@ -167,6 +183,7 @@ bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
     auto off = static_cast<off_t>(s.offset + cursor_);
     size_t got;
     if (method_ == CopyMethod::CopyFileRange && !s.sparse) {
+      check_still_staged();  // copy_file_range reads and writes in one call: check before it
       try {
         got = copy_file_range_full(src_, off, dst_, off, want);
       } catch (const SystemError& e) {
@@ -182,6 +199,7 @@ bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
     } else {
       got = pread_full(src_, buffer_.data(), want, off);
       hasher_.update(buffer_.data(), got);
+      check_still_staged();  // the read may have stalled (NFS, a stopped process)
       if (s.sparse)
         pwrite_sparse(dst_, buffer_.data(), got, off);
       else

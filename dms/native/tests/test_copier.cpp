@@ -147,6 +147,35 @@ TEST_CASE("create_new: a new file, or an empty File where the name exists (a sym
   CHECK(threw);
 }
 
+// A read that stalls while a duplicate run of the unit publishes the staging file.
+std::string g_staged, g_published;
+ssize_t publishing_pread(int fd, void* buf, size_t n, off_t off) {
+  if (!g_staged.empty()) {
+    ::rename(g_staged.c_str(), g_published.c_str());
+    g_staged.clear();
+    ::usleep(20000);
+  }
+  return ::pread(fd, buf, n, off);
+}
+
+TEST_CASE("a writer held up while its staging file was published writes nothing more (ESTALE)") {
+  TempDir t;
+  std::string data = random_bytes(300000, 5);
+  write_file(t.file("a"), data);
+  ScopedIoOps guard;
+  io_ops().pread = publishing_pread;
+  g_staged = t.file("p");
+  g_published = t.file("final");
+  UnitCopier c({spec_for(t.file("a"), t.file("p"), 0, 300000, 300000)}, CopyMethod::ReadWrite, 4096);
+  auto outs = run(c, 1 << 20);
+  CHECK(outs.size() == 1 && outs[0].status == PieceStatus::OsError && outs[0].err == ESTALE);
+  CHECK(read_file(t.file("final")).empty());  // created, then published by "the other run": not written to
+  // Not held up: the same copy, checked or not, writes everything.
+  UnitCopier d({spec_for(t.file("a"), t.file("q"), 0, 300000, 300000)}, CopyMethod::ReadWrite, 4096);
+  CHECK(run(d, 1 << 20).at(0).status == PieceStatus::Ok);
+  CHECK(read_file(t.file("q")) == data);
+}
+
 TEST_CASE("EINTR and short reads/writes are retried") {
   TempDir t;
   std::string data = random_bytes(1000, 3);

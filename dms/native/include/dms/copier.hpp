@@ -5,6 +5,7 @@
 // escape only for misuse (bad arguments) and out-of-memory.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -65,6 +66,7 @@ class UnitCopier {
   void open_current();
   void check_source_unchanged(const char* when);
   void finish_current(PieceOutcome& out);
+  void check_still_staged();  // before writing, at most every kStagedCheckEvery
   std::vector<CopySpec> specs_;
   CopyMethod method_;
   std::vector<unsigned char> buffer_;
@@ -75,7 +77,16 @@ class UnitCopier {
   uint64_t cursor_ = 0;
   Hasher hasher_;
   uint64_t bytes_moved_ = 0;
+  std::chrono::steady_clock::time_point checked_;
 };
+
+// A writer that was held up this long (a stalled read, a stopped process, a long wait between
+// slices) checks that its staging name still refers to the file it writes, before writing on:
+// meanwhile a duplicate run of its unit may have published the file (docs/decisions/0019).
+constexpr auto kStagedCheckEvery = std::chrono::milliseconds(5);
+
+// Whether `path` (not followed) still names the file open as `f`.
+bool still_named(const File& f, const std::string& path);
 
 // Pieces at least this large have their writeback started as soon as they are written
 // (sync_file_range(SYNC_FILE_RANGE_WRITE): write-behind, by the copier and the receiver).
