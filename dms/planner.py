@@ -120,7 +120,7 @@ def plan_tree(
                     pending.pop(p.file.file_id, None)
             cut = len(pieces) == 1 and not pieces[0].whole_file
             order.add(pieces, pieces[0].file.file_id if cut else None)
-        order.tick()
+        order.walked()
 
     def new_unit(pieces: list[UnitPiece]) -> None:
         # a unit carries its files' records, so it can run before their shard is stored

@@ -10,13 +10,15 @@ and 3.48-3.67 s with its units dealt out across the files (docs/performance.md).
 So the chunks of a file cut into several are held back and dealt round-robin, one per file per
 round, as soon as `width` files (the request's parallelism) have chunks waiting. What cannot be
 interleaved is not held: units of whole files go out at once. Held chunks are bounded in number
-(`max_held`) and in age (`max_wait` seconds), and all go at the end of the walk, so a large
-file never waits long for company that does not come.
+(`max_held`) and in how many more files the walk hands over while they wait (`max_wait_files`),
+and all go at the end of the walk, so a large file never waits long for company that does not
+come. The bounds count, never time: a plan that runs again (a redelivered `dms.plan`, the
+janitor re-planning for a dead node) must number the same units the same way, because units
+already recorded as done are known by their number (docs/architecture.md, "dms.plan").
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -29,22 +31,15 @@ Unit = TypeVar("Unit")
 class Interleaver(Generic[Unit]):
     """Hold the units of cut files and emit them round-robin across files."""
 
-    def __init__(
-        self,
-        emit: Callable[[Unit], None],
-        width: int,
-        max_held: int = 256,
-        max_wait: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, emit: Callable[[Unit], None], width: int, max_held: int = 256,
+                 max_wait_files: int = 1000) -> None:  # fmt: skip
         self._emit = emit
         self._width = max(1, width)
         self._max_held = max(1, max_held)
-        self._max_wait = max_wait
-        self._clock = clock
+        self._max_wait_files = max(1, max_wait_files)
         self._held: dict[int, deque[Unit]] = {}  # file -> its chunks, in file order; dicts keep walk order
         self._count = 0
-        self._since: float | None = None  # when the oldest held unit arrived
+        self._waited = 0  # files walked since a chunk was first held (since the queue was last empty)
 
     @property
     def held(self) -> int:
@@ -55,19 +50,20 @@ class Interleaver(Generic[Unit]):
         of a cut file (emitted at once)."""
         if cut_file is None:
             self._emit(unit)
-        else:
-            if self._since is None:
-                self._since = self._clock()
-            self._held.setdefault(cut_file, deque()).append(unit)
-            self._count += 1
-        self.tick()
-
-    def tick(self) -> None:
-        """Deal out what may go now; call it as the walk goes on, even when nothing was added."""
+            return
+        self._held.setdefault(cut_file, deque()).append(unit)
+        self._count += 1
         while len(self._held) >= self._width:
             self._round()
-        if self._count >= self._max_held or (self._since is not None and self._clock() - self._since >= self._max_wait):
+        if self._count >= self._max_held:
             self.drain()
+
+    def walked(self) -> None:
+        """The walk handed over one more file: held chunks wait for at most `max_wait_files`."""
+        if self._count:
+            self._waited += 1
+            if self._waited >= self._max_wait_files:
+                self.drain()
 
     def drain(self) -> None:
         """Emit everything held, round-robin across files (the end of the walk)."""
@@ -82,4 +78,4 @@ class Interleaver(Generic[Unit]):
             if not queue:
                 del self._held[file]
         if not self._held:
-            self._since = None
+            self._waited = 0

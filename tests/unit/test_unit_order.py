@@ -5,9 +5,9 @@ from __future__ import annotations
 from dms.unit_order import Interleaver
 
 
-def dealer(width: int, **kw: float) -> tuple[Interleaver[str], list[str]]:
+def dealer(width: int, **kw: int) -> tuple[Interleaver[str], list[str]]:
     out: list[str] = []
-    return Interleaver(out.append, width, **kw), out  # type: ignore[arg-type]
+    return Interleaver(out.append, width, **kw), out
 
 
 def test_chunks_wait_for_width_files_then_go_round_robin() -> None:
@@ -39,20 +39,36 @@ def test_held_chunks_are_bounded_in_number() -> None:
     assert out == ["a0", "a1", "a2", "a3", "a4"]  # one file alone: its own order
 
 
-def test_held_chunks_are_bounded_in_age() -> None:
-    now = [0.0]
-    out: list[str] = []
-    order = Interleaver(out.append, 4, max_wait=1.0, clock=lambda: now[0])
+def test_held_chunks_wait_for_a_bounded_number_of_walked_files() -> None:
+    order, out = dealer(4, max_wait_files=3)
+    order.walked()  # nothing held: nothing counts
     order.add("a0", cut_file=1)
     order.add("b0", cut_file=2)
-    now[0] = 0.5
-    order.tick()
+    order.walked()
+    order.walked()
     assert out == []
-    now[0] = 1.0
-    order.tick()  # the walk goes on with other entries: the wait is over
+    order.walked()  # the third file walked since a0 was held
     assert out == ["a0", "b0"]
     order.add("c0", cut_file=3)  # a new wait starts with the next held chunk
+    order.walked()
     assert out == ["a0", "b0"]
+
+
+def test_the_same_walk_gives_the_same_order() -> None:
+    """A re-run plan must number its units as the first run did (units done are known by number)."""
+
+    def deal() -> list[str]:
+        order, out = dealer(3, max_held=7, max_wait_files=5)
+        for f in range(6):
+            for k in range(f % 4 + 1):
+                order.add(f"{f}.{k}", cut_file=f)
+            order.add(f"small{f}", cut_file=None)
+            order.walked()
+        order.drain()
+        return out
+
+    first = deal()
+    assert first == deal() and len(first) == sum(f % 4 + 1 for f in range(6)) + 6
 
 
 def test_width_one_emits_everything_at_once() -> None:
