@@ -89,6 +89,14 @@ def test_embedded_sync_copies_reports_and_leaves_nothing_running(tmp_path: Path,
     listing = run_cli("list", env=home)
     assert listing.returncode == 0 and "embedded-1" in listing.stdout
     assert processes_mentioning(home["DMS_HOME"]) == []
+    # The worker was killed once the request was settled: the next embedded sync starts clean
+    # (whatever Celery had not acked is dropped), and the first request stays SUCCEEDED.
+    again = run_cli("sync", str(src), str(tmp_path / "dst2"), "--wait", "--id", "embedded-2", env=home)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_same_tree(src, tmp_path / "dst2")
+    first = json.loads(run_cli("status", "embedded-1", "--json", env=home).stdout)
+    assert first["state"] == "SUCCEEDED" and not first.get("error")
+    assert processes_mentioning(home["DMS_HOME"]) == []
 
 
 def test_failed_request_exits_1_and_status_lists_the_file(tmp_path: Path, home: dict[str, str]) -> None:
