@@ -3,6 +3,7 @@
     python -m benchmarks.run            # L, M, S at full size, 3 runs each (12-20 minutes here)
     python -m benchmarks.run --quick    # the same at scale 0.05: a few minutes
     python -m benchmarks.run --datasets S --repeat 5 --out /tmp/bench
+    python -m benchmarks.run --datasets S --settle 65   # start past ext4's recently-deleted window
 
 What runs (docs/performance.md has the latest table and how to read it):
 - locally, on L, M and S: cp -a, rsync -a, rclone copy (--transfers 8 --multi-thread-streams 4),
