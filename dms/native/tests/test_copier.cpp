@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "check.hpp"
 #include "files.hpp"
@@ -153,7 +154,7 @@ ssize_t publishing_pread(int fd, void* buf, size_t n, off_t off) {
   if (!g_staged.empty()) {
     ::rename(g_staged.c_str(), g_published.c_str());
     g_staged.clear();
-    ::usleep(20000);
+    std::this_thread::sleep_for(kStagedCheckEvery + std::chrono::milliseconds(20));
   }
   return ::pread(fd, buf, n, off);
 }
