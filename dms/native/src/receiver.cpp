@@ -21,8 +21,11 @@ namespace dms {
 
 namespace {
 // How often, at most, a piece being received checks that its staging file is still staged
-// (one fstatat): a read that waited longer than this is always followed by a check.
-constexpr auto kStagedCheckInterval = std::chrono::milliseconds(5);
+// (one fstatat): a read that waited longer than this is always followed by a check. A late
+// write is a hazard only after a sender stalled long enough for its unit to run again
+// elsewhere (a heartbeat lapse, the visibility timeout: tens of seconds at least), and on
+// Lustre or NFS each check is a lookup on the metadata server: once a second, as the copier.
+constexpr auto kStagedCheckInterval = std::chrono::seconds(1);
 }  // namespace
 
 void EventLog::add(LogLevel level, std::string message) {
