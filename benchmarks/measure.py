@@ -84,7 +84,7 @@ def measure(
     `settle` seconds pass between that removal and the run. On an ext4 without a journal the
     inode allocator passes over inodes freed in the last 60 s (`recently_deleted` in
     fs/ext4/ialloc.c), checking each one on every create, so a tree created right after
-    another was removed pays for the removal (docs/performance.md, "S and the inode allocator")."""
+    another was removed pays for the removal (docs/performance.md, the S sections of "What limits each case")."""
     dst = tool.dst_base / ds.name
     if fresh:
         shutil.rmtree(dst, ignore_errors=True)

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "dms/errors.hpp"
+#include "dms/io.hpp"
 #include "dms/protocol.hpp"
 
 namespace dms {
@@ -70,10 +71,7 @@ File Roots::open_existing(const std::string& path) const noexcept {
   }
 }
 
-bool StagingFile::still_staged() const noexcept {
-  struct stat st {};
-  return ::fstatat(dir.fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino;
-}
+bool StagingFile::still_staged() const noexcept { return names_inode(dir.fd(), name.c_str(), dev, ino); }
 
 StagingFile Roots::open_staging_file(const std::string& path) const {
   try {

@@ -138,19 +138,14 @@ void check_source_unchanged(const CopySpec& s, const File& src, const char* when
 
 void UnitCopier::check_source_unchanged(const char* when) { dms::check_source_unchanged(specs_[next_], src_, when); }
 
-bool still_named(const File& f, const std::string& path) {
-  struct stat named {};
-  if (::lstat(path.c_str(), &named) != 0) return false;
-  struct stat open = stat_of(f);
-  return named.st_dev == open.st_dev && named.st_ino == open.st_ino;
-}
-
 void UnitCopier::check_still_staged() {
   auto now = std::chrono::steady_clock::now();
   if (now - checked_ < kStagedCheckEvery) return;
   checked_ = now;
   const CopySpec& s = specs_[next_];
-  if (!still_named(dst_, s.dst)) throw SystemError(ESTALE, "write (the staging file was renamed or removed meanwhile)", s.dst);
+  struct stat open = stat_of(dst_);
+  if (!names_inode(AT_FDCWD, s.dst.c_str(), open.st_dev, open.st_ino))
+    throw SystemError(ESTALE, "write (the staging file was renamed or removed meanwhile)", s.dst);
 }
 
 void UnitCopier::open_current() {

@@ -128,6 +128,11 @@ int64_t ns_of(const struct timespec& t) noexcept {
   return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
+bool names_inode(int dirfd, const char* name, dev_t dev, ino_t ino) noexcept {
+  struct stat st {};
+  return ::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
 struct stat stat_of(const File& f) {
   struct stat st {};
   if (::fstat(f.fd(), &st) != 0) throw_errno(errno, "fstat", f.path());

@@ -19,15 +19,6 @@
 
 namespace dms {
 
-namespace {
-// How often, at most, a piece being received checks that its staging file is still staged
-// (one fstatat): a read that waited longer than this is always followed by a check. A late
-// write is a hazard only after a sender stalled long enough for its unit to run again
-// elsewhere (a heartbeat lapse, the visibility timeout: tens of seconds at least), and on
-// Lustre or NFS each check is a lookup on the metadata server: once a second, as the copier.
-constexpr auto kStagedCheckInterval = std::chrono::seconds(1);
-}  // namespace
-
 void EventLog::add(LogLevel level, std::string message) {
   std::lock_guard lock(mu_);
   if (events_.size() >= capacity_) {
@@ -268,7 +259,7 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
     if (got == 0) throw ProtocolError("peer " + t_.peer() + " closed the connection in the middle of a payload");
     hasher.update(buffer_.data(), got);
     auto now = std::chrono::steady_clock::now();
-    bool check = now - checked >= kStagedCheckInterval;  // always after a read that waited
+    bool check = now - checked >= kStagedCheckEvery;  // always after a read that waited
     if (check) checked = now;
     if (writing && check && !staged.still_staged()) {
       // The read may have waited for a long time (the sender was stopped): meanwhile the

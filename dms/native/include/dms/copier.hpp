@@ -80,16 +80,14 @@ class UnitCopier {
   std::chrono::steady_clock::time_point checked_;
 };
 
-// A writer that was held up this long (a stalled read, a stopped process, a long wait between
-// slices) checks that its staging name still refers to the file it writes, before writing on:
-// meanwhile a duplicate run of its unit may have published the file (docs/decisions/0019).
-// A duplicate runs only after the janitor saw a node's heartbeat lapse or the broker's
-// visibility timeout ran out, both far longer than this; and on Lustre or NFS every check is a
-// lookup on the metadata server, so a busy writer checks at most once a second.
+// A writer (the copier, the receiver) that was held up this long (a stalled read, a stopped
+// process or sender, a long wait between slices) checks that its staging name still refers to
+// the file it writes, before writing on (names_inode): meanwhile a duplicate run of its unit
+// may have published the file (docs/decisions/0019). A duplicate runs only after the janitor
+// saw a node's heartbeat lapse or the broker's visibility timeout ran out, both far longer
+// than this; and on Lustre or NFS every check is a lookup on the metadata server, so a busy
+// writer checks at most once a second.
 constexpr auto kStagedCheckEvery = std::chrono::seconds(1);
-
-// Whether `path` (not followed) still names the file open as `f`.
-bool still_named(const File& f, const std::string& path);
 
 // Pieces at least this large have their writeback started as soon as they are written
 // (sync_file_range(SYNC_FILE_RANGE_WRITE): write-behind, by the copier and the receiver).

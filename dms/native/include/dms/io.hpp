@@ -62,6 +62,9 @@ bool all_zero(const void* buf, size_t n) noexcept;
 // of small files, where one fsync per file would cost a journal commit each.
 void sync_filesystem(const std::string& path);
 struct stat stat_of(const File& f);
+// Whether `name` (relative to `dirfd`, or a path with AT_FDCWD; not followed) is the inode
+// (dev, ino): a writer's check that its staging name still refers to the file it holds.
+bool names_inode(int dirfd, const char* name, dev_t dev, ino_t ino) noexcept;
 // A stat time (st_mtim, st_atim) in nanoseconds since the epoch.
 int64_t ns_of(const struct timespec& t) noexcept;
 
