@@ -231,7 +231,9 @@ std::vector<PieceOutcome> UnitCopier::step(uint64_t max_bytes) {
   std::vector<PieceOutcome> outcomes;
   uint64_t used = 0;
   max_bytes = std::max<uint64_t>(max_bytes, 1);
+  auto started = std::chrono::steady_clock::now();
   while (!done() && used < max_bytes) {
+    if (!open_ && held_up_since(started, used)) break;
     PieceOutcome out;
     out.index = next_;
     bool finished = guarded(

@@ -286,7 +286,9 @@ std::vector<PieceOutcome> UnitSender::step(uint64_t max_bytes) {
   if (!authenticated_) connect_and_authenticate();
   uint64_t used = 0;
   max_bytes = std::max<uint64_t>(max_bytes, 1);
+  auto started = std::chrono::steady_clock::now();
   while (next_ < specs_.size() && used < max_bytes) {
+    if (!open_ && held_up_since(started, used)) break;
     if (!open_) {
       PieceOutcome out;
       out.index = next_;

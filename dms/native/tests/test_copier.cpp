@@ -177,6 +177,33 @@ TEST_CASE("a writer held up while its staging file was published writes nothing 
   CHECK(read_file(t.file("q")) == data);
 }
 
+bool g_stall_once = false;
+ssize_t stalling_pread(int fd, void* buf, size_t n, off_t off) {
+  if (g_stall_once) {
+    g_stall_once = false;
+    std::this_thread::sleep_for(kStagedCheckEvery + std::chrono::milliseconds(20));
+  }
+  return ::pread(fd, buf, n, off);
+}
+
+TEST_CASE("a step held up in one piece returns before it opens the next (the caller checks first)") {
+  TempDir t;
+  write_file(t.file("a"), random_bytes(1000, 6));
+  write_file(t.file("b"), random_bytes(1000, 7));
+  ScopedIoOps guard;
+  io_ops().pread = stalling_pread;
+  g_stall_once = true;
+  UnitCopier c({spec_for(t.file("a"), t.file("pa"), 0, 1000, 1000), spec_for(t.file("b"), t.file("pb"), 0, 1000, 1000)},
+               CopyMethod::ReadWrite, 4096);
+  auto first = c.step(1 << 30);
+  CHECK(first.size() == 1 && first[0].index == 0 && first[0].status == PieceStatus::Ok);
+  CHECK(!c.done());
+  CHECK(::access(t.file("pb").c_str(), F_OK) != 0);  // nothing created for the next piece yet
+  auto second = c.step(1 << 30);  // not held up: both would have fit in one step
+  CHECK(second.size() == 1 && second[0].index == 1 && c.done());
+  CHECK(read_file(t.file("pb")) == read_file(t.file("b")));
+}
+
 TEST_CASE("EINTR and short reads/writes are retried") {
   TempDir t;
   std::string data = random_bytes(1000, 3);

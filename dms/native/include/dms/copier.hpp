@@ -89,6 +89,13 @@ class UnitCopier {
 // writer checks at most once a second.
 constexpr auto kStagedCheckEvery = std::chrono::seconds(1);
 
+// Whether a step that began at `started` and has done some work should end before it opens
+// another piece: one held up this long returns to its caller, whose check between slices
+// (cancelled, resumed, ended) then runs before anything new is created for the request.
+inline bool held_up_since(std::chrono::steady_clock::time_point started, uint64_t used) {
+  return used > 0 && std::chrono::steady_clock::now() - started >= kStagedCheckEvery;
+}
+
 // Pieces at least this large have their writeback started as soon as they are written
 // (sync_file_range(SYNC_FILE_RANGE_WRITE): write-behind, by the copier and the receiver).
 constexpr uint64_t kWriteBehindBytes = 1024 * 1024;
