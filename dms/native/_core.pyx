@@ -356,12 +356,15 @@ def copy_range(src, dst, uint64_t offset, uint64_t length, str method="readwrite
     return d.hex().decode()
 
 
-def hash_range(path, uint64_t offset, uint64_t length):
-    """Digest of bytes [offset, offset+length) of a file (fewer at end of file)."""
+def hash_range(path, uint64_t offset, uint64_t length, bint mapped=True):
+    """Digest of bytes [offset, offset+length) of a file (fewer at end of file).
+
+    mapped=False reads the bytes with pread instead of hashing them in the page cache
+    through a mapping (docs/decisions/0020): the same digest, for benchmarks/hash_read.py."""
     cdef string cpath = os.fsencode(path)
     cdef c_checksum.Digest d
     with nogil:
-        d = c_copier.hash_range(cpath, offset, length)
+        d = c_copier.hash_range(cpath, offset, length, mapped)
     return d.hex().decode()
 
 

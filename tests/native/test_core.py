@@ -118,6 +118,17 @@ def test_copy_methods_give_identical_bytes_and_digest(tmp_path: Path, method: st
     assert (tmp_path / "dst").read_bytes() == data
 
 
+@pytest.mark.parametrize("mapped", [True, False])
+def test_hash_range_in_the_page_cache_or_by_pread_gives_the_digest_of_the_bytes(tmp_path: Path, mapped: bool) -> None:
+    """Both ways of reading to hash (decision 0020), inside a Python process whose
+    faulthandler (pytest's) holds SIGBUS too; a range past the end hashes what is there."""
+    data = os.urandom(9 * 1024 * 1024 + 4097)
+    (tmp_path / "f").write_bytes(data)
+    for offset, length in ((0, len(data)), (4095, 5 * 1024 * 1024), (100, 1000), (len(data) - 300000, 10**9)):
+        got = native.hash_range(tmp_path / "f", offset, length, mapped=mapped)
+        assert got == native.digest_bytes(data[offset : offset + length]), (offset, length)
+
+
 def test_chunker_packs_small_files_and_splits_large_ones() -> None:
     chunker = native.FileChunker(100, 100, 3)
     for index, size in enumerate([10, 0, 250, 5]):

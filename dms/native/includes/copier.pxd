@@ -65,5 +65,5 @@ cdef extern from "dms/copier.hpp" namespace "dms" nogil:
         bool done() noexcept
 
     Digest copy_range(const string&, const string&, uint64_t, uint64_t, CopyMethod) except +translate_exception
-    Digest hash_range(const string&, uint64_t, uint64_t) except +translate_exception
+    Digest hash_range(const string&, uint64_t, uint64_t, bint) except +translate_exception
     Digest parse_digest(const string&) except +translate_exception

@@ -10,6 +10,7 @@
 
 #include "dms/errors.hpp"
 #include "dms/io.hpp"
+#include "dms/mapped.hpp"
 
 namespace dms {
 
@@ -66,15 +67,8 @@ void piece_failure(PieceOutcome& out, const std::exception_ptr& ep, const std::s
 
 Digest read_back(const File& f, uint64_t size, std::vector<unsigned char>& buffer) {
   Hasher hasher;
-  uint64_t done = 0;
-  while (done < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - done));
-    size_t got = pread_full(f, buffer.data(), want, static_cast<off_t>(done));
-    if (got != want)
-      throw IntegrityError(f.path() + ": shorter than its " + std::to_string(size) + " bytes when read back");
-    hasher.update(buffer.data(), got);
-    done += got;
-  }
+  if (!hash_file_range(f, 0, size, hasher, buffer))
+    throw IntegrityError(f.path() + ": shorter than its " + std::to_string(size) + " bytes when read back");
   return hasher.digest();
 }
 
@@ -174,10 +168,13 @@ bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
   const CopySpec& s = specs_[next_];
   while (cursor_ < s.length) {
     if (budget == 0) return false;
-    size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, budget}));
+    bool in_kernel = method_ == CopyMethod::CopyFileRange && !s.sparse;
+    // The kernel copy needs no buffer: larger blocks, as large as one mapping to hash them.
+    size_t block = in_kernel ? kMapWindowBytes : buffer_.size();
+    size_t want = static_cast<size_t>(std::min<uint64_t>({block, s.length - cursor_, budget}));
     auto off = static_cast<off_t>(s.offset + cursor_);
     size_t got;
-    if (method_ == CopyMethod::CopyFileRange && !s.sparse) {
+    if (in_kernel) {
       check_still_staged();  // copy_file_range reads and writes in one call: check before it
       try {
         got = copy_file_range_full(src_, off, dst_, off, want);
@@ -186,11 +183,10 @@ bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
         method_ = CopyMethod::ReadWrite;  // this kernel/filesystem pair cannot; stay on the portable path
         continue;
       }
-      // The digest must be of the source bytes, so read them once more (from
-      // the page cache as a rule); see docs/decisions/0003-copy-method.md.
-      if (pread_full(src_, buffer_.data(), got, off) != got)
+      // The digest must be of the source bytes, so hash them where the copy left them,
+      // in the page cache, without copying them out (docs/decisions/0003, 0020).
+      if (!hash_file_range(src_, static_cast<uint64_t>(off), got, hasher_, buffer_))
         throw SourceChangedError(s.src + ": shrank while being copied");
-      hasher_.update(buffer_.data(), got);
     } else {
       got = pread_full(src_, buffer_.data(), want, off);
       hasher_.update(buffer_.data(), got);
@@ -282,22 +278,24 @@ std::vector<PieceOutcome> Verifier::step(uint64_t max_bytes) {
           }
           while (cursor_ < s.length) {
             if (used >= max_bytes) return false;
-            size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, max_bytes - used}));
-            size_t got = pread_full(file_, buffer_.data(), want, static_cast<off_t>(s.offset + cursor_));
-            hasher_.update(buffer_.data(), got);
-            cursor_ += got;
-            used += got;
-            if (got < want) break;  // short file: the digest below cannot match
+            size_t want = static_cast<size_t>(std::min<uint64_t>({kMapWindowBytes, s.length - cursor_, max_bytes - used}));
+            if (!hash_file_range(file_, s.offset + cursor_, want, hasher_, buffer_)) {
+              short_ = true;  // short file: the digest below cannot match
+              break;
+            }
+            cursor_ += want;
+            used += want;
           }
           file_.close_no_throw();
           open_ = false;
           out.digest = hasher_.digest();
-          if (cursor_ < s.length || !(out.digest == s.expected)) {
+          bool was_short = std::exchange(short_, false);
+          if (was_short || !(out.digest == s.expected)) {
             out.status = PieceStatus::Mismatch;
             out.path = s.path;
             out.message = s.path + ": bytes [" + std::to_string(s.offset) + ", +" + std::to_string(s.length) +
                           ") hash to " + out.digest.hex() + ", expected " + s.expected.hex() +
-                          (cursor_ < s.length ? " (file is shorter)" : "");
+                          (was_short ? " (file is shorter)" : "");
           }
           return true;
         },
@@ -344,10 +342,16 @@ Digest copy_range(const std::string& src, const std::string& dst, uint64_t offse
   return all[0].digest;
 }
 
-Digest hash_range(const std::string& path, uint64_t offset, uint64_t length) {
+Digest hash_range(const std::string& path, uint64_t offset, uint64_t length, bool mapped) {
   File f(path, O_RDONLY);
   Hasher h;
   std::vector<unsigned char> buf(static_cast<size_t>(std::min<uint64_t>(length, 1 << 20)) + 1);
+  if (mapped) {
+    auto size = static_cast<uint64_t>(stat_of(f).st_size);
+    uint64_t have = size > offset ? std::min(length, size - offset) : 0;
+    if (hash_file_range(f, offset, have, h, buf)) return h.digest();
+    h.reset();  // cut while being read: read what is left instead
+  }
   uint64_t done = 0;
   while (done < length) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));

@@ -7,6 +7,7 @@
 #include "dms/auth.hpp"
 #include "dms/errors.hpp"
 #include "dms/io.hpp"
+#include "dms/mapped.hpp"
 #include "dms/protocol.hpp"
 
 namespace dms {
@@ -171,8 +172,27 @@ bool UnitSender::advance(uint64_t budget, uint64_t& used) {
   const CopySpec& s = specs_[next_];
   while (cursor_ < s.length) {
     if (budget == 0) return false;
-    size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, budget}));
     uint64_t off = s.offset + cursor_;
+    if (method_ == SendMethod::Sendfile && corrupt_every_ == 0 && s.length - cursor_ >= kMapMinBytes) {
+      // sendfile() moves page-cache pages without copying them; hash them in place too,
+      // through a mapping, rather than pread them into the buffer only to hash them.
+      size_t want = static_cast<size_t>(std::min<uint64_t>({kMapWindowBytes, s.length - cursor_, budget}));
+      try {
+        if (!hash_file_range(src_, off, want, hasher_, buffer_))
+          throw SourceChangedError(s.src + ": shorter than the " + std::to_string(s.file_size) +
+                                   " bytes the planner saw");
+      } catch (...) {  // a source failure (failure_from rethrows anything else)
+        poison_rest(failure_from(std::current_exception(), next_, s.src));
+        return true;
+      }
+      send_payload_block(off, want);
+      cursor_ += want;
+      used += want;
+      budget -= want;
+      bytes_moved_ += want;
+      continue;
+    }
+    size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, budget}));
     size_t got = 0;
     try {
       got = pread_full(src_, buffer_.data(), want, static_cast<off_t>(off));

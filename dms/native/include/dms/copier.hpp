@@ -125,6 +125,7 @@ class Verifier {
   bool open_ = false;
   File file_;
   uint64_t cursor_ = 0;
+  bool short_ = false;  // the file ended before the range did
   Hasher hasher_;
 };
 
@@ -160,7 +161,7 @@ void check_source_unchanged(const CopySpec& s, const File& src, const char* when
 // exceptions (tests, tools). Both are bounded by the range they are given.
 Digest copy_range(const std::string& src, const std::string& dst, uint64_t offset, uint64_t length,
                   CopyMethod method);
-Digest hash_range(const std::string& path, uint64_t offset, uint64_t length);
+Digest hash_range(const std::string& path, uint64_t offset, uint64_t length, bool mapped = true);
 
 Digest parse_digest(const std::string& hex);  // throws std::invalid_argument
 
