@@ -54,7 +54,7 @@ def submit(
     if not params.request_id or any(c.isspace() or c in "/:*?" for c in params.request_id):
         raise RequestError(f"request id {params.request_id!r}: use letters, digits, '.', '_' or '-'")
     if params.clustered:  # imported here: a local sync's client never loads the cluster registry
-        from dms.placement import check_roots
+        from dms.roots import check_roots
         from dms.settings import active_config
 
         check_roots(config or active_config(), params)  # the paths may not be visible here: check the roots

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from dms.config import DmsConfig, NodeConfig
-from dms.errors import ConfinementError, TransientError
+from dms.config import DmsConfig
+from dms.errors import TransientError
 from dms.model import SyncParams
 from dms.registry import NicEndpoint, Registry, endpoints_of
+from dms.roots import check_roots, under_roots
 from dms.scheduling import UnitToRoute, candidate_paths, get_policy
 
 __all__ = ["NoRoute", "Placement", "Route", "check_roots", "under_roots"]
@@ -75,33 +76,3 @@ class Placement:
         local = same_cluster or src.node == dst.node
         self.registry.assign(params.request_id, index, src.key, "" if local else dst.key, nbytes)
         return Route(src, None if local else dst)
-
-
-def under_roots(path: str, roots: Collection[str]) -> bool:
-    """Whether `path` (absolute, normalized) is one of `roots` or lies below one."""
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-def check_roots(config: DmsConfig, params: SyncParams) -> None:
-    """Refuse a request whose source or destination lies outside its cluster's allowed roots.
-
-    Lexical here (the submitting host may see neither path); the receiver checks
-    every write again below the real directory tree, symlinks included.
-    """
-    if not params.clustered:
-        return
-    assert params.source_cluster is not None and params.destination_cluster is not None
-    for label, path, cluster in (
-        ("source", params.source, params.source_cluster),
-        ("destination", params.destination, params.destination_cluster),
-    ):
-        nodes: tuple[NodeConfig, ...] = config.cluster(cluster).nodes
-        roots = sorted({r for n in nodes for r in n.roots})
-        if not _is_normal_absolute(path) or not under_roots(path, roots):
-            raise ConfinementError(
-                f"{label} {path} is outside the allowed roots of cluster {cluster} ({', '.join(roots)})"
-            )
-
-
-def _is_normal_absolute(path: str) -> bool:
-    return path.startswith("/") and "\0" not in path and all(p not in (".", "..") for p in path.split("/"))

@@ -20,8 +20,8 @@ from dms.fanout import (
 from dms.janitor import restart_lane_heads
 from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
 from dms.paths import validate_pair, validate_source
-from dms.placement import check_roots, under_roots
 from dms.planner import plan_tree
+from dms.roots import check_roots, under_roots
 from dms.settings import active_config, current_node
 from dms.state import Keys
 from dms.tasks.base import DmsTask

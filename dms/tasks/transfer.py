@@ -26,8 +26,9 @@ from dms.copying import Spec, UnitResult, copy_unit, send_unit
 from dms.errors import AuthenticationError, ConfinementError, IntegrityError, ProtocolError
 from dms.model import SyncParams, UnitPiece
 from dms.nics import usable
-from dms.placement import NoRoute, Route, under_roots
+from dms.placement import NoRoute, Route
 from dms.registry import NicEndpoint
+from dms.roots import under_roots
 from dms.routing import nic_of_queue, nic_queue
 from dms.settings import active_config, current_node
 from dms.state import FailedPiece
