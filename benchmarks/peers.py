@@ -73,13 +73,23 @@ class Tool:
 
 @dataclass
 class Bench:
-    """Every tool and server of one benchmark run; `close()` stops the servers."""
+    """Every tool and server of one benchmark run; `close()` stops the servers and, unless
+    `keep`, removes what the run made under `work` (destinations, server scratch): a full run
+    leaves about 30 GB there otherwise. The generated datasets (`work/data`) stay for the next run."""
 
     work: Path
     notes: list[str] = field(default_factory=list)
     tools: list[Tool] = field(default_factory=list)
+    keep: bool = False
     _stop: list[Callable[[], None]] = field(default_factory=list)
+    _made: list[Path] = field(default_factory=list)
     dms_pids: Callable[[], list[int]] = lambda: []
+
+    def scratch(self, name: str) -> Path:
+        """`work/name`, a destination or server file of this run, removed by close()."""
+        path = self.work / name
+        self._made.append(path)
+        return path
 
     def close(self) -> None:
         for stop in reversed(self._stop):
@@ -87,10 +97,17 @@ class Bench:
                 stop()
             except Exception as exc:  # stopping must not hide the results
                 print(f"warning: stopping a server: {exc}", file=sys.stderr)
+        if self.keep:
+            return
+        for path in dict.fromkeys(self._made):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     # -- local tools ---------------------------------------------------------------
     def add_local(self, usable: set[str]) -> None:
-        base = self.work / "dst-local"
+        base = self.scratch("dst-local")
         base.mkdir(parents=True, exist_ok=True)
         self.tools.append(Tool("cp -a", "local", lambda s, d: ["cp", "-a", "--", f"{s}/.", str(d)], base))
         if "rsync" in usable:
@@ -101,17 +118,17 @@ class Bench:
                 "rclone", "copy", str(s), str(d), "--transfers", "8", "--multi-thread-streams", "4",
                 "--checkers", "16", "--config", "/dev/null", "-q"], base, resync=True))  # fmt: skip
         if "fpsync" in usable:
-            scratch = str(self.work / "fpsync")
+            scratch = str(self.scratch("fpsync"))
             self.tools.append(Tool("fpsync -n 4", "local", lambda s, d: [
                 "fpsync", "-n", "4", "-t", scratch, f"{s}/", f"{d}/"], base, resync=True))  # fmt: skip
         self._add_dms_service(base)
-        home = self.work / "embedded-home"
+        home = self.scratch("embedded-home")
         env = {"DMS_HOME": str(home)}
         self.tools.append(Tool("dms (embedded)", "local", lambda s, d: [*DMS_CLI, "sync", str(s), str(d), "--json"],
                                base, env=env, dms=True))  # fmt: skip
 
     def _add_dms_service(self, base: Path) -> None:
-        tmp = Path(tempfile.mkdtemp(prefix="dms-bench-svc-", dir=self.work))
+        tmp = self.scratch(Path(tempfile.mkdtemp(prefix="dms-bench-svc-", dir=self.work)).name)
         redis = RedisServer(tmp).start()
         self._stop.append(redis.stop)
         worker = Worker("bench", "dms.control,dms.data", redis.env(), tmp / "worker.log",
@@ -151,10 +168,10 @@ class Bench:
         return ["iperf3", "-c", "127.0.0.1", "-p", str(self._iperf3_port), "-P", "4", "-n", str(nbytes), "-J"]
 
     def _add_rsync_daemon(self) -> None:
-        base = self.work / "dst-rsyncd"
+        base = self.scratch("dst-rsyncd")
         base.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        conf = self.work / "rsyncd.conf"
+        conf = self.scratch("rsyncd.conf")
         conf.write_text(_rsyncd_conf(base))
         proc = subprocess.Popen(["rsync", "--daemon", "--no-detach", f"--config={conf}", "--address", "127.0.0.1",
                                  "--port", str(port)], start_new_session=True)  # fmt: skip
@@ -165,12 +182,12 @@ class Bench:
             server_pids=lambda: [proc.pid]))  # fmt: skip
 
     def _add_gridftp(self) -> None:
-        base = self.work / "dst-gridftp"
+        base = self.scratch("dst-gridftp")
         base.mkdir(parents=True, exist_ok=True)
         base.chmod(0o777)  # the anonymous user (nobody) writes here
         port = free_port()
         proc = subprocess.Popen(["globus-gridftp-server", "-aa", "-anonymous-user", "nobody", "-p", str(port),
-                                 "-d", "error", "-no-detach", "-l", str(self.work / "gridftp.log")],
+                                 "-d", "error", "-no-detach", "-l", str(self.scratch("gridftp.log"))],
                                 start_new_session=True)  # fmt: skip
         self._stop.append(lambda: _stop(proc))
         time.sleep(0.5)
@@ -180,8 +197,8 @@ class Bench:
 
     def _add_dms_tcp(self) -> None:
         """Two one-node clusters on loopback: a1 (127.0.0.1) pushes to b1's receiver (127.0.0.2)."""
-        tmp = Path(tempfile.mkdtemp(prefix="dms-bench-tcp-", dir=self.work))
-        base = self.work / "dst-dms-tcp"
+        tmp = self.scratch(Path(tempfile.mkdtemp(prefix="dms-bench-tcp-", dir=self.work)).name)
+        base = self.scratch("dst-dms-tcp")
         base.mkdir(parents=True, exist_ok=True)
         redis = RedisServer(tmp).start()
         self._stop.append(redis.stop)
@@ -215,7 +232,7 @@ class Bench:
 
         from tests.clusters import multihost_deployment
 
-        root = self.work / "veth"
+        root = self.scratch("veth")
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir()
         stack = contextlib.ExitStack()

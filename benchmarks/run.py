@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds to wait after removing a destination, before the run (65: past ext4's "
                          "60 s recently-deleted window; see docs/performance.md)")  # fmt: skip
     ap.add_argument("--work", type=Path, default=Path("/var/tmp/dms-bench"), help="data and destinations")
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the destinations and server scratch under --work after the run (removed by default)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     scale = args.scale if args.scale is not None else (0.05 if args.quick else 1.0)
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {k: v for k, v in datasets(scale).items() if k in args.datasets.split(",")}
     args.work.mkdir(parents=True, exist_ok=True)
 
-    bench = Bench(args.work)
+    bench = Bench(args.work, keep=args.keep)
     usable = ensure_packages(["rsync", "rclone", "fpsync", "globus-url-copy", "globus-gridftp-server", "iperf3"],
                              bench.notes)  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
