@@ -32,22 +32,32 @@ thread_local Guard* t_guard = nullptr;
 struct sigaction g_previous {};
 std::mutex g_install;
 
+// Set while a SIGBUS that is not ours is handed to the previous handler. A handler that
+// puts its own predecessor back and raises again (Python's faulthandler does, and its
+// predecessor may be us) re-enters here: the cycle ends with the default action.
+volatile sig_atomic_t g_handing_over = 0;
+
 extern "C" void on_sigbus(int sig, siginfo_t* info, void* context) {
   Guard* g = t_guard;
   auto* at = static_cast<const char*>(info->si_addr);
   if (g != nullptr && at >= g->lo && at < g->hi) siglongjmp(g->back, 1);
-  if ((g_previous.sa_flags & SA_SIGINFO) != 0 && g_previous.sa_sigaction != nullptr) {
-    g_previous.sa_sigaction(sig, info, context);
-    return;
+  if (g_handing_over != 0) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGBUS, &dfl, nullptr);
+    return;  // the faulting access (or the raise) repeats under the default: the process dies
   }
-  if ((g_previous.sa_flags & SA_SIGINFO) == 0 && g_previous.sa_handler != SIG_DFL &&
-      g_previous.sa_handler != SIG_IGN) {
-    g_previous.sa_handler(sig);
-    return;
-  }
-  // The default action: restore it and return; the faulting access repeats and the
-  // process dies as it would have without us.
+  // Not ours: step aside, putting back what was there before, and let it act. If it
+  // returns, the faulting access repeats and meets it again (or, for the default action,
+  // ends the process as it would have without us); hash_mapped installs us again.
+  g_handing_over = 1;
   ::sigaction(SIGBUS, &g_previous, nullptr);
+  if ((g_previous.sa_flags & SA_SIGINFO) != 0 && g_previous.sa_sigaction != nullptr)
+    g_previous.sa_sigaction(sig, info, context);
+  else if ((g_previous.sa_flags & SA_SIGINFO) == 0 && g_previous.sa_handler != SIG_DFL &&
+           g_previous.sa_handler != SIG_IGN)
+    g_previous.sa_handler(sig);
+  g_handing_over = 0;
 }
 
 // Installs on_sigbus unless it is in place. Checked on every call, not once:

@@ -110,6 +110,46 @@ TEST_CASE("a SIGBUS outside a guarded range still ends the process") {
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 3);
 }
 
+namespace {
+struct sigaction g_before_x {};  // what the handler below puts back: DMS's, as faulthandler would
+}  // namespace
+
+TEST_CASE("a foreign SIGBUS handed to a handler that puts ours back and raises again still ends the process") {
+  // Python's faulthandler, enabled after DMS installed its handler, does exactly this: on a
+  // fault it restores its predecessor (ours) and raises the signal again. That must not turn
+  // into a cycle between the two handlers (a hang, or a stack overflow on the signal stack).
+  TempDir dir;
+  std::string data = random_bytes(1 << 20, 9);
+  write_file(dir.file("f"), data);
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::alarm(20);  // a cycle would hang: SIGALRM then fails the check below
+    File f(dir.file("f"), O_RDONLY);
+    Hasher h;
+    if (hash_mapped(f, 0, data.size(), h) != Mapped::Hashed) ::_exit(3);  // installs ours
+    struct sigaction x {};
+    x.sa_handler = +[](int sig) {
+      ::sigaction(SIGBUS, &g_before_x, nullptr);
+      ::raise(sig);
+    };
+    x.sa_flags = SA_NODEFER;
+    sigemptyset(&x.sa_mask);
+    ::sigaction(SIGBUS, &x, &g_before_x);  // like faulthandler.enable() after us
+    Hasher h2;
+    if (hash_mapped(f, 0, data.size(), h2) != Mapped::Hashed) ::_exit(3);  // ours again, x before it
+    int fd = ::open(dir.file("f").c_str(), O_RDWR);
+    void* p = ::mmap(nullptr, 1 << 20, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED || ::ftruncate(fd, 0) != 0) ::_exit(3);
+    volatile char c = static_cast<const char*>(p)[8192];
+    (void)c;
+    ::_exit(0);
+  }
+  int status = 0;
+  CHECK(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGBUS);
+}
+
 TEST_CASE("a file that cannot be mapped is Unmappable, and hash_file_range reads it instead") {
   File f("/proc/self/status", O_RDONLY);
   Hasher h;
