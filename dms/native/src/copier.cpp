@@ -279,23 +279,20 @@ std::vector<PieceOutcome> Verifier::step(uint64_t max_bytes) {
           while (cursor_ < s.length) {
             if (used >= max_bytes) return false;
             size_t want = static_cast<size_t>(std::min<uint64_t>({kMapWindowBytes, s.length - cursor_, max_bytes - used}));
-            if (!hash_file_range(file_, s.offset + cursor_, want, hasher_, buffer_)) {
-              short_ = true;  // short file: the digest below cannot match
-              break;
-            }
+            if (!hash_file_range(file_, s.offset + cursor_, want, hasher_, buffer_))
+              break;  // short file: the digest below cannot match
             cursor_ += want;
             used += want;
           }
           file_.close_no_throw();
           open_ = false;
           out.digest = hasher_.digest();
-          bool was_short = std::exchange(short_, false);
-          if (was_short || !(out.digest == s.expected)) {
+          if (cursor_ < s.length || !(out.digest == s.expected)) {
             out.status = PieceStatus::Mismatch;
             out.path = s.path;
             out.message = s.path + ": bytes [" + std::to_string(s.offset) + ", +" + std::to_string(s.length) +
                           ") hash to " + out.digest.hex() + ", expected " + s.expected.hex() +
-                          (was_short ? " (file is shorter)" : "");
+                          (cursor_ < s.length ? " (file is shorter)" : "");
           }
           return true;
         },

@@ -145,10 +145,6 @@ Mapped hash_mapped(const File& f, uint64_t off, size_t n, Hasher& h) {
   return hash_guarded(m.base() + lead, n, h) ? Mapped::Hashed : Mapped::Short;
 }
 
-}  // namespace dms
-
-namespace dms {
-
 bool hash_file_range(const File& f, uint64_t off, uint64_t n, Hasher& h, std::vector<unsigned char>& buffer) {
   uint64_t done = 0;
   while (done < n) {

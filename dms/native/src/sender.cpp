@@ -173,42 +173,32 @@ bool UnitSender::advance(uint64_t budget, uint64_t& used) {
   while (cursor_ < s.length) {
     if (budget == 0) return false;
     uint64_t off = s.offset + cursor_;
-    if (method_ == SendMethod::Sendfile && corrupt_every_ == 0 && s.length - cursor_ >= kMapMinBytes) {
-      // sendfile() moves page-cache pages without copying them; hash them in place too,
-      // through a mapping, rather than pread them into the buffer only to hash them.
-      size_t want = static_cast<size_t>(std::min<uint64_t>({kMapWindowBytes, s.length - cursor_, budget}));
-      try {
+    // sendfile() moves page-cache pages without copying them; hash them in place too,
+    // through a mapping, rather than pread them into the buffer only to hash them.
+    bool in_place = method_ == SendMethod::Sendfile && corrupt_every_ == 0 && s.length - cursor_ >= kMapMinBytes;
+    size_t block = in_place ? kMapWindowBytes : buffer_.size();
+    size_t want = static_cast<size_t>(std::min<uint64_t>({block, s.length - cursor_, budget}));
+    try {
+      if (in_place) {
         if (!hash_file_range(src_, off, want, hasher_, buffer_))
           throw SourceChangedError(s.src + ": shorter than the " + std::to_string(s.file_size) +
                                    " bytes the planner saw");
-      } catch (...) {  // a source failure (failure_from rethrows anything else)
-        poison_rest(failure_from(std::current_exception(), next_, s.src));
-        return true;
+      } else {
+        size_t got = pread_full(src_, buffer_.data(), want, static_cast<off_t>(off));
+        if (got < want)
+          throw SourceChangedError(s.src + ": ended at byte " + std::to_string(off + got) + ", the planner saw " +
+                                   std::to_string(s.file_size) + " bytes");
+        hasher_.update(buffer_.data(), want);
       }
-      send_payload_block(off, want);
-      cursor_ += want;
-      used += want;
-      budget -= want;
-      bytes_moved_ += want;
-      continue;
-    }
-    size_t want = static_cast<size_t>(std::min<uint64_t>({buffer_.size(), s.length - cursor_, budget}));
-    size_t got = 0;
-    try {
-      got = pread_full(src_, buffer_.data(), want, static_cast<off_t>(off));
-      if (got < want)
-        throw SourceChangedError(s.src + ": ended at byte " + std::to_string(off + got) + ", the planner saw " +
-                                 std::to_string(s.file_size) + " bytes");
     } catch (...) {  // a source failure (failure_from rethrows anything else)
       poison_rest(failure_from(std::current_exception(), next_, s.src));
       return true;
     }
-    hasher_.update(buffer_.data(), got);
-    send_payload_block(off, got);
-    cursor_ += got;
-    used += got;
-    budget -= got;
-    bytes_moved_ += got;
+    send_payload_block(off, want);
+    cursor_ += want;
+    used += want;
+    budget -= want;
+    bytes_moved_ += want;
   }
   PieceOutcome local;
   if (s.check_source) {

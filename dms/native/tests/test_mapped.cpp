@@ -28,6 +28,17 @@ struct HookReset {
   ~HookReset() { after_map_hook() = nullptr; }
 };
 
+// In a forked child: reads a mapping of `path` past the end it was cut to, outside any
+// guard (a SIGBUS that is not DMS's), then exits 0 if it survived; 3 if it could not set up.
+[[noreturn]] void fault_outside_a_guard(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  void* p = ::mmap(nullptr, 1 << 20, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED || ::ftruncate(fd, 0) != 0) ::_exit(3);
+  volatile char c = static_cast<const char*>(p)[8192];  // past the end: SIGBUS
+  (void)c;
+  ::_exit(0);
+}
+
 }  // namespace
 
 TEST_CASE("hash_mapped gives the digest of the bytes, at unaligned offsets and lengths too") {
@@ -92,14 +103,7 @@ TEST_CASE("a SIGBUS outside a guarded range still ends the process") {
     CHECK(hash_mapped(f, 0, data.size(), h) == Mapped::Hashed);  // installs the handler
   }
   pid_t child = ::fork();
-  if (child == 0) {
-    int fd = ::open(dir.file("f").c_str(), O_RDWR);
-    void* p = ::mmap(nullptr, 1 << 20, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED || ::ftruncate(fd, 0) != 0) ::_exit(3);
-    volatile char c = static_cast<const char*>(p)[8192];  // past the end: SIGBUS, not ours
-    (void)c;
-    ::_exit(0);
-  }
+  if (child == 0) fault_outside_a_guard(dir.file("f"));
   int status = 0;
   CHECK(::waitpid(child, &status, 0) == child);
   // Killed by SIGBUS, or (under AddressSanitizer, whose handler was there first) a
@@ -137,12 +141,7 @@ TEST_CASE("a foreign SIGBUS handed to a handler that puts ours back and raises a
     ::sigaction(SIGBUS, &x, &g_before_x);  // like faulthandler.enable() after us
     Hasher h2;
     if (hash_mapped(f, 0, data.size(), h2) != Mapped::Hashed) ::_exit(3);  // ours again, x before it
-    int fd = ::open(dir.file("f").c_str(), O_RDWR);
-    void* p = ::mmap(nullptr, 1 << 20, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED || ::ftruncate(fd, 0) != 0) ::_exit(3);
-    volatile char c = static_cast<const char*>(p)[8192];
-    (void)c;
-    ::_exit(0);
+    fault_outside_a_guard(dir.file("f"));
   }
   int status = 0;
   CHECK(::waitpid(child, &status, 0) == child);

@@ -125,7 +125,6 @@ class Verifier {
   bool open_ = false;
   File file_;
   uint64_t cursor_ = 0;
-  bool short_ = false;  // the file ended before the range did
   Hasher hasher_;
 };
 
