@@ -15,10 +15,9 @@ from dms.config import DmsConfig
 from dms.errors import TransientError
 from dms.model import SyncParams
 from dms.registry import NicEndpoint, Registry, endpoints_of
-from dms.roots import check_roots, under_roots
 from dms.scheduling import UnitToRoute, candidate_paths, get_policy
 
-__all__ = ["NoRoute", "Placement", "Route", "check_roots", "under_roots"]
+__all__ = ["NoRoute", "Placement", "Route"]
 
 
 class NoRoute(TransientError):
