@@ -1,28 +1,31 @@
 """Hashing file bytes: pread into a buffer, or in the page cache through a mapping (decision 0020).
 
-    python benchmarks/hash_read.py [--files 4] [--size-mib 1024] [--runs 3] [--dir /var/tmp/dms-bench/data/L]
+    python benchmarks/hash_read.py [--scale 1.0] [--runs 3] [--work /var/tmp/dms-bench]
 
 DMS reads bytes only to hash them in three places: the sender (which sendfile()s them), the local
 copier after copy_file_range, and the re-reads that verify staged files. This measures that read
-alone, both ways, on the same files in one run: cold (after `sync` and a dropped page cache, when
-root) and warm (right after). It prints wall time and the CPU seconds of this process (user +
-system), medians with min-max, and the ratio of the pread way's CPU to the mapped way's.
+alone, both ways, in one run, on the L dataset of `benchmarks.run` (made under --work if missing):
+cold (after `sync` and a dropped page cache, when root) and warm (right after). It prints wall time
+and the CPU seconds of this process (user + system), medians with min-max, and the ratio of the
+pread way's CPU to the mapped way's.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from dms import native
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import drop_caches
+from benchmarks.common import drop_caches  # noqa: E402
+from benchmarks.datasets import datasets, generate  # noqa: E402
+from dms import native  # noqa: E402
 
 WAYS = {"pread": False, "mapped": True}
 
@@ -38,27 +41,15 @@ def hash_all(files: list[Path], mapped: bool) -> tuple[float, float, list[str]]:
     return time.perf_counter() - t, cpu_seconds() - c, digests
 
 
-def ensure_files(where: Path, count: int, size_mib: int) -> list[Path]:
-    where.mkdir(parents=True, exist_ok=True)
-    files = []
-    for i in range(count):
-        f = where / f"f{i:06d}.bin"
-        if not f.exists() or f.stat().st_size != size_mib << 20:
-            with open(f, "wb") as out:
-                for _ in range(size_mib):
-                    out.write(os.urandom(1 << 20))
-        files.append(f)
-    return files
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--files", type=int, default=4)
-    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--scale", type=float, default=1.0, help="dataset scale (1.0: L is 4 x 1 GiB)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--dir", type=Path, default=Path("/var/tmp/dms-bench/hash-read"))
+    ap.add_argument("--work", type=Path, default=Path("/var/tmp/dms-bench"), help="where benchmarks.run keeps data")
     args = ap.parse_args()
-    files = ensure_files(args.dir, args.files, args.size_mib)
+    ds = datasets(args.scale)["L"]
+    src = generate(ds, args.work / "data")
+    files = [src / ds.relpath(i) for i in range(ds.files)]
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     seen: set[tuple[str, ...]] = set()
     for _ in range(args.runs):
@@ -71,8 +62,8 @@ def main() -> None:
                 sys.exit(f"{way}: digests differ between reads or ways of reading the same files")
             results.setdefault((way, "cold"), []).append(cold[:2])
             results.setdefault((way, "warm"), []).append(warm[:2])
-    gib = args.files * args.size_mib / 1024
-    print(f"{args.files} x {args.size_mib} MiB ({gib:.1f} GiB), {args.runs} runs, medians (min-max)")
+    gib = ds.total_bytes / 2**30
+    print(f"L: {ds.describe()} ({gib:.1f} GiB), {args.runs} runs, medians (min-max)")
     for cache in ("cold", "warm"):
         cpu = {}
         for way in WAYS:
