@@ -27,6 +27,7 @@ from dms.errors import ConfinementError
 from dms.model import make_params
 from tests.clusters import NodeWorker, free_port, write_config, write_secret
 from tests.conftest import unique_id
+from tests.pagecache import cached_bytes, make_cold
 from tests.services import RedisServer
 from tests.trees import assert_like_rsync, assert_same_tree, build_semantics_tree, make_tree, meta_snapshot
 
@@ -100,6 +101,32 @@ def test_sync_from_cluster_a_to_cluster_b(clusters: LoopbackClusters, dms_app: A
     assert {v.split(" -> ")[0] for v in vias} == {"a1/lo", "a2/lo4"}, vias  # and both source nodes
     assert any(e["event"] == "finalizing" and e.get("worker", "").startswith("b1@") for e in events)
     assert all(v == 0 for v in store.r.hgetall("dms:nicload").values() for v in [int(v)])
+
+
+def test_a_sync_across_clusters_leaves_the_source_page_cache_as_it_found_it(
+    clusters: LoopbackClusters, dms_app: Any, store: Any
+) -> None:
+    """The sender drops the source pages it read in, once the receiver has them (decision 0021).
+    One unit at a time, and chunks long enough that the kernel's read-ahead past one chunk's end
+    stays out of the next one's last quarter: then every chunk is dropped, but for pages the
+    receiving socket had not let go of yet (at most a socket buffer's worth, far under 1/8)."""
+    src, dst = clusters.src_root / "cache", clusters.dst_root / "cache"
+    src.mkdir()
+    mib = 1024 * 1024
+    for name, size in (("cold", 24 * mib + 5), ("warm", 6 * mib + 5), ("cold-chunked", 64 * mib)):
+        (src / name).write_bytes(os.urandom(size))
+    if not all(make_cold(src / name) for name in ("cold", "warm", "cold-chunked")):
+        pytest.skip(f"{src} keeps files in the page cache (tmpfs?)")
+    (src / "warm").read_bytes()
+    params = make_params(str(src), str(dst), request_id=unique_id("cache"), direction="A_TO_B", chunk_size="32MiB",
+                         parallelism=1)  # fmt: skip
+    submit(dms_app, store, params)
+    info = wait(store, params.request_id, timeout=120)
+    assert info["state"] == "SUCCEEDED", info
+    assert cached_bytes(src / "cold") <= 3 * mib
+    assert cached_bytes(src / "cold-chunked") <= 8 * mib
+    assert cached_bytes(src / "warm") > 6 * mib
+    assert_same_tree(src, dst)  # reads the source: last
 
 
 def test_requests_outside_the_roots_are_refused(clusters: LoopbackClusters, dms_app: Any, store: Any) -> None:

@@ -15,6 +15,7 @@ from dms.errors import RequestExists
 from dms.model import SyncParams
 from dms.state import Keys
 from tests.conftest import unique_id, wait_for_state
+from tests.pagecache import cached_bytes, make_cold
 from tests.trees import MIB, assert_same_tree, build_edge_tree
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -434,3 +435,25 @@ def test_the_planner_makes_the_directories_before_any_transfer_runs(
     submit(dms_app, store, dry)
     assert wait(store, rid, timeout=60)["state"] == "SUCCEEDED"
     assert not (tmp_path / "dry").exists() or list((tmp_path / "dry").iterdir()) == []
+
+
+def test_a_sync_leaves_the_source_page_cache_as_it_found_it(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    """Source pages the copy read in are dropped; a source someone had cached stays cached (0021).
+    One unit at a time, and chunks long enough that the kernel's read-ahead past one chunk's end
+    stays out of the next one's last quarter (decision 0021): then every chunk is dropped."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for name, size in (("cold", 3 * MIB // 2), ("warm", 3 * MIB + 5), ("cold-chunked", 64 * MIB)):
+        (src / name).write_bytes(os.urandom(size))
+    if not all(make_cold(src / name) for name in ("cold", "warm", "cold-chunked")):
+        pytest.skip(f"{tmp_path} keeps files in the page cache (tmpfs?)")
+    (src / "warm").read_bytes()
+    assert cached_bytes(src / "warm") > 3 * MIB
+    params = SyncParams(unique_id("cache"), str(src), str(dst), chunk_size=32 * MIB, parallelism=1)
+    submit(dms_app, store, params)
+    info = wait(store, params.request_id, poll=0.1, timeout=120)
+    assert info["state"] == "SUCCEEDED", info
+    assert cached_bytes(src / "cold") == 0
+    assert cached_bytes(src / "cold-chunked") == 0
+    assert cached_bytes(src / "warm") > 3 * MIB
+    assert_same_tree(src, dst)  # reads the source: last

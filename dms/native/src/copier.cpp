@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "dms/cache.hpp"
 #include "dms/errors.hpp"
 #include "dms/io.hpp"
 #include "dms/mapped.hpp"
@@ -111,7 +112,7 @@ void validate_specs(const std::vector<CopySpec>& specs) {
 UnitCopier::UnitCopier(std::vector<CopySpec> specs, CopyMethod method, size_t buffer_size)
     : specs_(std::move(specs)), method_(method), buffer_(make_io_buffer(buffer_size)) {
   validate_specs(specs_);
-  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes);
+  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes, /*note_uncached=*/true);
 }
 
 std::vector<SourceRange> source_ranges(const std::vector<CopySpec>& specs) {
@@ -199,6 +200,8 @@ bool UnitCopier::advance(uint64_t budget, uint64_t& used) {
     if (got < want)
       throw SourceChangedError(s.src + ": ended at byte " + std::to_string(s.offset + cursor_ + got) +
                                ", the planner saw " + std::to_string(s.file_size) + " bytes");
+    // Pages this copy brought into the cache serve nobody once copied (dms/cache.hpp).
+    if (readahead_.was_uncached(next_)) drop_cached(src_, static_cast<uint64_t>(off), got);
     cursor_ += got;
     used += got;
     budget -= got;

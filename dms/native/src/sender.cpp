@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "dms/auth.hpp"
+#include "dms/cache.hpp"
 #include "dms/errors.hpp"
 #include "dms/io.hpp"
 #include "dms/mapped.hpp"
@@ -41,7 +42,7 @@ UnitSender::UnitSender(std::vector<CopySpec> specs, TcpTarget target, std::strin
       buffer_(make_io_buffer(buffer_size)),
       window_(std::max<size_t>(window, 1)) {
   validate(specs_);
-  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes);
+  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes, /*note_uncached=*/true);
   if (target_.port == 0) throw std::invalid_argument("the receiver port must be 1..65535");
 }
 
@@ -54,7 +55,7 @@ UnitSender::UnitSender(std::vector<CopySpec> specs, std::unique_ptr<NetworkTrans
       window_(std::max<size_t>(window, 1)),
       transport_(std::move(transport)) {
   validate(specs_);
-  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes);
+  readahead_ = ReadAhead(source_ranges(specs_), kReadAheadFiles, kReadAheadBytes, /*note_uncached=*/true);
   if (!transport_) throw std::invalid_argument("a transport is required");
 }
 
@@ -195,6 +196,9 @@ bool UnitSender::advance(uint64_t budget, uint64_t& used) {
       return true;
     }
     send_payload_block(off, want);
+    // Pages this transfer brought into the cache serve nobody once sent (dms/cache.hpp).
+    // Those still in a socket buffer stay: they are dropped when the piece's reply comes.
+    if (readahead_.was_uncached(next_)) drop_cached(src_, off, want);
     cursor_ += want;
     used += want;
     budget -= want;
@@ -230,11 +234,22 @@ void UnitSender::end_piece(bool poisoned, PieceOutcome local) {
   if (poisoned) on_wire.low ^= 1;  // guaranteed mismatch: the receiver never accepts this piece
   auto trailer = wire::encode_trailer(on_wire);
   transport_->write_all(trailer.data(), trailer.size());
+  File keep;
+  if (readahead_.was_uncached(next_)) keep = std::move(src_);  // dropped at the reply (collect)
   src_.close_no_throw();
   open_ = false;
   local.index = next_;
-  pending_.push_back(Pending{next_, seq_, d, poisoned, std::move(local)});
+  pending_.push_back(Pending{next_, seq_, d, poisoned, std::move(local), std::move(keep)});
 }
+
+// Once more for every piece dropped at its reply, when the unit ends and when the sender
+// goes: the receiving socket frees what it has read a little later (on the CPU that
+// received it: skb_attempt_defer_free), and pages it still held stayed cached.
+void UnitSender::drop_replied() noexcept {
+  for (auto& [index, file] : replied_) drop_cached(file, specs_[index].offset, specs_[index].length);
+}
+
+UnitSender::~UnitSender() { drop_replied(); }  // and once more, a moment later
 
 void UnitSender::collect(std::vector<PieceOutcome>& outs, size_t keep_at_most, bool block) {
   while (!pending_.empty() && (pending_.size() > keep_at_most || (!block && transport_->readable(0)))) {
@@ -246,6 +261,10 @@ void UnitSender::collect(std::vector<PieceOutcome>& outs, size_t keep_at_most, b
     if (len) transport_->read_exact(rep.message.data(), len);
     Pending p = std::move(pending_.front());
     pending_.pop_front();
+    if (p.source) {  // the receiver has read every byte: the sockets let go of the piece's pages
+      drop_cached(p.source, specs_[p.index].offset, specs_[p.index].length);
+      replied_.emplace_back(p.index, std::move(p.source));
+    }
     if (rep.seq != p.seq)
       throw ProtocolError("receiver " + transport_->peer() + " answered piece " + std::to_string(rep.seq) +
                           ", expected " + std::to_string(p.seq));
@@ -313,7 +332,10 @@ std::vector<PieceOutcome> UnitSender::step(uint64_t max_bytes) {
     ++next_;
     collect(outs, window_, false);
   }
-  if (next_ >= specs_.size()) collect(outs, 0, true);
+  if (next_ >= specs_.size()) {
+    collect(outs, 0, true);
+    drop_replied();
+  }
   return outs;
 }
 

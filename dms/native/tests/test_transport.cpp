@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -11,6 +12,7 @@
 
 #include "check.hpp"
 #include "files.hpp"
+#include "dms/cache.hpp"
 #include "dms/copier.hpp"
 #include "dms/errors.hpp"
 #include "dms/protocol.hpp"
@@ -19,6 +21,8 @@
 
 using namespace dms;
 using dms_test::TempDir;
+using dms_test::cached_bytes;
+using dms_test::make_cold;
 using dms_test::mtime_ns;
 using dms_test::random_bytes;
 using dms_test::read_file;
@@ -96,6 +100,34 @@ TEST_CASE("a unit of chunks and small files arrives byte-exact, both send method
     CHECK(sender.bytes_moved() == big.size() + 100);
     CHECK(sender.local_address().rfind("127.0.0.1:", 0) == 0);
     CHECK(fx.receiver->stats()["pieces_ok"] == 4);
+  }
+}
+
+TEST_CASE("a send leaves a cold source cold and a cached source cached, both send methods") {
+  for (SendMethod method : {SendMethod::ReadSend, SendMethod::Sendfile}) {
+    Fixture fx;
+    // Larger than the loopback socket buffers: much of a piece is still in flight when its
+    // last block is sent; its pages are dropped again at its reply and when the sender goes.
+    std::string cold = random_bytes(24 * kDropMinBytes + 5, 8), warm = random_bytes(3 * kDropMinBytes, 9);
+    write_file(fx.dir.file("src/cold"), cold);
+    write_file(fx.dir.file("src/warm"), warm);
+    if (!make_cold(fx.dir.file("src/cold")) || !make_cold(fx.dir.file("src/warm"))) {
+      std::fprintf(stderr, "  skipped: the test directory stays in the page cache (tmpfs?)\n");
+      return;
+    }
+    CHECK(read_file(fx.dir.file("src/warm")) == warm);  // now cached
+    {
+      UnitSender sender(
+          {spec_for(fx.dir.file("src/cold"), fx.dir.file("dst/.cold.dms-t.partial"), 0, cold.size(), cold.size()),
+           spec_for(fx.dir.file("src/warm"), fx.dir.file("dst/.warm.dms-t.partial"), 0, warm.size(), warm.size())},
+          fx.target(), kSecret, method, 256 * 1024);
+      for (auto& o : fx.run(sender)) CHECK(o.status == PieceStatus::Ok);
+    }
+    // The receiving socket lets go of the last pages it read a moment after the reply: a few
+    // may stay cached (decision 0021), never more than a socket buffer's worth.
+    CHECK(cached_bytes(fx.dir.file("src/cold")) <= cold.size() / 8);
+    CHECK(read_file(fx.dir.file("dst/.cold.dms-t.partial")) == cold);
+    CHECK(cached_bytes(fx.dir.file("src/warm")) == warm.size());
   }
 }
 

@@ -25,7 +25,11 @@ struct SourceRange {
 class ReadAhead {
  public:
   // At most `max_files` descriptors and `max_bytes` of advised reads are kept ahead.
-  ReadAhead(std::vector<SourceRange> ranges, size_t max_files, uint64_t max_bytes);
+  // With `note_uncached`, whether each range of kDropMinBytes or more was out of
+  // the page cache is noted right before it is advised (was_uncached): whether
+  // its last quarter was, since reading the range before it (the previous piece
+  // of the same file) makes the kernel read ahead into its head.
+  ReadAhead(std::vector<SourceRange> ranges, size_t max_files, uint64_t max_bytes, bool note_uncached = false);
   ReadAhead() = default;
 
   // The source of piece `index`, opened with `flags` (O_CLOEXEC and O_NONBLOCK added:
@@ -35,9 +39,13 @@ class ReadAhead {
   // Pieces after it are opened and advised up to the window. Indexes must not decrease.
   File open(size_t index, int flags);
   size_t files_ahead() const noexcept { return ahead_.size(); }
+  // True when range `index` (opened already) was out of the page cache before
+  // this read-ahead asked for it: the reader drops it once done (dms/cache.hpp).
+  bool was_uncached(size_t index) const noexcept { return index < uncached_.size() && uncached_[index]; }
 
  private:
   void fill(size_t after);
+  void advise(const File& f, size_t index);
   std::vector<SourceRange> ranges_;
   size_t max_files_ = 0;
   uint64_t max_bytes_ = 0;
@@ -45,6 +53,7 @@ class ReadAhead {
   size_t next_ = 0;                            // first index not yet looked at
   uint64_t bytes_ahead_ = 0;
   int flags_ = 0;
+  std::vector<bool> uncached_;  // empty unless note_uncached
 };
 
 }  // namespace dms

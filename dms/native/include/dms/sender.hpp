@@ -50,6 +50,9 @@ class UnitSender {
   // Over an already connected transport (tests, other transports).
   UnitSender(std::vector<CopySpec> specs, std::unique_ptr<NetworkTransport> transport, std::string secret,
              SendMethod method, size_t buffer_size, size_t window = 64);
+  UnitSender(const UnitSender&) = delete;
+  UnitSender& operator=(const UnitSender&) = delete;
+  ~UnitSender();
 
   std::vector<PieceOutcome> step(uint64_t max_bytes);
   bool done() const noexcept { return next_ >= specs_.size() && pending_.empty(); }
@@ -68,6 +71,7 @@ class UnitSender {
     Digest sent;
     bool poisoned;
     PieceOutcome local;  // the source-side failure that poisoned the piece
+    File source;         // kept open until the reply when the piece's pages are to be dropped
   };
   void connect_and_authenticate();
   bool begin_piece(PieceOutcome& out);
@@ -75,6 +79,7 @@ class UnitSender {
   void end_piece(bool poisoned, PieceOutcome local);
   void poison_rest(PieceOutcome local);
   void collect(std::vector<PieceOutcome>& outs, size_t keep_at_most, bool block);
+  void drop_replied() noexcept;
   void send_payload_block(uint64_t offset, size_t n);
 
   std::vector<CopySpec> specs_;
@@ -97,6 +102,7 @@ class UnitSender {
   uint64_t corrupt_every_ = 0;
   uint64_t corrupt_counter_ = 0;
   std::deque<Pending> pending_;
+  std::vector<std::pair<size_t, File>> replied_;  // pieces dropped at their reply, dropped again at the end
 };
 
 }  // namespace dms
