@@ -117,6 +117,6 @@ def measure(
         result["bytes"] = parsed["bytes"]
     else:
         result["seconds"] = synced
-    if not tool.memory_only:
+    if not tool.memory_only and not tool.reference:
         verify(ds, src, dst)
     return result

@@ -68,6 +68,7 @@ class Tool:
     dms: bool = False
     resync: bool = False  # measured again on its own destination (no-change re-sync)
     memory_only: bool = False  # iperf3: no files, nothing to verify
+    reference: bool = False  # a limit measured beside the tools (the disk floor): writes no copy to verify
     parse: Callable[[str], dict[str, float]] | None = None
 
 
@@ -142,6 +143,14 @@ class Bench:
         self.tools.append(Tool("dms (service)", "local",
                                lambda s, d: [*DMS_CLI, "sync", str(s), str(d), "--wait", "--json"], base,
                                env=redis.env(), server_pids=pids, dms=True, resync=True))  # fmt: skip
+
+    def disk_floor(self, group: str) -> Tool:
+        """The disk's limit for copying L (benchmarks/disk_floor.py), to run in `group`'s rotation."""
+        base = self.scratch(f"floor-{group}")
+        base.mkdir(parents=True, exist_ok=True)
+        script = str(Path(__file__).with_name("disk_floor.py"))
+        return Tool("disk floor", group, lambda s, d: [sys.executable, script, str(s), str(d)], base, reference=True,
+                    parse=_floor_result)  # fmt: skip
 
     # -- tools over TCP (loopback) ----------------------------------------------------
     def add_tcp(self, usable: set[str]) -> None:
@@ -295,6 +304,11 @@ def _rsyncd_conf(path: Path) -> str:
 def _iperf3_result(out: str) -> dict[str, float]:
     end = json.loads(out)["end"]["sum_received"]
     return {"bytes": float(end["bytes"]), "seconds": float(end["seconds"])}
+
+
+def _floor_result(out: str) -> dict[str, float]:
+    seconds, _, nbytes, _ = out.split()
+    return {"bytes": float(nbytes), "seconds": float(seconds)}
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                         veth = [x for x in bench.tools if x.group == "veth"]
                         groups.append(("veth", linked, [x for x in veth if not args.tools or any(
                             w in x.name for w in args.tools.split(","))]))  # fmt: skip
+            if name == "L" and (not args.tools or "floor" in args.tools):
+                groups = [(g, where, [*tools, bench.disk_floor(g)]) for g, where, tools in groups]
             for group, where, tools in groups:
                 if tools:
                     _run_group(results, bench, ds, where, f"{name} {group}", tools, args.repeat, args.settle)
