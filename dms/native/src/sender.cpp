@@ -17,6 +17,9 @@ namespace {
 
 // Opening a file costs about as much as moving this many bytes (as in UnitCopier).
 constexpr uint64_t kPerPieceCost = 64 * 1024;
+// Replied pieces whose descriptors are kept to drop them once more (drop_replied); a unit
+// of many large files closes the oldest beyond this, so it never nears RLIMIT_NOFILE.
+constexpr size_t kKeptForDrop = 64;
 
 void validate(const std::vector<CopySpec>& specs) {
   validate_specs(specs);
@@ -264,6 +267,11 @@ void UnitSender::collect(std::vector<PieceOutcome>& outs, size_t keep_at_most, b
     if (p.source) {  // the receiver has read every byte: the sockets let go of the piece's pages
       drop_cached(p.source, specs_[p.index].offset, specs_[p.index].length);
       replied_.emplace_back(p.index, std::move(p.source));
+      if (replied_.size() > kKeptForDrop) {  // a bounded number of descriptors: the oldest goes now
+        auto& [oldest, file] = replied_.front();
+        drop_cached(file, specs_[oldest].offset, specs_[oldest].length);
+        replied_.pop_front();
+      }
     }
     if (rep.seq != p.seq)
       throw ProtocolError("receiver " + transport_->peer() + " answered piece " + std::to_string(rep.seq) +

@@ -131,6 +131,28 @@ TEST_CASE("a send leaves a cold source cold and a cached source cached, both sen
   }
 }
 
+TEST_CASE("a unit of many large files keeps a bounded number of descriptors open to drop them") {
+  Fixture fx;
+  std::vector<CopySpec> specs;
+  for (int i = 0; i < 100; ++i) {
+    std::string path = fx.dir.file("src/f" + std::to_string(i));
+    write_file(path, random_bytes(kDropMinBytes, static_cast<unsigned>(i)));
+    specs.push_back(spec_for(path, fx.dir.file("dst/.f" + std::to_string(i) + ".dms-t.partial"), 0, kDropMinBytes,
+                             kDropMinBytes));
+    if (!make_cold(path)) {
+      std::fprintf(stderr, "  skipped: the test directory stays in the page cache (tmpfs?)\n");
+      return;
+    }
+  }
+  int before = dms_test::open_fd_count();
+  UnitSender sender(specs, fx.target(), kSecret, SendMethod::Sendfile, 256 * 1024);
+  for (auto& o : fx.run(sender)) CHECK(o.status == PieceStatus::Ok);
+  int held = dms_test::open_fd_count() - before;
+  CHECK(held > 0);    // the last pieces' descriptors, kept to drop them once more
+  CHECK(held <= 70);  // 64 of them and the connection, not one per file
+  CHECK(cached_bytes(fx.dir.file("src/f0")) == 0);  // closed early, dropped before it closed
+}
+
 TEST_CASE("a wrong secret is refused and logged") {
   Fixture fx;
   write_file(fx.dir.file("src/f"), "data");

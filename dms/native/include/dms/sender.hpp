@@ -102,7 +102,7 @@ class UnitSender {
   uint64_t corrupt_every_ = 0;
   uint64_t corrupt_counter_ = 0;
   std::deque<Pending> pending_;
-  std::vector<std::pair<size_t, File>> replied_;  // pieces dropped at their reply, dropped again at the end
+  std::deque<std::pair<size_t, File>> replied_;  // pieces dropped at their reply, dropped again at the end
 };
 
 }  // namespace dms
