@@ -28,14 +28,12 @@ __all__ = ["floor_copy"]
 ALIGN = 4096
 
 
-def _slices(sizes: list[tuple[Path, int]], block: int) -> list[tuple[int, Path, int, int]]:
-    """(file number, path, offset, length) of every block of every file."""
-    return [
-        (i, path, off, min(block, size - off)) for i, (path, size) in enumerate(sizes) for off in range(0, size, block)
-    ]
+def _slices(sizes: list[tuple[Path, int]], block: int) -> list[tuple[Path, int, int]]:
+    """(path, offset, length) of every block of every file."""
+    return [(path, off, min(block, size - off)) for path, size in sizes for off in range(0, size, block)]
 
 
-def _stream(jobs: queue.Queue[tuple[int, Path, int, int] | None], block: int, write: bool,
+def _stream(jobs: queue.Queue[tuple[Path, int, int] | None], block: int, write: bool,
             errors: list[BaseException]) -> None:  # fmt: skip
     """Read (or write) the queued blocks with O_DIRECT until the queue says stop; a writer fsyncs."""
     buf = mmap.mmap(-1, block)  # page-aligned, as O_DIRECT wants
@@ -44,7 +42,7 @@ def _stream(jobs: queue.Queue[tuple[int, Path, int, int] | None], block: int, wr
     fds: dict[Path, int] = {}
     try:
         while (job := jobs.get()) is not None:
-            _, path, off, length = job
+            path, off, length = job
             fd = fds.get(path)
             if fd is None:
                 fd = fds[path] = os.open(path, (os.O_WRONLY if write else os.O_RDONLY) | os.O_DIRECT)
@@ -76,8 +74,8 @@ def floor_copy(source: Path, scratch: Path, streams: int = 8, block_mib: int = 3
         with open(target, "wb") as f:
             f.truncate(-(-size // ALIGN) * ALIGN)
         targets.append((target, size))
-    reads: queue.Queue[tuple[int, Path, int, int] | None] = queue.Queue()
-    writes: queue.Queue[tuple[int, Path, int, int] | None] = queue.Queue()
+    reads: queue.Queue[tuple[Path, int, int] | None] = queue.Queue()
+    writes: queue.Queue[tuple[Path, int, int] | None] = queue.Queue()
     for job in _slices(files, block):
         reads.put(job)
     for job in _slices(targets, block):

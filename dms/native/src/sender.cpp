@@ -249,7 +249,11 @@ void UnitSender::end_piece(bool poisoned, PieceOutcome local) {
 // goes: the receiving socket frees what it has read a little later (on the CPU that
 // received it: skb_attempt_defer_free), and pages it still held stayed cached.
 void UnitSender::drop_replied() noexcept {
-  for (auto& [index, file] : replied_) drop_cached(file, specs_[index].offset, specs_[index].length);
+  for (auto& [index, file] : replied_) drop_piece(file, index);
+}
+
+void UnitSender::drop_piece(const File& f, size_t index) const noexcept {
+  drop_cached(f, specs_[index].offset, specs_[index].length);
 }
 
 UnitSender::~UnitSender() { drop_replied(); }  // and once more, a moment later
@@ -265,11 +269,10 @@ void UnitSender::collect(std::vector<PieceOutcome>& outs, size_t keep_at_most, b
     Pending p = std::move(pending_.front());
     pending_.pop_front();
     if (p.source) {  // the receiver has read every byte: the sockets let go of the piece's pages
-      drop_cached(p.source, specs_[p.index].offset, specs_[p.index].length);
+      drop_piece(p.source, p.index);
       replied_.emplace_back(p.index, std::move(p.source));
       if (replied_.size() > kKeptForDrop) {  // a bounded number of descriptors: the oldest goes now
-        auto& [oldest, file] = replied_.front();
-        drop_cached(file, specs_[oldest].offset, specs_[oldest].length);
+        drop_piece(replied_.front().second, replied_.front().first);
         replied_.pop_front();
       }
     }

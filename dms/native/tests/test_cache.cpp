@@ -10,10 +10,8 @@
 #include "check.hpp"
 #include "files.hpp"
 #include "dms/cache.hpp"
-#include "dms/checksum.hpp"
 #include "dms/copier.hpp"
 #include "dms/file.hpp"
-#include "dms/mapped.hpp"
 #include "dms/readahead.hpp"
 
 using namespace dms;
@@ -26,13 +24,6 @@ using dms_test::spec_for;
 using dms_test::write_file;
 
 namespace {
-
-void read_all(const std::string& path) {
-  File f(path, O_RDONLY);
-  Hasher h;
-  std::vector<unsigned char> buf(1 << 20);
-  hash_file_range(f, 0, read_file(path).size(), h, buf);
-}
 
 bool skip_if_always_cached(const std::string& path) {
   if (make_cold(path)) return false;
@@ -49,7 +40,7 @@ TEST_CASE("range_uncached follows the page cache; drop_cached empties it") {
   if (skip_if_always_cached(dir.file("f"))) return;
   File f(dir.file("f"), O_RDONLY);
   CHECK(range_uncached(f, 0, data.size()));
-  read_all(dir.file("f"));
+  read_file(dir.file("f"));
   CHECK(!range_uncached(f, 0, data.size()));
   CHECK(!range_uncached(f, 1 << 20, 4096));  // any range of it
   drop_cached(f, 0, data.size());
@@ -64,7 +55,7 @@ TEST_CASE("ReadAhead notes cold ranges, not cached ones, not small ones, and onl
   write_file(dir.file("small"), random_bytes(kDropMinBytes / 2, 4));
   for (const char* name : {"cold", "warm", "small"})
     if (skip_if_always_cached(dir.file(name))) return;
-  read_all(dir.file("warm"));
+  read_file(dir.file("warm"));
   std::vector<SourceRange> ranges{{dir.file("cold"), 0, kDropMinBytes * 2},
                                   {dir.file("warm"), 0, kDropMinBytes * 2},
                                   {dir.file("small"), 0, kDropMinBytes / 2}};
@@ -100,7 +91,7 @@ TEST_CASE("a copy leaves a cold source cold and a cached source cached, both cop
     write_file(dir.file("cold"), cold);
     write_file(dir.file("warm"), warm);
     if (skip_if_always_cached(dir.file("cold")) || skip_if_always_cached(dir.file("warm"))) return;
-    read_all(dir.file("warm"));
+    read_file(dir.file("warm"));
     UnitCopier c({spec_for(dir.file("cold"), dir.file("a"), 0, cold.size(), cold.size()),
                   spec_for(dir.file("warm"), dir.file("b"), 0, warm.size(), warm.size())},
                  method, 256 * 1024);

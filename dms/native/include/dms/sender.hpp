@@ -80,6 +80,7 @@ class UnitSender {
   void poison_rest(PieceOutcome local);
   void collect(std::vector<PieceOutcome>& outs, size_t keep_at_most, bool block);
   void drop_replied() noexcept;
+  void drop_piece(const File& f, size_t index) const noexcept;  // the piece's range out of the cache
   void send_payload_block(uint64_t offset, size_t n);
 
   std::vector<CopySpec> specs_;
