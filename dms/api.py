@@ -11,14 +11,14 @@ source_cluster + destination_cluster (or direction="A_TO_B") and scheduler.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery.canvas import Signature
 
-from dms.client import new_request_id, submit, wait
+from dms.client import check_request_paths, new_request_id, submit, wait
 from dms.config import load_config
 from dms.model import make_params
+from dms.paths import validate_pair
 from dms.plane import control_plane
 from dms.routing import CONTROL_QUEUE
 
@@ -36,9 +36,12 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
     from dms.application import app
 
     params = make_params(source, destination, request_id="validate", **options)  # fail here, not in a worker
+    if not params.clustered:
+        validate_pair(params.source, params.destination)  # as dms.sync() and dms-submit check them
     # across clusters, dms.sync plans, so it runs where the source is (dms.cluster.<source>)
     queue = params.control_queue if params.clustered else CONTROL_QUEUE
-    return app.signature("dms.sync", args=(source, destination), kwargs=options, queue=queue)
+    # absolute paths: a relative one would be read against the worker's current directory
+    return app.signature("dms.sync", args=(params.source, params.destination), kwargs=options, queue=queue)
 
 
 def sync(
@@ -52,11 +55,13 @@ def sync(
     from dms.tasks.finalize import summarize
 
     params = make_params(
-        os.path.abspath(source),
-        os.path.abspath(destination),
+        source,
+        destination,
         request_id=options.pop("request_id", None) or new_request_id(),
         **options,
     )
+    loaded = load_config(config) if config else None
+    check_request_paths(params, loaded)  # before the embedded services start for nothing
     with control_plane(config, worker_concurrency=params.parallelism) as plane:
-        submit(plane.sender, plane.store, params, config=load_config(config) if config else None)
+        submit(plane.sender, plane.store, params, config=loaded)
         return summarize(params.request_id, wait(plane.store, params.request_id, timeout=timeout, alive=plane.alive))

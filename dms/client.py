@@ -20,7 +20,7 @@ from dms.paths import validate_pair
 from dms.publishing import TaskSender
 from dms.state import RequestStore
 
-__all__ = ["SETTLE_GRACE_SECONDS", "cancel", "new_request_id", "resume", "submit", "wait"]
+__all__ = ["SETTLE_GRACE_SECONDS", "cancel", "check_request_paths", "new_request_id", "resume", "submit", "wait"]
 
 #: finalize writes the terminal state, settles the request (plan dropped, NIC load given back,
 #: retention set), then marks it `settled` and announces the end. A waiter that reads the
@@ -32,6 +32,20 @@ SETTLE_GRACE_SECONDS = 10.0
 def new_request_id() -> str:
     """Sortable and unique enough to type: 20261124-191500-3fa9c1."""
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def check_request_paths(params: SyncParams, config: DmsConfig | None = None) -> None:
+    """What the submitting host can check of a request's paths, before anything starts: both
+    paths on the file system for a single-node sync (dms.paths.validate_pair), the clusters'
+    roots of `config` (default: the workers.yml named by DMS_CONFIG) across clusters, whose
+    paths may not be visible here. Raises PathError or ConfinementError."""
+    if params.clustered:  # imported here: a local sync's client never loads the cluster registry
+        from dms.roots import check_roots
+        from dms.settings import active_config
+
+        check_roots(config or active_config(), params)
+    else:
+        validate_pair(params.source, params.destination)
 
 
 def submit(
@@ -53,13 +67,8 @@ def submit(
     """
     if not params.request_id or any(c.isspace() or c in "/:*?" for c in params.request_id):
         raise RequestError(f"request id {params.request_id!r}: use letters, digits, '.', '_' or '-'")
-    if params.clustered:  # imported here: a local sync's client never loads the cluster registry
-        from dms.roots import check_roots
-        from dms.settings import active_config
-
-        check_roots(config or active_config(), params)  # the paths may not be visible here: check the roots
-    elif check_paths:
-        validate_pair(params.source, params.destination)
+    if check_paths or params.clustered:
+        check_request_paths(params, config)
     if params.epoch == 0:
         # A first incarnation is numbered by the clock, not 0: if Redis loses the request and it
         # is submitted again under its id, tasks of the lost incarnation still running find a

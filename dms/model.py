@@ -124,7 +124,11 @@ def make_params(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
 ) -> SyncParams:
-    """Validated SyncParams from user-facing options (Python API, dms.sync, Flower).
+    """Validated SyncParams from user-facing options (CLI, Python API, dms.sync, Flower).
+
+    The paths are checked as spelled and made absolute here (dms.paths.request_path, a
+    PathError): every way into DMS builds its request through this function. What the
+    file system says of them is checked where they are visible (dms.paths.validate_pair).
 
     `direction="A_TO_B"` (the reference design's spelling) is the same as
     source_cluster="A", destination_cluster="B". Filter rules come as `filters`
@@ -132,6 +136,7 @@ def make_params(
     as `include`/`exclude` lists (includes first, then excludes).
     """
     from dms.filters import RuleSet
+    from dms.paths import request_path
     from dms.routing import cluster_queue
     from dms.sizes import parse_size
 
@@ -144,6 +149,9 @@ def make_params(
         source_cluster, destination_cluster = src, dst
     if (source_cluster is None) != (destination_cluster is None):
         raise ValueError("give both the source and the destination cluster (--from A --to B), or neither")
+    remote = source_cluster is not None  # the paths are on the clusters' nodes, maybe not visible here
+    source = request_path("source", source, remote=remote)
+    destination = request_path("destination", destination, remote=remote)
     rules = tuple((str(k), str(p)) for k, p in filters) + tuple(("+", p) for p in include)
     rules += tuple(("-", p) for p in exclude)
     RuleSet(rules)  # refuse a malformed rule here

@@ -7,8 +7,19 @@ import hashlib
 import os
 
 from dms.errors import PathError
+from dms.names import shown
 
-__all__ = ["STAGING_SUFFIX", "is_staging_name", "request_tag", "staging_path", "validate_pair", "validate_source"]
+__all__ = [
+    "PSEUDO_TREES",
+    "STAGING_SUFFIX",
+    "is_staging_name",
+    "request_path",
+    "request_tag",
+    "staging_path",
+    "validate_destination",
+    "validate_pair",
+    "validate_source",
+]
 
 STAGING_SUFFIX = ".partial"
 _NAME_MAX = 255
@@ -38,29 +49,81 @@ def is_staging_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(STAGING_SUFFIX) and ".dms-" in name
 
 
+#: Kernel pseudo-filesystems: nothing there is data, and writing there changes the machine.
+PSEUDO_TREES = ("/proc", "/sys", "/dev")
+
+
+def request_path(label: str, path: object, *, remote: bool = False) -> str:
+    """The spelling check of one request path, run wherever a request is built; returns it
+    absolute (made so against the current directory, unless `remote`).
+
+    Refused: a path that is not a string, is empty (rsync and cp refuse "" too: made absolute
+    it would be the current directory), holds a NUL byte, or lies in /proc, /sys or /dev. A
+    `remote` path (on another cluster; this host may not see it) must be absolute and free
+    of "." and ".." components, since it cannot be resolved here.
+    """
+    if not isinstance(path, str):
+        raise PathError(f"{label} must be a path (a string), got {type(path).__name__}")
+    if path == "":
+        raise PathError(f"{label} is an empty string: give a directory path")
+    if "\0" in path:
+        raise PathError(f"{label} {shown(path)}: a path cannot hold a NUL byte")
+    if remote:
+        if not path.startswith("/") or any(p in (".", "..") for p in path.split("/")):
+            raise PathError(f"{label} {shown(path)}: a path on another cluster must be absolute, without . or ..")
+        absolute = os.path.normpath(path)
+    else:
+        absolute = os.path.abspath(path)
+    _refuse_pseudo(label, path, absolute)
+    return absolute
+
+
+def _refuse_pseudo(label: str, given: str, path: str) -> None:
+    for tree in PSEUDO_TREES:
+        if path == tree or path.startswith(tree + "/"):
+            raise PathError(f"{label} {shown(given)} is in {tree}, a kernel pseudo-filesystem, not data")
+
+
 def validate_source(source: str) -> str:
     """A source must exist, be a directory and be readable; returns its real path."""
     src = os.path.realpath(source)
-    if not os.path.exists(source):
-        raise PathError(f"source does not exist: {source}")
+    if not os.path.lexists(source):
+        raise PathError(f"source {shown(source)} does not exist")
     if not os.path.isdir(src):
-        raise PathError(f"source is not a directory: {source}")
+        raise PathError(f"source {shown(source)} is not a directory")
     if not os.access(src, os.R_OK | os.X_OK):
-        raise PathError(f"source is not readable: {source}")
+        raise PathError(f"source {shown(source)} is not readable")
+    _refuse_pseudo("source", source, src)
     return src
 
 
-def validate_pair(source: str, destination: str) -> tuple[str, str]:
-    """Check a sync's paths before anything is written; returns both made absolute.
+def validate_destination(destination: str) -> str:
+    """A destination must be a directory or not exist yet, below directories only; returns
+    its real path (what exists of it resolved, the rest appended). Creates nothing."""
+    dst = os.path.realpath(destination)
+    _refuse_pseudo("destination", destination, dst)
+    probe = dst
+    while not os.path.lexists(probe):  # the deepest part that exists must be a directory
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        if probe == dst:
+            raise PathError(f"destination {shown(destination)} exists and is not a directory")
+        raise PathError(f"destination {shown(destination)} is under {shown(probe)}, which is not a directory")
+    return dst
 
-    Refused: a source that is missing, not a directory, or unreadable; a
-    destination that is the source or lies inside it (the copy would copy
-    itself); a destination that exists and is not a directory.
+
+def validate_pair(source: str, destination: str) -> tuple[str, str]:
+    """Check a sync's paths on the host that sees them, before anything is written; returns
+    both resolved (symbolic links followed, as the kernel will).
+
+    Refused, besides what validate_source and validate_destination refuse: a destination
+    that is the source or lies inside it (the copy would copy itself), and a source that lies
+    inside the destination (with --delete, the sync would delete its own source).
     """
     src = validate_source(source)
-    dst = os.path.realpath(destination)
+    dst = validate_destination(destination)
     if dst == src or dst.startswith(src.rstrip("/") + "/"):
-        raise PathError(f"destination {destination} is inside the source {source}")
-    if os.path.exists(dst) and not os.path.isdir(dst):
-        raise PathError(f"destination exists and is not a directory: {destination}")
+        raise PathError(f"destination {shown(destination)} is inside the source {shown(source)}")
+    if src.startswith(dst.rstrip("/") + "/"):
+        raise PathError(f"source {shown(source)} is inside the destination {shown(destination)}")
     return src, dst

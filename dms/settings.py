@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from dms.config import DmsConfig, NodeConfig, load_config
+from dms.errors import ConfigError
+from dms.resp import redacted
 
 __all__ = [
     "DEFAULT_BROKER_URL",
@@ -38,6 +40,10 @@ class Endpoints:
     configured: bool
 
 
+#: URL schemes of a Redis that kombu (the broker) and redis-py (the state) both reach.
+REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "unix")
+
+
 def resolve_endpoints(config_path: str | None = None, environ: dict[str, str] | None = None) -> Endpoints:
     env = os.environ if environ is None else environ
     path = config_path or env.get("DMS_CONFIG") or None
@@ -47,6 +53,9 @@ def resolve_endpoints(config_path: str | None = None, environ: dict[str, str] | 
     state = env.get("DMS_STATE_URL") or (control.state_url if control else None)
     configured = broker is not None
     broker = broker or DEFAULT_BROKER_URL
+    for name, url in (("broker", broker), ("result backend", backend), ("state", state)):
+        if url is not None and urlsplit(url).scheme not in REDIS_SCHEMES:
+            raise ConfigError(f"{name} URL {redacted(url)!r}: DMS needs Redis ({', '.join(REDIS_SCHEMES)}://...)")
     return Endpoints(broker, backend or broker, state or redis_client_url(broker), configured)
 
 

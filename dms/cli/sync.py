@@ -12,7 +12,7 @@ from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.cli.options import SIZE
 from dms.cli.render import request_json, request_lines
-from dms.client import new_request_id, submit, wait
+from dms.client import check_request_paths, new_request_id, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import ConfigError, DmsError, RequestError
 from dms.model import RequestState, make_params
@@ -42,8 +42,8 @@ def _ordered_rules(ctx: click.Context, include: tuple[str, ...], exclude: tuple[
 
 
 @cli.command(cls=_OrderedFilters)
-@click.argument("source", type=click.Path(file_okay=False, path_type=str))
-@click.argument("destination", type=click.Path(file_okay=False, path_type=str))
+@click.argument("source")  # plain strings: dms.paths checks them, with one style of message and exit 3
+@click.argument("destination")
 @click.option("--id", "request_id", help="Request id (default: generated, e.g. 20261124-191500-3fa9c1).")
 @click.option("--parallelism", "-p", type=click.IntRange(1, 1024), help="Transfer tasks in flight at once.")
 @click.option("--chunk-size", type=SIZE, help="Largest piece of one file per task, e.g. 64MiB (default).")
@@ -130,8 +130,8 @@ def sync(
         if clustered:
             os.environ["DMS_CONFIG"] = os.path.abspath(config_path or "")  # for the roots check in submit()
         params = make_params(
-            os.path.abspath(source),
-            os.path.abspath(destination),
+            source,
+            destination,
             request_id=request_id or new_request_id(),
             parallelism=parallelism or defaults.parallelism,
             chunk_size=chunk_size or defaults.chunk_size,
@@ -150,6 +150,7 @@ def sync(
             specials=specials,
             filters=_ordered_rules(click.get_current_context(), include, exclude),
         )
+        check_request_paths(params)  # before the embedded services start for nothing
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
             submit(plane.sender, plane.store, params)
             embedded = plane.embedded is not None

@@ -47,6 +47,8 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
     """
     request_id = options.pop("request_id", None) or f"sync-{self.request.id}"
     params = make_params(source, destination, request_id=request_id, **options)
+    if not params.clustered:
+        validate_pair(params.source, params.destination)  # refused before the request exists
     try:
         self.store.create(params)
     except RequestExists:
@@ -159,7 +161,8 @@ def _check_paths(params: SyncParams) -> None:
     cluster; only the source (and the configured roots) across clusters."""
     if not params.clustered:
         validate_pair(params.source, params.destination)
-        os.makedirs(params.destination, exist_ok=True)
+        if not params.dry_run:  # a dry run changes nothing, the destination's existence included
+            os.makedirs(params.destination, exist_ok=True)
         return
     check_roots(active_config(), params)
     me = current_node()
@@ -168,4 +171,5 @@ def _check_paths(params: SyncParams) -> None:
     validate_source(params.source)
     if params.source_cluster == params.destination_cluster:
         validate_pair(params.source, params.destination)
-        os.makedirs(params.destination, exist_ok=True)
+        if not params.dry_run:
+            os.makedirs(params.destination, exist_ok=True)

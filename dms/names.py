@@ -1,0 +1,56 @@
+"""File names are bytes: how DMS holds them, and the one escaped form it shows them in.
+
+Linux allows any byte but `/` and NUL in a name. Python hands such names over as `str`
+with undecodable bytes carried as lone surrogates (PEP 383, `surrogateescape`), and DMS
+keeps them in that form everywhere: in records, in Redis (both Redis clients encode and
+decode with `surrogateescape`, so a name goes in and comes back byte for byte) and at the
+native boundary (`os.fsencode`). Only where a name is *shown* (messages, logs, `--json`,
+`--dry-run` lines) is it turned into text, by `shown()`:
+
+- valid UTF-8 printable characters stay as they are;
+- a byte that is not valid UTF-8 becomes `\\xNN` (two lower-case hex digits);
+- a control character (U+0000-U+001F, U+007F) becomes `\\xNN` too: a newline or tab in
+  a name never breaks a log line or a terminal;
+- a backslash becomes `\\\\`, so the form is unambiguous and `unshown()` reverses it.
+
+The same form on every channel is documented in docs/operations.md ("Names").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+__all__ = ["shown", "unshown"]
+
+_ESCAPE = re.compile(r"\\(\\|x([0-9a-f]{2}))")
+
+
+def shown(name: str | bytes) -> str:
+    """`name` (a path or a file name, str from os functions or raw bytes) as printable text."""
+    data = name if isinstance(name, bytes) else os.fsencode(name)
+    out: list[str] = []
+    text = data.decode("utf-8", "surrogateescape")
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, carried as a lone surrogate
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif ch == "\\":
+            out.append("\\\\")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def unshown(text: str) -> bytes:
+    """The bytes `shown()` was given (for scripts that read DMS's output)."""
+    out = bytearray()
+    pos = 0
+    for m in _ESCAPE.finditer(text):
+        out += text[pos : m.start()].encode()
+        out += b"\\" if m.group(1) == "\\" else bytes([int(m.group(2), 16)])
+        pos = m.end()
+    out += text[pos:].encode()
+    return bytes(out)
