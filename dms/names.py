@@ -13,7 +13,9 @@ native boundary (`os.fsencode`). Only where a name is *shown* (messages, logs, `
   a name never breaks a log line or a terminal;
 - a backslash becomes `\\\\`, so the form is unambiguous and `unshown()` reverses it.
 
-The same form on every channel is documented in docs/operations.md ("Names").
+Messages that quote a name (an OSError's text, say) go through `printable()`, which
+escapes the same bytes but leaves backslashes alone. The same form on every channel is
+documented in docs/operations.md ("Names").
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["shown", "unshown"]
+__all__ = ["printable", "shown", "unshown"]
 
 _ESCAPE = re.compile(r"\\(\\|x([0-9a-f]{2}))")
 
@@ -39,6 +41,23 @@ def shown(name: str | bytes) -> str:
             out.append(f"\\x{code:02x}")
         elif ch == "\\":
             out.append("\\\\")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def printable(text: str) -> str:
+    """A message that may quote names, on one printable line: undecodable bytes and control
+    characters as `\\xNN`, as in shown(); other characters (backslashes too) unchanged."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
         else:
             out.append(ch)
     return "".join(out)

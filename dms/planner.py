@@ -20,6 +20,7 @@ from dms import native
 from dms.beneath import Beneath
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
+from dms.names import shown
 from dms.paths import staging_path
 from dms.state import SHARD, RecordedPiece, RequestStore
 from dms.unit_order import Interleaver
@@ -65,9 +66,10 @@ def describe_unit(pieces: list[UnitPiece]) -> str:
 
     if len(pieces) == 1:
         p = pieces[0]
-        return f"{p.file.relpath} [{p.offset}, +{format_size(p.length)})"
+        return f"{shown(p.file.relpath)} [{p.offset}, +{format_size(p.length)})"
     total = sum(p.length for p in pieces)
-    return f"{len(pieces)} pieces, {format_size(total)}: {pieces[0].file.relpath} … {pieces[-1].file.relpath}"
+    first, last = shown(pieces[0].file.relpath), shown(pieces[-1].file.relpath)
+    return f"{len(pieces)} pieces, {format_size(total)}: {first} … {last}"
 
 
 class _Shards:
@@ -166,7 +168,7 @@ def plan_tree(
             counts["bytes"] += entry.size
             if params.dry_run:
                 exists = visible and os.path.lexists(os.path.join(params.destination, entry.relpath))
-                note(f"{'update' if exists else 'copy'} {entry.relpath}")
+                note(f"{'update' if exists else 'copy'} {shown(entry.relpath)}")
                 continue
             previous = carry.get(entry.relpath)
             if previous is not None and visible and not _still_staged(params, entry):
@@ -194,15 +196,16 @@ def plan_tree(
         elif isinstance(found, LinkRecord):
             links.add(found)
             if params.dry_run:
-                note({"sym": f"link {found.relpath} -> {found.target}", "hard": f"hardlink {found.relpath} => "
-                      f"{found.target}", "special": f"special {found.relpath}"}[found.kind])  # fmt: skip
+                rel, target = shown(found.relpath), shown(found.target)
+                note({"sym": f"link {rel} -> {target}", "hard": f"hardlink {rel} => {target}",
+                      "special": f"special {rel}"}[found.kind])  # fmt: skip
         elif isinstance(found, DirNames):
             names.add((found.relpath, found.names))
         elif isinstance(found, Excluded):
             counts["excluded"] += 1
         elif isinstance(found, Skipped):
             counts["skipped"] += 1
-            log.warning("request %s: skipped %s: %s", rid, found.relpath, found.reason)
+            log.warning("request %s: skipped %s: %s", rid, shown(found.relpath), found.reason)
             store.log_event(rid, "skipped", path=found.relpath, reason=found.reason)
     if skeleton is not None:
         skeleton.close()

@@ -21,6 +21,7 @@ from dms import native
 from dms.beneath import Beneath
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, Xattrs
+from dms.names import printable, shown
 from dms.paths import is_staging_name, staging_path
 from dms.state import FailedPiece, RequestStore
 
@@ -236,7 +237,8 @@ def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> Non
                     os.utime(fd, ns=(d.atime_ns, d.mtime_ns))  # listing of the directory moves it
             except OSError as exc:
                 store.add_error(params.request_id, d.relpath or ".", f"directory metadata: {exc}", exc.errno)
-                log.warning("request %s: directory %s: %s", params.request_id, d.relpath or ".", exc)
+                shown_dir = shown(d.relpath or ".")
+                log.warning("request %s: directory %s: %s", params.request_id, shown_dir, printable(str(exc)))
 
 
 def apply_owner_and_xattrs(
@@ -264,7 +266,7 @@ def apply_owner_and_xattrs(
         try:
             os.setxattr(target, name, wanted, follow_symlinks=follow)
         except OSError as exc:
-            log.warning("%s: extended attribute %s not set: %s", target, name, exc.strerror)
+            log.warning("%s: extended attribute %s not set: %s", shown(str(target)), name, exc.strerror)
 
 
 def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord]) -> None:
@@ -312,7 +314,7 @@ def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord
                 what = {"sym": "symbolic link", "hard": "hard link", "special": "special file"}[link.kind]
                 store.add_error(rid, link.relpath, f"{what}: {exc}", exc.errno)
                 store.add_count(rid, "files_failed", 1)  # the request must not claim success
-                log.warning("request %s: link %s: %s", rid, link.relpath, exc)
+                log.warning("request %s: link %s: %s", rid, shown(link.relpath), printable(str(exc)))
 
 
 def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int, report: PublishReport) -> None:
@@ -395,9 +397,9 @@ def _delete_entry(
         report.delete_limited += 1
         return False
     report.deleted += 1
-    shown = rel + ("/" if is_dir else "")
+    shown_rel = shown(rel) + ("/" if is_dir else "")
     if params.dry_run:
-        lines.append(f"delete {shown}")
+        lines.append(f"delete {shown_rel}")
         return True
     try:
         if is_dir:
@@ -407,6 +409,6 @@ def _delete_entry(
     except OSError as exc:
         store.add_error(params.request_id, rel, f"delete: {exc}", exc.errno)
         return False
-    log.info("request %s: deleted %s", params.request_id, shown)
-    store.log_event(params.request_id, "deleted", path=shown)
+    log.info("request %s: deleted %s", params.request_id, shown_rel)
+    store.log_event(params.request_id, "deleted", path=rel + ("/" if is_dir else ""))
     return True

@@ -87,7 +87,7 @@ def _encode(args: Sequence[Any]) -> bytes:
         if isinstance(arg, bytes):
             data = arg
         elif isinstance(arg, str):
-            data = arg.encode()
+            data = arg.encode("utf-8", "surrogateescape")  # a file name is bytes (dms.names)
         elif isinstance(arg, bool):
             raise TypeError("a bool is no Redis value (redis-py refuses it too)")
         elif isinstance(arg, int | float):
@@ -99,7 +99,8 @@ def _encode(args: Sequence[Any]) -> bytes:
 
 
 class _Connection:
-    """One socket speaking RESP2; replies decoded as UTF-8 text, like decode_responses=True."""
+    """One socket speaking RESP2; replies decoded as UTF-8 text, like decode_responses=True, with
+    undecodable bytes kept as lone surrogates (surrogateescape, as for file names: dms.names)."""
 
     def __init__(self, address: Address, timeout: float) -> None:
         if address.unix_path:
@@ -180,7 +181,7 @@ def _parse(buf: bytearray, pos: int) -> tuple[Reply, int]:
             return None, pos
         if len(buf) < pos + size + 2:
             raise _Incomplete
-        return bytes(buf[pos : pos + size]).decode(), pos + size + 2
+        return bytes(buf[pos : pos + size]).decode("utf-8", "surrogateescape"), pos + size + 2
     if kind == b"*":
         count = int(rest)
         if count < 0:

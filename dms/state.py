@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from dms.errors import BrokerUnavailable, RequestError, RequestExists
 from dms.model import TERMINAL_STATES, DirRecord, FileRecord, LinkRecord, RequestState, SyncParams, UnitPiece
+from dms.names import printable, shown
 from dms.resp import redacted
 
 if TYPE_CHECKING:  # redis-py is imported where it is used: a client process may not load it (dms.resp)
@@ -110,6 +111,7 @@ def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:
     retries = max(1, int(RETRY_SECONDS / 0.5))
     client = redis.Redis.from_url(
         url, decode_responses=True, socket_connect_timeout=5, socket_timeout=timeout, health_check_interval=25,
+        encoding_errors="surrogateescape",  # file names are bytes: they go in and come back as they were
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError, ConnectionError],
     )  # fmt: skip
@@ -467,7 +469,8 @@ class RequestStore:
         """Append to the request's event log (`dms-submit logs`); the oldest entries fall off."""
         key = Keys(request_id).events
         pipe = self.r.pipeline(transaction=False)
-        pipe.rpush(key, json.dumps({"at": time.time(), "event": event, **detail}, sort_keys=True))
+        shown_detail = {k: _shown_value(k, v) for k, v in detail.items()}
+        pipe.rpush(key, json.dumps({"at": time.time(), "event": event, **shown_detail}, sort_keys=True))
         pipe.ltrim(key, -EVENTS_CAP, -1)
         pipe.execute()
 
@@ -534,7 +537,7 @@ class RequestStore:
             return
         key = Keys(request_id).dryrun
         pipe = self.r.pipeline(transaction=False)
-        pipe.rpush(key, *lines)
+        pipe.rpush(key, *(printable(line) for line in lines))
         pipe.ltrim(key, 0, DRYRUN_CAP - 1)
         pipe.execute()
 
@@ -762,7 +765,18 @@ class RequestStore:
 
 def _error_entry(relpath: str, message: str, errno: int | None) -> str:
     """One entry of `dms:req:R:errors` (and of a failure shard): what `status --files` shows."""
-    return json.dumps({"path": relpath, "error": message, "errno": errno, "at": time.time()})
+    entry = {"path": shown(relpath), "error": printable(message), "errno": errno, "at": time.time()}
+    return json.dumps(entry)
+
+
+#: Event fields that hold a path: shown in dms.names' escaped form (other text: printable()).
+_PATH_FIELDS = frozenset({"path", "first", "source", "destination"})
+
+
+def _shown_value(key: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return shown(value) if key in _PATH_FIELDS else printable(value)
 
 
 def _decode_request(raw: dict[str, str]) -> dict[str, Any]:
