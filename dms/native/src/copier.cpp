@@ -83,9 +83,7 @@ void set_metadata(const File& f, uint32_t mode, int64_t uid, int64_t gid, int64_
       throw_errno(errno, "fchown", f.path());
   }
   if (::fchmod(f.fd(), static_cast<mode_t>(mode)) != 0) throw_errno(errno, "fchmod", f.path());
-  struct timespec times[2] = {
-      {static_cast<time_t>(atime_ns / 1'000'000'000), static_cast<long>(atime_ns % 1'000'000'000)},
-      {static_cast<time_t>(mtime_ns / 1'000'000'000), static_cast<long>(mtime_ns % 1'000'000'000)}};
+  struct timespec times[2] = {timespec_of(atime_ns), timespec_of(mtime_ns)};
   if (::futimens(f.fd(), times) != 0) throw_errno(errno, "futimens", f.path());
 }
 

@@ -128,6 +128,16 @@ int64_t ns_of(const struct timespec& t) noexcept {
   return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
+struct timespec timespec_of(int64_t ns) noexcept {
+  int64_t sec = ns / 1'000'000'000;
+  int64_t rem = ns % 1'000'000'000;
+  if (rem < 0) {
+    rem += 1'000'000'000;
+    sec -= 1;
+  }
+  return {static_cast<time_t>(sec), static_cast<long>(rem)};
+}
+
 bool names_inode(int dirfd, const char* name, dev_t dev, ino_t ino) noexcept {
   struct stat st {};
   return ::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino;

@@ -479,4 +479,13 @@ TEST_CASE("publish_whole_files: verified files get their metadata and name; a mi
   CHECK(stale.size() == 1 && stale[0].status == PieceStatus::OsError && stale[0].err == ENOENT);
 }
 
+TEST_CASE("timespec_of keeps tv_nsec in [0, 1e9) before 1970 too, and ns_of reverses it") {
+  for (int64_t ns : {int64_t{0}, int64_t{1}, int64_t{-1}, int64_t{-315'619'199'123'456'789},
+                     int64_t{2'200'000'000'000'000'001}, int64_t{-1'000'000'000}}) {
+    struct timespec t = timespec_of(ns);
+    CHECK(t.tv_nsec >= 0 && t.tv_nsec < 1'000'000'000);
+    CHECK(ns_of(t) == ns);
+  }
+}
+
 TEST_MAIN()

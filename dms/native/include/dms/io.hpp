@@ -67,5 +67,8 @@ struct stat stat_of(const File& f);
 bool names_inode(int dirfd, const char* name, dev_t dev, ino_t ino) noexcept;
 // A stat time (st_mtim, st_atim) in nanoseconds since the epoch.
 int64_t ns_of(const struct timespec& t) noexcept;
+// The timespec of `ns` nanoseconds since the epoch; before 1970 too (tv_nsec stays in
+// [0, 1e9), as utimensat requires: truncating division would make it negative).
+struct timespec timespec_of(int64_t ns) noexcept;
 
 }  // namespace dms
