@@ -18,11 +18,14 @@ import errno
 import os
 from types import TracebackType
 
+from dms.errors import ConfinementError
+from dms.model import SyncParams
+from dms.names import shown
 from dms.state import FailedPiece
 
-__all__ = ["Beneath"]
+__all__ = ["DIR_FLAGS", "Beneath", "NotEmpty", "destination_beneath", "make_way", "remove_tree", "rename_replacing"]
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Beneath:
@@ -34,8 +37,11 @@ class Beneath:
     descriptors close on exit.
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, anchor: str | None = None) -> None:
         self.root = root
+        #: a configured root at or above `root`: root is then reached from it without following
+        #: a symbolic link (and made below it where missing), so the tree cannot be outside it
+        self.anchor = anchor
         self._fds: dict[str, int] = {}
 
     def __enter__(self) -> Beneath:
@@ -60,7 +66,9 @@ class Beneath:
         fd = self._fds.get(reldir)
         if fd is not None:
             return fd
-        if not reldir:
+        if not reldir and self.anchor is not None:
+            fd = _open_below(self.anchor, self.root, create)
+        elif not reldir:
             if create:
                 os.makedirs(self.root, exist_ok=True)
             fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -91,18 +99,152 @@ class Beneath:
 
     def _open_child(self, parent: int, name: str, reldir: str, create: bool) -> int:
         try:
-            return os.open(name, _DIR_FLAGS, dir_fd=parent)
+            return os.open(name, DIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
             if not create:
                 raise
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            if not create:
                 raise OSError(
                     errno.ELOOP,
                     f"{os.path.join(self.root, reldir)}: not a directory of the destination (a symbolic link or "
                     "a file); DMS does not write through it",
                 ) from None
-            raise
+            # The source has a directory here (every caller that creates asks for a directory the
+            # source has): what stands in its way is replaced, as rsync does. unlinkat removes the
+            # symlink or file itself, never what a symlink points to.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=parent)
         with contextlib.suppress(FileExistsError):  # made meanwhile by another task
             os.mkdir(name, 0o777, dir_fd=parent)  # mkdirat never follows a symlink at `name`
         return self._open_child(parent, name, reldir, create=False)
+
+
+def _open_below(anchor: str, path: str, create: bool) -> int:
+    """A descriptor of `path`, reached from `anchor` (opened as configured) one component at a
+    time with O_NOFOLLOW, and created where missing if `create`. A component that is a symbolic
+    link or not a directory is refused (ELOOP): above the tree DMS syncs, nothing is replaced."""
+    rel = os.path.relpath(path, anchor)
+    parts = [] if rel == "." else rel.split("/")
+    if ".." in parts:
+        raise OSError(errno.EXDEV, f"{path} is not below {anchor}")
+    fd = os.open(anchor, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            try:
+                child = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                child = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    shown_at = os.path.join(anchor, *parts[: i + 1])
+                    raise OSError(errno.ELOOP, f"{shown_at} is a symbolic link or not a directory: the destination "
+                                  f"would not be inside the root {anchor}; refused") from None  # fmt: skip
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def destination_beneath(params: SyncParams) -> Beneath:
+    """The Beneath of a request's destination on this node: anchored at the node's configured
+    root that holds it (workers.yml `roots`), so it is confined by resolution, not by spelling;
+    a node without roots (embedded mode, a plain worker) opens the destination as given.
+    Raises ConfinementError for a destination outside the node's roots."""
+    from dms.settings import current_node
+
+    node = current_node()
+    if node is None or not node.roots:
+        return Beneath(params.destination)
+    roots = [r.rstrip("/") or "/" for r in node.roots]
+    under = [r for r in roots if params.destination == r or params.destination.startswith(r.rstrip("/") + "/")]
+    if not under:
+        raise ConfinementError(f"destination {shown(params.destination)} is outside the roots of node {node.name}")
+    return Beneath(params.destination, anchor=max(under, key=len))
+
+
+class NotEmpty(OSError):
+    """A non-empty directory stands where a non-directory is to be published, and the request
+    does not delete (rsync: "cannot delete non-empty directory", exit 23)."""
+
+
+def remove_tree(parent: int, name: str) -> None:
+    """Remove `name` below the directory descriptor `parent`, a directory with all it holds,
+    through descriptors only: no symbolic link is followed, so nothing outside is touched even
+    when a component is swapped meanwhile (an entry that changes type is retried once)."""
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=parent)
+        return
+    try:
+        with os.scandir(fd) as it:
+            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for child, is_dir in children:
+            if is_dir:
+                remove_tree(fd, child)
+            else:
+                try:
+                    os.unlink(child, dir_fd=fd)
+                except IsADirectoryError:  # became a directory meanwhile
+                    remove_tree(fd, child)
+                except FileNotFoundError:
+                    pass
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(name, dir_fd=parent)
+
+
+def make_way(parent: int, name: str, delete: bool, shown_path: str) -> None:
+    """Clear a directory at `name` (below `parent`) so a non-directory can be published there.
+
+    An empty directory is removed in any case; a non-empty one only with `delete` (rsync's
+    --delete implies --force); otherwise NotEmpty. Whatever else is there is left: rename
+    replaces a file, symlink or special file atomically."""
+    try:
+        os.rmdir(name, dir_fd=parent)
+        return
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if not delete:
+        raise NotEmpty(errno.ENOTEMPTY, f"cannot delete non-empty directory {shown_path} to put a non-directory "
+                       "there (rsync refuses too; --delete replaces it)")  # fmt: skip
+    remove_tree(parent, name)
+
+
+def rename_replacing(staged: str, final: str, delete: bool, shown_path: str) -> None:
+    """rename(staged, final), where a directory at `final` is cleared first (make_way): the
+    source's non-directory replaces it, as rsync does. `final` is a Beneath path (its directory
+    as opened, /proc/self/fd/N), so the clearing happens in that very directory."""
+    try:
+        os.rename(staged, final)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    parent = os.open(os.path.dirname(final), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        make_way(parent, os.path.basename(final), delete, shown_path)
+    finally:
+        os.close(parent)
+    os.rename(staged, final)

@@ -11,6 +11,7 @@ No Celery here: the transfer task calls copy_unit() and records what it returns.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dms import native
-from dms.beneath import Beneath
+from dms.beneath import destination_beneath, rename_replacing
 from dms.model import SyncParams, UnitPiece
+from dms.names import shown
 from dms.paths import staging_path
 from dms.state import FailedPiece, RecordedPiece
 
@@ -81,7 +83,7 @@ def copy_unit(
     specs: list[Spec] = []
     runnable: list[UnitPiece] = []
     chown = os.geteuid() == 0
-    with Beneath(params.destination) as beneath:  # never write through a symlink swapped in below the root
+    with destination_beneath(params) as beneath:  # never write through a symlink swapped in below the root
         for piece in pieces:
             try:
                 parent = beneath.dir_path(os.path.dirname(piece.file.relpath))
@@ -138,14 +140,23 @@ def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs
     dropped: set[int] = set()
     for index, digest, error in outcomes:
         rec = result.ok[owners[index]]
+        if isinstance(error, OSError) and error.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+            try:  # a directory stands at the final name: the source's file replaces it, as in rsync
+                staged, final = publish[index][0], publish[index][1]
+                rename_replacing(
+                    staged, final, params.delete, shown(piece_of[(rec.file_id, rec.offset)][0].file.relpath)
+                )
+                digest = rec.digest
+            except OSError as exc:
+                error = exc
         if digest is not None:
             result.published.append(rec.file_id)
             continue
         dropped.add(owners[index])
         piece = piece_of[(rec.file_id, rec.offset)][0]
         what = "verification failed" if not isinstance(error, OSError) else "publish failed"
-        errno = error.errno if isinstance(error, OSError) else None
-        result.failed.append(FailedPiece(rec.file_id, piece.file.relpath, f"{what}: {error}", errno))
+        code = error.errno if isinstance(error, OSError) else None
+        result.failed.append(FailedPiece(rec.file_id, piece.file.relpath, f"{what}: {error}", code))
         result.failed_pieces.append((piece, error))
         with contextlib.suppress(OSError):
             os.unlink(publish[index][0])

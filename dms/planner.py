@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from dms import native
-from dms.beneath import Beneath
+from dms.beneath import destination_beneath
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
 from dms.names import shown
 from dms.paths import staging_path
 from dms.state import SHARD, RecordedPiece, RequestStore
 from dms.unit_order import Interleaver
-from dms.walk import DirNames, Excluded, Skipped, UpToDate, walk_tree
+from dms.walk import DirNames, Excluded, Skipped, UpToDate, read_xattrs, walk_tree
 
 __all__ = ["PlanTotals", "describe_unit", "native_quick_check", "plan_tree", "up_to_date"]
 
@@ -143,7 +143,7 @@ def plan_tree(
     # Across clusters the planner cannot see the destination: a serial walk sends every file
     # (the fanned-out walk, the default, asks a destination receiver instead: dms.remote_check).
     visible = params.source_cluster == params.destination_cluster
-    skeleton = _Skeleton(params.destination) if visible and not params.dry_run else None
+    skeleton = _Skeleton(params) if visible and not params.dry_run else None
     quick_check = visible and not params.ignore_times
     if entries is None:  # one serial walk; dms.fanout gives the same entries from subtree tasks
         checked_into = native_quick_check(params)
@@ -244,8 +244,8 @@ class _Skeleton:
     Beneath, so never through a symlink; a directory that cannot be made is left to the
     transfers, which report it per file. At most 256 directory descriptors stay open."""
 
-    def __init__(self, root: str) -> None:
-        self.beneath = Beneath(root)
+    def __init__(self, params: SyncParams) -> None:
+        self.beneath = destination_beneath(params)
 
     def make(self, reldir: str) -> None:
         if self.beneath.open_count >= 256:
@@ -271,7 +271,8 @@ def native_quick_check(params: SyncParams) -> str | None:
 def up_to_date(f: FileRecord, params: SyncParams) -> bool:
     """rsync's quick check: a regular file of the same size and mtime (to the nanosecond),
     and the same mode, is already there. Anything else (missing, another type, a
-    different size, time or mode) is copied again. --ignore-times turns this off.
+    different size, time or mode; as root another owner; with xattrs other extended
+    attributes) is copied again. --ignore-times turns this off.
 
     With --checksum (rsync -c): same size and same content (XXH3-128 of both copies,
     read by the native core); a file whose content matches but whose mtime or mode
@@ -283,10 +284,15 @@ def up_to_date(f: FileRecord, params: SyncParams) -> bool:
         return False
     if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
         return False
+    owner_differs = os.geteuid() == 0 and f.uid >= 0 and (st.st_uid, st.st_gid) != (f.uid, f.gid)
+    xattrs_differ = params.xattrs and read_xattrs(final) != f.xattrs
     if not params.checksum:
-        return st.st_mtime_ns == f.mtime_ns and stat.S_IMODE(st.st_mode) == f.mode
+        same_meta = st.st_mtime_ns == f.mtime_ns and stat.S_IMODE(st.st_mode) == f.mode
+        return same_meta and not owner_differs and not xattrs_differ
     if not content_matches(f, params.source, params.destination):
         return False
+    if owner_differs or xattrs_differ:
+        return False  # copied again: the publish sets owner and attributes on what it verified
     if not params.dry_run and (st.st_mtime_ns != f.mtime_ns or stat.S_IMODE(st.st_mode) != f.mode):
         try:  # same content: only the metadata needs fixing (rsync -a -c)
             os.chmod(final, f.mode)

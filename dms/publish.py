@@ -18,7 +18,7 @@ from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 
 from dms import native
-from dms.beneath import Beneath
+from dms.beneath import DIR_FLAGS, Beneath, destination_beneath, rename_replacing
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, Xattrs
 from dms.names import printable, shown
@@ -96,7 +96,7 @@ def _publish_shard(
         return  # every file was published by the transfer that copied it whole
     digests = store.load_digests(rid, shard)
     failed = store.load_failed(rid, shard)
-    with Beneath(params.destination) as beneath:  # every path goes through directories opened without symlinks
+    with destination_beneath(params) as beneath:  # every path goes through directories opened without symlinks
         _verify_and_rename(store, params, shard, files, digests, failed, published, chunker, report, beneath)
 
 
@@ -203,7 +203,7 @@ def _verify_and_rename(
                     os.utime(fd, ns=(f.atime_ns, f.mtime_ns))
                 finally:
                     os.close(fd)
-                os.rename(staged, final)
+                rename_replacing(staged, final, params.delete, shown(f.relpath))
             except OSError as exc:
                 newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish failed: {exc}", exc.errno))
                 discard(f, staged)
@@ -225,7 +225,7 @@ def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> Non
     for shard in range(dir_shards):
         dirs.extend(store.load_dirs(params.request_id, shard))
     dirs.sort(key=lambda d: d.relpath.count("/") + (1 if d.relpath else 0), reverse=True)
-    with Beneath(params.destination) as beneath:
+    with destination_beneath(params) as beneath:
         for d in dirs:
             try:
                 fd = beneath.dir_fd(d.relpath)  # created if missing; never a symlink swapped in
@@ -258,6 +258,14 @@ def apply_owner_and_xattrs(
     if not with_xattrs:
         return
     follow = isinstance(target, int)  # a descriptor has nothing to follow; a path is never followed
+    wanted_names = {name for name, _ in xattrs}
+    with contextlib.suppress(OSError):
+        for name in os.listxattr(target, follow_symlinks=follow):
+            if name not in wanted_names:  # the source has no such attribute (any more): rsync -X removes it
+                try:
+                    os.removexattr(target, name, follow_symlinks=follow)
+                except OSError as exc:
+                    log.warning("%s: extended attribute %s not removed: %s", shown(str(target)), name, exc.strerror)
     for name, value in xattrs:
         wanted = base64.b64decode(value)
         with contextlib.suppress(OSError):
@@ -275,41 +283,16 @@ def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord
     at its name atomically (link under a staging name, then rename)."""
     rid = params.request_id
     root = os.geteuid() == 0
-    with Beneath(params.destination) as beneath:
+    with destination_beneath(params) as beneath:
         for link in links:
             try:
                 final = beneath.path(link.relpath)  # its directory, reached without following a symlink
-                if link.kind == "sym":
-                    current = os.readlink(final) if os.path.islink(final) else None
-                    if current != link.target:
-                        staged = staging_path(final, rid)
-                        _remove(staged)
-                        os.symlink(link.target, staged)
-                        os.rename(staged, final)
-                    if root and link.uid >= 0:
-                        os.lchown(final, link.uid, link.gid)
-                    os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
-                elif link.kind == "special":
-                    mode, rdev = (int(x) for x in link.target.split(":"))
-                    staged = staging_path(final, rid)
-                    _remove(staged)
-                    os.mknod(staged, mode, rdev)
-                    os.rename(staged, final)
-                    if root and link.uid >= 0:
-                        os.lchown(final, link.uid, link.gid)
-                    os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
-                else:
-                    target = beneath.path(link.target, create=False)
-                    tst = os.lstat(target)
-                    try:
-                        same = os.lstat(final).st_ino == tst.st_ino
-                    except FileNotFoundError:
-                        same = False
-                    if not same:
-                        staged = staging_path(final, rid)
-                        _remove(staged)
-                        os.link(target, staged, follow_symlinks=False)
-                        os.rename(staged, final)
+                staged = staging_path(final, rid)
+                try:
+                    _apply_link(link, final, staged, params, beneath, root)
+                except BaseException:
+                    _remove(staged)  # never left behind, whatever failed
+                    raise
             except OSError as exc:
                 what = {"sym": "symbolic link", "hard": "hard link", "special": "special file"}[link.kind]
                 store.add_error(rid, link.relpath, f"{what}: {exc}", exc.errno)
@@ -317,30 +300,75 @@ def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord
                 log.warning("request %s: link %s: %s", rid, shown(link.relpath), printable(str(exc)))
 
 
+def _apply_link(link: LinkRecord, final: str, staged: str, params: SyncParams, beneath: Beneath, root: bool) -> None:
+    """Publish one symbolic link, special file or hard link at `final` (a Beneath path).
+
+    What already matches is left alone (target, owner, times), so a re-sync changes no
+    inode's ctime for nothing, as rsync does; anything else is made under `staged` and
+    renamed over it (a directory in the way is cleared as for files: rename_replacing)."""
+    try:
+        here: os.stat_result | None = os.lstat(final)
+    except FileNotFoundError:
+        here = None
+    shown_rel = shown(link.relpath)
+    if link.kind == "hard":
+        target = beneath.path(link.target, create=False)
+        tst = os.lstat(target)
+        if here is None or (here.st_dev, here.st_ino) != (tst.st_dev, tst.st_ino):
+            _remove(staged)
+            os.link(target, staged, follow_symlinks=False)
+            rename_replacing(staged, final, params.delete, shown_rel)
+        return
+    if link.kind == "sym":
+        same = here is not None and stat.S_ISLNK(here.st_mode) and os.readlink(final) == link.target
+        if not same:
+            _remove(staged)
+            os.symlink(link.target, staged)
+    else:
+        mode, rdev = (int(x) for x in link.target.split(":"))
+        device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        same = here is not None and here.st_mode == mode and (not device or here.st_rdev == rdev)
+        if not same:
+            _remove(staged)
+            os.mknod(staged, mode, rdev)
+    if not same:
+        rename_replacing(staged, final, params.delete, shown_rel)
+        here = os.lstat(final)
+    assert here is not None
+    if root and link.uid >= 0 and (here.st_uid, here.st_gid) != (link.uid, link.gid):
+        os.lchown(final, link.uid, link.gid)
+    if here.st_mtime_ns != link.mtime_ns:
+        os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
+
+
 def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int, report: PublishReport) -> None:
     """--delete: remove destination entries the source directory does not have.
 
-    Only inside directories the source has (so only under the destination root), never
-    through a symbolic link, never a staging file, never an entry a filter rule excludes
-    (protected, as rsync does without --delete-excluded); each one is logged. With
-    --max-delete N, deletion stops at N and the request fails saying so. A dry run
-    reports instead of deleting.
+    Only inside directories the source has (so only under the destination root), reached
+    and emptied through directory descriptors (Beneath, then `*at` calls), so never through a
+    symbolic link, even one swapped in while this runs; never a staging file, never an entry
+    a filter rule excludes (protected, as rsync does without --delete-excluded); each one is
+    logged. With --max-delete N, deletion stops at N and the request fails saying so. A dry
+    run reports instead of deleting.
     """
     rid = params.request_id
     rules = RuleSet(params.filters)
-    real_root = os.path.realpath(params.destination)
     lines: list[str] = []
-    for rel_dir, keep in _directory_listings(store, rid, name_shards):
-        directory = os.path.join(params.destination, rel_dir) if rel_dir else params.destination
-        if os.path.realpath(directory) != os.path.normpath(os.path.join(real_root, rel_dir)):
-            continue  # missing, or reached through a symlink: nothing of ours to delete
-        try:
-            with os.scandir(directory) as it:
-                extra = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it if e.name not in keep)
-        except OSError:
-            continue
-        for name, is_dir in extra:
-            _delete_entry(store, params, rules, os.path.join(directory, name), name, rel_dir, is_dir, report, lines)
+    beneath = destination_beneath(params)
+    try:
+        for rel_dir, keep in _directory_listings(store, rid, name_shards):
+            if beneath.open_count >= 256:
+                beneath.close()  # descriptors reopen on demand
+            try:
+                fd = beneath.dir_fd(rel_dir, create=False)
+                with os.scandir(fd) as it:
+                    extra = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it if e.name not in keep)
+            except OSError:
+                continue  # missing, or not a real directory of the destination: nothing of ours to delete
+            for name, is_dir in extra:
+                _delete_entry(store, params, rules, fd, name, rel_dir, is_dir, report, lines)
+    finally:
+        beneath.close()
     store.add_dryrun(rid, lines)
     store.add_count(rid, "deleted", report.deleted)
 
@@ -365,14 +393,15 @@ def _delete_entry(
     store: RequestStore,
     params: SyncParams,
     rules: RuleSet,
-    path: str,
+    parent: int,
     name: str,
     rel_dir: str,
     is_dir: bool,
     report: PublishReport,
     lines: list[str],
 ) -> bool:
-    """Delete one extraneous entry (a directory depth first); True if it is gone.
+    """Delete one extraneous entry below the directory descriptor `parent` (a directory depth
+    first); True if it is gone.
 
     As in rsync, an entry a filter rule excludes is protected, and so is every
     directory that still holds a protected entry."""
@@ -382,15 +411,21 @@ def _delete_entry(
     if is_dir:
         empty = True
         try:
-            with os.scandir(path) as it:
-                children = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+            fd = os.open(name, DIR_FLAGS, dir_fd=parent)  # never follows a symlink swapped in
         except OSError as exc:
             store.add_error(params.request_id, rel, f"delete: {exc}", exc.errno)
             return False
-        for child, child_is_dir in children:
-            gone = _delete_entry(store, params, rules, os.path.join(path, child), child, rel, child_is_dir, report,
-                                 lines)  # fmt: skip
-            empty = empty and gone
+        try:
+            with os.scandir(fd) as it:
+                children = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+            for child, child_is_dir in children:
+                gone = _delete_entry(store, params, rules, fd, child, rel, child_is_dir, report, lines)
+                empty = empty and gone
+        except OSError as exc:
+            store.add_error(params.request_id, rel, f"delete: {exc}", exc.errno)
+            return False
+        finally:
+            os.close(fd)
         if not empty:
             return False
     if 0 <= params.max_delete <= report.deleted:
@@ -403,9 +438,9 @@ def _delete_entry(
         return True
     try:
         if is_dir:
-            os.rmdir(path)  # its contents are gone already; never follows a symlink
+            os.rmdir(name, dir_fd=parent)  # its contents are gone already
         else:
-            os.unlink(path)
+            os.unlink(name, dir_fd=parent)
     except OSError as exc:
         store.add_error(params.request_id, rel, f"delete: {exc}", exc.errno)
         return False

@@ -129,7 +129,7 @@ def walk_tree(
         dest_dir = None
         if quick_check_into is not None:
             dest_dir = os.path.join(quick_check_into, rel_dir) if rel_dir else quick_check_into
-        err, entries = native.scan_directory(abs_dir, dest_dir)
+        err, entries = native.scan_directory(abs_dir, dest_dir, xattrs)
         if err:
             yield Skipped(rel_dir or ".", f"cannot list directory: {os.strerror(err)}")
             continue

@@ -410,16 +410,18 @@ def publish_whole_files(specs, sync_path=None, size_t buffer_size=DEFAULT_BUFFER
     return _outcomes(outs)
 
 
-def scan_directory(path, dest=None):
+def scan_directory(path, dest=None, xattrs=False):
     """One directory of the walk: (errno or 0, entries), entries in the directory's own order as
     (name, errno or 0, st_mode, uid, gid, size, blocks, nlink, dev, ino, rdev, mtime_ns, atime_ns,
     up_to_date). With `dest`, up_to_date is rsync's quick check of a regular file against the same
-    name in `dest` (regular there too, same size, mtime in ns and permission bits)."""
+    name in `dest` (regular there too, same size, mtime in ns and permission bits; as root the same
+    owner; with `xattrs`, the same extended attributes)."""
     cdef string cpath = os.fsencode(path)
     cdef string cdest = os.fsencode(dest) if dest else b""
+    cdef bint cxattrs = bool(xattrs)
     cdef c_scan.DirScan scan
     with nogil:
-        scan = c_scan.scan_directory(cpath, cdest)
+        scan = c_scan.scan_directory(cpath, cdest, cxattrs)
     cdef list entries = []
     cdef size_t i
     cdef c_scan.ScanEntry* e

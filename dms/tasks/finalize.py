@@ -8,10 +8,9 @@ from typing import Any
 from celery import signature
 
 from dms.application import app
-from dms.errors import ConfinementError
+from dms.beneath import destination_beneath
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.publish import PublishReport, publish_request
-from dms.settings import current_node
 from dms.state import Keys, RequestStore
 from dms.tasks.base import DmsTask
 
@@ -105,10 +104,9 @@ def _final_state(
 
 
 def _prepare_destination(params: SyncParams) -> None:
-    """Finalize runs on the destination cluster; it writes only inside this node's roots."""
-    me = current_node()
-    if me is not None and not any(
-        params.destination == r or params.destination.startswith(r.rstrip("/") + "/") for r in me.roots
-    ):
-        raise ConfinementError(f"destination {params.destination} is outside the roots of node {me.name}")
-    os.makedirs(params.destination, exist_ok=True)
+    """Finalize runs on the destination's side; it writes only inside this node's roots,
+    reached without following a symbolic link (dms.beneath.destination_beneath)."""
+    if params.dry_run:
+        return
+    with destination_beneath(params) as beneath:
+        beneath.dir_fd("")  # made where missing, below the root that holds it

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from dms.application import app
+from dms.beneath import destination_beneath
 from dms.errors import ConfinementError, PathError, RequestExists
 from dms.fanout import (
     claim,
@@ -19,6 +20,7 @@ from dms.fanout import (
 )
 from dms.janitor import restart_lane_heads
 from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
+from dms.names import shown
 from dms.paths import validate_pair, validate_source
 from dms.planner import plan_tree
 from dms.roots import check_roots, under_roots
@@ -158,18 +160,26 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
 
 def _check_paths(params: SyncParams) -> None:
     """Where the planner runs, check what it can see: both paths on one node or
-    cluster; only the source (and the configured roots) across clusters."""
-    if not params.clustered:
-        validate_pair(params.source, params.destination)
-        if not params.dry_run:  # a dry run changes nothing, the destination's existence included
-            os.makedirs(params.destination, exist_ok=True)
-        return
-    check_roots(active_config(), params)
+    cluster; only the source (and the configured roots) across clusters. Where this node
+    has roots, the source's real path (symbolic links resolved) must lie under one of
+    them, single-node requests included: a symlink inside a root that points outside is
+    refused, not followed. The destination is made below its root without following one
+    (dms.beneath.destination_beneath)."""
+    if params.clustered:
+        check_roots(active_config(), params)
     me = current_node()
-    if me is not None and not under_roots(params.source, me.roots):
-        raise ConfinementError(f"source {params.source} is outside the roots of node {me.name}")
-    validate_source(params.source)
-    if params.source_cluster == params.destination_cluster:
-        validate_pair(params.source, params.destination)
-        if not params.dry_run:
-            os.makedirs(params.destination, exist_ok=True)
+    if me is not None and me.roots:
+        real_roots = [os.path.realpath(r) for r in me.roots]
+        real_source = os.path.realpath(params.source)
+        if not under_roots(params.source, me.roots) or not under_roots(real_source, real_roots):
+            raise ConfinementError(
+                f"source {shown(params.source)} (really {shown(real_source)}) is outside the roots of node {me.name}"
+            )
+    visible = not params.clustered or params.source_cluster == params.destination_cluster
+    if not visible:
+        validate_source(params.source)
+        return
+    validate_pair(params.source, params.destination)
+    if not params.dry_run:  # a dry run changes nothing, the destination's existence included
+        with destination_beneath(params) as beneath:
+            beneath.dir_fd("")

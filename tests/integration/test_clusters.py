@@ -23,7 +23,7 @@ import pytest
 
 from dms import native
 from dms.client import submit, wait
-from dms.errors import ConfinementError
+from dms.errors import ConfinementError, PathError
 from dms.model import make_params
 from tests.clusters import NodeWorker, free_port, write_config, write_secret
 from tests.conftest import unique_id
@@ -131,13 +131,45 @@ def test_a_sync_across_clusters_leaves_the_source_page_cache_as_it_found_it(
 
 def test_requests_outside_the_roots_are_refused(clusters: LoopbackClusters, dms_app: Any, store: Any) -> None:
     for src, dst in ((clusters.root / "elsewhere", clusters.dst_root / "x"),
-                     (clusters.src_root, clusters.root / "b-sibling"),
-                     (clusters.src_root / ".." / "b", clusters.dst_root / "y")):  # fmt: skip
+                     (clusters.src_root, clusters.root / "b-sibling")):  # fmt: skip
         params = make_params(str(src), str(dst), request_id=unique_id("roots"), source_cluster="A",
                              destination_cluster="B")  # fmt: skip
         with pytest.raises(ConfinementError, match="outside the allowed roots"):
             submit(dms_app, store, params)
         assert not store.exists(params.request_id)
+    with pytest.raises(PathError, match="must be absolute"):  # a remote path cannot be resolved here
+        make_params(str(clusters.src_root) + "/../b", str(clusters.dst_root / "y"), request_id=unique_id("roots"),
+                    source_cluster="A", destination_cluster="B")  # fmt: skip
+
+
+def test_symlinks_inside_the_roots_do_not_lead_outside_them(
+    clusters: LoopbackClusters, dms_app: Any, store: Any
+) -> None:
+    """Confinement by resolution: a source that is a symlink inside A's root pointing outside
+    is refused (its target, here a secret, is not copied); a destination reached through a
+    symlink inside B's root is refused, and nothing is created or changed outside B's root."""
+    outside = clusters.root / "outside"
+    (outside / "secrets").mkdir(parents=True)
+    (outside / "secrets" / "data-plane.key").write_text("do not copy")
+    (outside / "target-dir").mkdir()
+    escape = clusters.src_root / "escape"
+    escape.symlink_to(outside / "secrets")
+    door = clusters.dst_root / "door"
+    door.symlink_to(outside / "target-dir")
+    legit = clusters.src_root / "legit"
+    legit.mkdir()
+    (legit / "f").write_text("fine")
+    before = meta_snapshot(outside)
+    cases = [(escape, clusters.dst_root / "stolen", "source"), (legit, door / "sub", "destination"),
+             (legit, door, "destination")]  # fmt: skip
+    for src, dst, which in cases:
+        params = make_params(str(src), str(dst), request_id=unique_id("resolve"), direction="A_TO_B")
+        submit(dms_app, store, params)
+        info = wait(store, params.request_id, timeout=120)
+        assert info["state"] == "FAILED", (which, info)
+        assert "outside the roots" in info["error"] or "would not be inside the root" in info["error"], info
+    assert not (clusters.dst_root / "stolen" / "data-plane.key").exists()
+    assert meta_snapshot(outside) == before, "something outside the roots changed"
 
 
 def kill_when(node: NodeWorker, ready: Callable[[], bool], timeout: float = 120) -> None:

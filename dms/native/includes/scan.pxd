@@ -28,4 +28,4 @@ cdef extern from "dms/scan.hpp" namespace "dms" nogil:
         int err
         vector[ScanEntry] entries
 
-    DirScan scan_directory(const string&, const string&)
+    DirScan scan_directory(const string&, const string&, bool)

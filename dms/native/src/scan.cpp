@@ -3,11 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "dms/file.hpp"
 #include "dms/io.hpp"
@@ -28,9 +31,39 @@ int open_directory(const std::string& path) {
   return fd;
 }
 
+// The extended attributes of `path` (not followed) as sorted (name, value) pairs; empty where
+// unsupported. Names and values are read by path (/proc/self/fd/N/name: no open of a fifo).
+std::vector<std::pair<std::string, std::string>> xattrs_of(const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> out;
+  ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+  if (n <= 0) return out;
+  std::string names(static_cast<size_t>(n), '\0');
+  n = ::llistxattr(path.c_str(), names.data(), names.size());
+  if (n <= 0) return out;
+  names.resize(static_cast<size_t>(n));
+  for (size_t pos = 0; pos < names.size();) {
+    std::string name(names.c_str() + pos);
+    pos += name.size() + 1;
+    ssize_t len = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    std::string value(len > 0 ? static_cast<size_t>(len) : 0, '\0');
+    if (len > 0) {
+      len = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+      value.resize(len > 0 ? static_cast<size_t>(len) : 0);
+    }
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string fd_path(int dirfd, const char* name) {
+  return "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
+}
+
 }  // namespace
 
-DirScan scan_directory(const std::string& dir, const std::string& dest_dir) {
+DirScan scan_directory(const std::string& dir, const std::string& dest_dir, bool xattrs) {
+  static const bool as_root = ::geteuid() == 0;  // only root sets owners (rsync -o -g)
   DirScan out;
   int fd = open_directory(dir);
   if (fd < 0) {
@@ -82,7 +115,10 @@ DirScan scan_directory(const std::string& dir, const std::string& dest_dir) {
       struct stat there {};
       e.up_to_date = ::fstatat(dest.fd(), d->d_name, &there, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(there.st_mode) &&
                      there.st_size == st.st_size && ns_of(there.st_mtim) == e.mtime_ns &&
-                     (there.st_mode & 07777) == (st.st_mode & 07777);
+                     (there.st_mode & 07777) == (st.st_mode & 07777) &&
+                     (!as_root || (there.st_uid == st.st_uid && there.st_gid == st.st_gid));
+      if (e.up_to_date && xattrs)
+        e.up_to_date = xattrs_of(fd_path(fd, d->d_name)) == xattrs_of(fd_path(dest.fd(), d->d_name));
     }
     out.entries.push_back(std::move(e));
   }

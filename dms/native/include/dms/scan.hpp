@@ -27,7 +27,9 @@ struct ScanEntry {
   uint64_t rdev = 0;
   int64_t mtime_ns = 0;
   int64_t atime_ns = 0;
-  bool up_to_date = false;  // regular here and at the destination, same size, mtime (ns) and mode
+  // regular here and at the destination, same size, mtime (ns) and mode; as root the same
+  // owner too; with `xattrs`, the same extended attributes (what rsync -aX would change)
+  bool up_to_date = false;
 };
 
 struct DirScan {
@@ -38,6 +40,6 @@ struct DirScan {
 // Lists `dir` and lstat()s each entry relative to it. With a non-empty `dest_dir`, each
 // regular file is also lstat()ed at the same name there (a missing destination directory
 // means nothing is up to date). Never throws for I/O: errors are in `err` fields.
-DirScan scan_directory(const std::string& dir, const std::string& dest_dir);
+DirScan scan_directory(const std::string& dir, const std::string& dest_dir, bool xattrs = false);
 
 }  // namespace dms
