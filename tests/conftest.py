@@ -101,3 +101,17 @@ def held_request(dms_app: Any, store: Any, start_worker: Any) -> Any:
         return params, planner
 
     return hold
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How much the generative tests tried (tests/generative.py), at the end of every run."""
+    from tests.generative import PROFILE, REPORT
+
+    if not REPORT:
+        return
+    terminalreporter.section(f"generative tests (profile {PROFILE})")
+    for name, t in sorted(REPORT.items()):
+        steps = f", {t.steps} steps" if t.steps else ""
+        terminalreporter.write_line(f"{name}: {t.examples} examples{steps} in {t.seconds:.1f} s")
+        for note in t.notes[:10]:
+            terminalreporter.write_line(f"    {note}")

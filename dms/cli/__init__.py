@@ -28,6 +28,7 @@ from dms.errors import (
     PathError,
     RequestError,
 )
+from dms.names import printable
 
 __all__ = ["EXIT_CODES", "cli", "main", "run"]
 
@@ -46,12 +47,32 @@ class DmsCliError(click.ClickException):
     """A DmsError shown as one line, with the exit code of its class."""
 
     def __init__(self, error: DmsError) -> None:
-        super().__init__(str(error))
+        super().__init__(printable(str(error)))  # a newline in a path never splits the line
         code = next((code for cls, code in EXIT_CODES.items() if isinstance(error, cls)), 1)
         self.exit_code = code  # type: ignore[misc]  # click declares it a ClassVar; per instance is intended
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DmsGroup(click.Group):
+    """click's group, with every error it reports itself (usage errors) on printable lines:
+    an odd value echoed back (a newline in a path) never splits or garbles the error line."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        run: Any = super().main
+        if not standalone_mode:
+            return run(*args, standalone_mode=False, **kwargs)
+        try:
+            result = run(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            exc.message = printable(exc.message)  # type: ignore[misc]  # final in click's stubs; set once here
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=DmsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
