@@ -15,6 +15,7 @@ __all__ = [
     "is_staging_name",
     "request_path",
     "request_tag",
+    "staged_by",
     "staging_path",
     "validate_destination",
     "validate_pair",
@@ -47,6 +48,11 @@ def staging_path(final_path: str, request_id: str) -> str:
 
 def is_staging_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(STAGING_SUFFIX) and ".dms-" in name
+
+
+def staged_by(name: str, request_id: str) -> bool:
+    """Whether the staging name `name` belongs to request `request_id` (its tag is in it)."""
+    return is_staging_name(name) and f".dms-{request_tag(request_id)}" in name
 
 
 #: Kernel pseudo-filesystems: nothing there is data, and writing there changes the machine.

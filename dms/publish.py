@@ -22,7 +22,7 @@ from dms.beneath import DIR_FLAGS, Beneath, destination_beneath, rename_replacin
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, Xattrs
 from dms.names import printable, shown
-from dms.paths import is_staging_name, staging_path
+from dms.paths import is_staging_name, staged_by, staging_path
 from dms.state import FailedPiece, RequestStore
 
 __all__ = ["PublishReport", "publish_request"]
@@ -399,14 +399,24 @@ def _delete_entry(
     is_dir: bool,
     report: PublishReport,
     lines: list[str],
+    inside_extra: bool = False,
 ) -> bool:
     """Delete one extraneous entry below the directory descriptor `parent` (a directory depth
-    first); True if it is gone.
+    first); True if it is gone. `inside_extra`: `parent` is itself being deleted.
 
     As in rsync, an entry a filter rule excludes is protected, and so is every
     directory that still holds a protected entry."""
     rel = f"{rel_dir}/{name}" if rel_dir else name
-    if is_staging_name(name) or (rules and rules.excluded(rel, is_dir)):
+    if is_staging_name(name):
+        # Another request's staging file is never touched. This request's own, inside a directory
+        # the source no longer has, is a leftover of an earlier run (the directory was moved
+        # away meanwhile): it goes with its directory, uncounted. Elsewhere it is kept for resume.
+        if not (inside_extra and not is_dir and staged_by(name, params.request_id)) or params.dry_run:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=parent)
+        return True
+    if rules and rules.excluded(rel, is_dir):
         return False
     if is_dir:
         empty = True
@@ -419,7 +429,7 @@ def _delete_entry(
             with os.scandir(fd) as it:
                 children = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
             for child, child_is_dir in children:
-                gone = _delete_entry(store, params, rules, fd, child, rel, child_is_dir, report, lines)
+                gone = _delete_entry(store, params, rules, fd, child, rel, child_is_dir, report, lines, True)
                 empty = empty and gone
         except OSError as exc:
             store.add_error(params.request_id, rel, f"delete: {exc}", exc.errno)
