@@ -195,7 +195,7 @@ def plan_tree(
                 skeleton.make(found.relpath)
         elif isinstance(found, LinkRecord):
             links.add(found)
-            if params.dry_run:
+            if params.dry_run and not (visible and _link_in_place(params.destination, found)):
                 rel, target = shown(found.relpath), shown(found.target)
                 note({"sym": f"link {rel} -> {target}", "hard": f"hardlink {rel} => {target}",
                       "special": f"special {rel}"}[found.kind])  # fmt: skip
@@ -258,6 +258,23 @@ class _Skeleton:
 
     def __del__(self) -> None:  # a plan that raised midway
         self.beneath.close()
+
+
+def _link_in_place(destination: str, link: LinkRecord) -> bool:
+    """Whether a dry run would leave `link` as it is (so it lists nothing for it, as rsync -n):
+    the same symlink target, the same inode as the hard link's first name, the same special."""
+    final = os.path.join(destination, link.relpath)
+    try:
+        here = os.lstat(final)
+        if link.kind == "sym":
+            return stat.S_ISLNK(here.st_mode) and os.readlink(final) == link.target
+        if link.kind == "hard":
+            first = os.lstat(os.path.join(destination, link.target))
+            return (here.st_dev, here.st_ino) == (first.st_dev, first.st_ino)
+        mode, rdev = (int(x) for x in link.target.split(":"))
+        return here.st_mode == mode and (not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) or here.st_rdev == rdev)
+    except OSError:
+        return False
 
 
 def native_quick_check(params: SyncParams) -> str | None:

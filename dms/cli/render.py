@@ -44,8 +44,17 @@ def request_lines(request_id: str, info: dict[str, Any], errors: list[dict[str, 
     return lines
 
 
-def request_json(request_id: str, info: dict[str, Any], errors: list[dict[str, Any]] | None = None) -> str:
+def request_json(
+    request_id: str,
+    info: dict[str, Any],
+    errors: list[dict[str, Any]] | None = None,
+    would: list[str] | None = None,
+) -> str:
+    """The request as one JSON object; `errors` (failed files) and, for a dry run, `would`
+    (the would-do lines: copy, update, link, hardlink, special, delete) when given."""
     record = {"request_id": request_id, **info}
     if errors is not None:
         record["errors"] = errors
+    if would is not None:
+        record["dry_run_lines"] = would
     return json.dumps(record, sort_keys=True)

@@ -165,12 +165,13 @@ def sync(
             mode = "tty" if sys.stderr.isatty() and not as_json else "none"
             show = ProgressDisplay(params.request_id, sys.stderr, mode) if mode == "tty" else None
             info = wait(plane.store, params.request_id, on_progress=show, alive=plane.alive)
-            if params.dry_run and not as_json:
-                for line in plane.store.dryrun(params.request_id):
+            would = plane.store.dryrun(params.request_id) if params.dry_run else None
+            if would is not None and not as_json:
+                for line in would:
                     click.echo(line)
             errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
             click.echo(
-                request_json(params.request_id, info, errors)
+                request_json(params.request_id, info, errors, would)
                 if as_json
                 else "\n".join(request_lines(params.request_id, info, errors))
             )
