@@ -109,8 +109,8 @@ class Beneath:
             if not create:
                 raise OSError(
                     errno.ELOOP,
-                    f"{os.path.join(self.root, reldir)}: not a directory of the destination (a symbolic link or "
-                    "a file); DMS does not write through it",
+                    f"{shown(os.path.join(self.root, reldir))}: not a directory (a symbolic link or a file); DMS "
+                    "does not go through it",
                 ) from None
             # The source has a directory here (every caller that creates asks for a directory the
             # source has): what stands in its way is replaced, as rsync does. unlinkat removes the

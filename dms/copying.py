@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dms import native
-from dms.beneath import destination_beneath, rename_replacing
+from dms.beneath import Beneath, destination_beneath, rename_replacing
 from dms.model import SyncParams, UnitPiece
 from dms.names import shown
 from dms.paths import staging_path
@@ -83,14 +83,16 @@ def copy_unit(
     specs: list[Spec] = []
     runnable: list[UnitPiece] = []
     chown = os.geteuid() == 0
-    with destination_beneath(params) as beneath:  # never write through a symlink swapped in below the root
+    # never write through a symlink swapped in below the root, nor read through one
+    with destination_beneath(params) as beneath, Beneath(params.source) as source:
         for piece in pieces:
             try:
                 parent = beneath.dir_path(os.path.dirname(piece.file.relpath))
+                source_dir = source.dir_path(os.path.dirname(piece.file.relpath), create=False)
             except OSError as exc:
                 result.failed.append(FailedPiece(piece.file.file_id, piece.file.relpath, str(exc), exc.errno))
                 continue
-            spec = piece_spec(params, piece, parent)
+            spec = piece_spec(params, piece, parent, source_dir)
             if publishable(params, piece):  # the copier verifies it and sets its metadata
                 f = piece.file
                 spec = (*spec, True, f.mode, f.uid if chown and f.uid >= 0 else -1, f.gid, f.atime_ns)
@@ -99,7 +101,7 @@ def copy_unit(
         drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress)
         if not result.cancelled and result.ok and may_publish():
             publish_whole_files(params, runnable, specs, result)
-        result.failed = [beneath.readable(f) for f in result.failed]
+        result.failed = [source.readable(beneath.readable(f)) for f in result.failed]
         return result
 
 
@@ -178,18 +180,37 @@ def send_unit(
     raises (OSError, ProtocolError, AuthenticationError): the caller decides
     whether to retry the unit over another path.
     """
-    specs = [piece_spec(params, p) for p in pieces]
-    return drive(make_sender(specs), list(pieces), UnitResult(), cancelled, slice_bytes, progress)
+    with Beneath(params.source) as source:  # read through the source's directories as opened, never a symlink
+        result = UnitResult()
+        specs: list[Spec] = []
+        runnable: list[UnitPiece] = []
+        for p in pieces:
+            try:
+                source_dir = source.dir_path(os.path.dirname(p.file.relpath), create=False)
+            except OSError as exc:
+                result.failed.append(FailedPiece(p.file.file_id, p.file.relpath, str(exc), exc.errno))
+                continue
+            specs.append(piece_spec(params, p, source_dir=source_dir))
+            runnable.append(p)
+        if not specs:
+            return result
+        result = drive(make_sender(specs), runnable, result, cancelled, slice_bytes, progress)
+        result.failed = [source.readable(f) for f in result.failed]
+        return result
 
 
-def piece_spec(params: SyncParams, piece: UnitPiece, parent: str | None = None) -> Spec:
+def piece_spec(params: SyncParams, piece: UnitPiece, parent: str | None = None, source_dir: str | None = None) -> Spec:
     """The native copier's spec of a piece; `parent` is where its staging file goes
-    (a Beneath path locally; the plain path when a receiver confines it remotely)."""
+    (a Beneath path locally; the plain path when a receiver confines it remotely), and
+    `source_dir` the source file's directory as opened (a Beneath path: no symlink is
+    followed on the way, and paths longer than PATH_MAX work)."""
     f = piece.file
     final = os.path.join(params.destination, f.relpath)
     if parent is not None:
         final = os.path.join(parent, os.path.basename(f.relpath))
     src = os.path.join(params.source, f.relpath)
+    if source_dir is not None:
+        src = os.path.join(source_dir, os.path.basename(f.relpath))
     return (src, staging_path(final, params.request_id), piece.offset, piece.length, f.size, f.mtime_ns, True, f.sparse)
 
 

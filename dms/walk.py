@@ -15,6 +15,7 @@ each entry becomes (like rsync -aHAXS):
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -22,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dms import native
+from dms.beneath import Beneath
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, Xattrs
+from dms.names import printable
 from dms.paths import is_staging_name
 
 __all__ = ["DirNames", "Excluded", "Inode", "Skipped", "UpToDate", "WalkEntry", "read_xattrs", "walk_tree"]
@@ -31,6 +34,8 @@ __all__ = ["DirNames", "Excluded", "Inode", "Skipped", "UpToDate", "WalkEntry", 
 
 #: A directory's names are reported in pieces of at most this many (for --delete).
 NAMES_PER_ROW = 1000
+#: Directory descriptors a walk keeps open at most (per tree walked).
+_OPEN_DIRS = 128
 
 
 @dataclass(frozen=True)
@@ -123,12 +128,46 @@ def walk_tree(
     next_id = 0
     inodes: dict[tuple[int, int], str] = {}  # files with several names: first relpath seen
     stack = [start]
+    # Directories are reached from the root one component at a time (Beneath: no symlink is
+    # followed, even one swapped in during the walk, and no path is longer than /proc/self/fd/N).
+    source = Beneath(root)
+    dest = Beneath(quick_check_into) if quick_check_into is not None else None
+    try:
+        yield from _walk_stack(stack, source, dest, rules, xattrs, listings, specials, recursive, hardlinks,
+                               inodes, next_id)  # fmt: skip
+    finally:
+        source.close()
+        if dest is not None:
+            dest.close()
+
+
+def _walk_stack(
+    stack: list[str],
+    source: Beneath,
+    dest: Beneath | None,
+    rules: RuleSet,
+    xattrs: bool,
+    listings: bool,
+    specials: bool,
+    recursive: bool,
+    hardlinks: bool,
+    inodes: dict[tuple[int, int], str],
+    next_id: int,
+) -> Iterator[WalkEntry | Inode | UpToDate]:
     while stack:
         rel_dir = stack.pop()
-        abs_dir = os.path.join(root, rel_dir) if rel_dir else root
+        for opened in (source, dest):
+            if opened is not None and opened.open_count >= _OPEN_DIRS:
+                opened.close()  # bounded descriptors; they reopen on demand
+        try:
+            abs_dir = source.dir_path(rel_dir, create=False)
+        except OSError as exc:
+            yield Skipped(rel_dir or ".", f"cannot open directory: {printable(str(exc))}")
+            continue
         dest_dir = None
-        if quick_check_into is not None:
-            dest_dir = os.path.join(quick_check_into, rel_dir) if rel_dir else quick_check_into
+        if dest is not None:
+            with contextlib.suppress(OSError):  # missing, or not a directory: nothing there is up to date
+                dest_dir = dest.dir_path(rel_dir, create=False)
         err, entries = native.scan_directory(abs_dir, dest_dir, xattrs)
         if err:
             yield Skipped(rel_dir or ".", f"cannot list directory: {os.strerror(err)}")

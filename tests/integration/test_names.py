@@ -105,3 +105,49 @@ def test_shown_form_is_printable_and_reversible() -> None:
         text = shown(name)
         assert text.isprintable(), text
         assert unshown(text) == name
+
+
+def _deep_tree(root: Path, depth: int = 24) -> list[bytes]:
+    """Directories nested past PATH_MAX (4096 bytes), built with *at calls; returns the names."""
+    names = [b"d%02d" % i + b"x" * 200 + (b"\xff" if i % 5 == 0 else b"") for i in range(depth)]
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            os.mkdir(name, dir_fd=fd)
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        leaf = os.open(b"leaf \xfe", os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd)
+        os.write(leaf, b"at the bottom" * 1000)
+        os.close(leaf)
+    finally:
+        os.close(fd)
+    return names
+
+
+def _read_deep(root: Path, names: list[bytes]) -> tuple[bytes, int]:
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        leaf = os.open(b"leaf \xfe", os.O_RDONLY, dir_fd=fd)
+        try:
+            return os.read(leaf, 1 << 20), os.fstat(leaf).st_mode & 0o777
+        finally:
+            os.close(leaf)
+    finally:
+        os.close(fd)
+
+
+def test_paths_longer_than_path_max_are_synced(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    names = _deep_tree(src)
+    assert len(b"/".join(names)) > 4096
+    info = dms(dms_app, store, src, dst)
+    assert info["state"] == "SUCCEEDED" and int(info["skipped"]) == 0, info
+    assert _read_deep(dst, names) == _read_deep(src, names)
+    again = dms(dms_app, store, src, dst)
+    assert again["state"] == "SUCCEEDED" and int(again["files_done"]) == 0, again
