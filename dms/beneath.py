@@ -92,10 +92,14 @@ class Beneath:
 
     def readable(self, failed: FailedPiece) -> FailedPiece:
         """The same failure with its /proc/self/fd paths shown as the directories they name."""
-        message = failed.message
-        for reldir, fd in self._fds.items():
+        return dataclasses.replace(failed, message=self.readable_text(failed.message))
+
+    def readable_text(self, message: str) -> str:
+        """`message` with the /proc/self/fd/N paths of this Beneath's directories spelled as the
+        directories they name (longest descriptor numbers first: /proc/self/fd/1 is a prefix)."""
+        for reldir, fd in sorted(self._fds.items(), key=lambda item: -item[1]):
             message = message.replace(f"/proc/self/fd/{fd}", os.path.join(self.root, reldir).rstrip("/"))
-        return dataclasses.replace(failed, message=message)
+        return message
 
     def _open_child(self, parent: int, name: str, reldir: str, create: bool) -> int:
         try:

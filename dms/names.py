@@ -46,9 +46,16 @@ def shown(name: str | bytes) -> str:
     return "".join(out)
 
 
+#: How Python's repr() spells an undecodable byte carried as a surrogate (an OSError's text
+#: quotes its file names with repr): `\udcff` for the byte 0xff.
+_REPR_SURROGATE = re.compile(r"\\udc([89a-f][0-9a-f])")
+
+
 def printable(text: str) -> str:
     """A message that may quote names, on one printable line: undecodable bytes and control
-    characters as `\\xNN`, as in shown(); other characters (backslashes too) unchanged."""
+    characters as `\\xNN`, as in shown(), whether raw or as repr() wrote them (`\\udcff`);
+    other characters (backslashes too) unchanged."""
+    text = _REPR_SURROGATE.sub(r"\\x\1", text)
     if text.isprintable():
         return text
     out = []

@@ -106,6 +106,9 @@ def validate_source(source: str) -> str:
 def validate_destination(destination: str) -> str:
     """A destination must be a directory or not exist yet, below directories only; returns
     its real path (what exists of it resolved, the rest appended). Creates nothing."""
+    if os.path.islink(destination) and not os.path.exists(destination):
+        raise PathError(f"destination {shown(destination)} is a symbolic link to {shown(os.readlink(destination))}, "
+                        "which does not exist")  # fmt: skip
     dst = os.path.realpath(destination)
     _refuse_pseudo("destination", destination, dst)
     probe = dst

@@ -210,7 +210,7 @@ def _verify_and_rename(
                 continue
         done.append(f.file_id)
     report.published += store.mark_published(rid, done)
-    report.failed += store.fail_files(rid, newly_failed)
+    report.failed += store.fail_files(rid, [beneath.readable(f) for f in newly_failed])
     store.forget_digests(rid, shard, forget)
 
 
@@ -236,7 +236,8 @@ def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> Non
                 if st.st_mtime_ns != d.mtime_ns:  # atime alone is not worth an inode write: any
                     os.utime(fd, ns=(d.atime_ns, d.mtime_ns))  # listing of the directory moves it
             except OSError as exc:
-                store.add_error(params.request_id, d.relpath or ".", f"directory metadata: {exc}", exc.errno)
+                store.add_error(params.request_id, d.relpath or ".",
+                                f"directory metadata: {beneath.readable_text(str(exc))}", exc.errno)  # fmt: skip
                 shown_dir = shown(d.relpath or ".")
                 log.warning("request %s: directory %s: %s", params.request_id, shown_dir, printable(str(exc)))
 
@@ -295,7 +296,7 @@ def _apply_links(store: RequestStore, params: SyncParams, links: list[LinkRecord
                     raise
             except OSError as exc:
                 what = {"sym": "symbolic link", "hard": "hard link", "special": "special file"}[link.kind]
-                store.add_error(rid, link.relpath, f"{what}: {exc}", exc.errno)
+                store.add_error(rid, link.relpath, f"{what}: {beneath.readable_text(str(exc))}", exc.errno)
                 store.add_count(rid, "files_failed", 1)  # the request must not claim success
                 log.warning("request %s: link %s: %s", rid, shown(link.relpath), printable(str(exc)))
 

@@ -9,7 +9,8 @@ each entry becomes (like rsync -aHAXS):
 - symbolic link -> LinkRecord kind "sym" (its target as text; never followed);
 - fifo, socket, device -> Skipped with a warning, or with `specials` a LinkRecord
   kind "special" (recreated with mknod at publish, like rsync -D);
-- with `listings`, after each directory: DirNames, the names it holds (for --delete).
+- with `listings`, after each directory: DirNames, the names it holds that the filters do not
+  exclude (for --delete, which protects an excluded destination entry by its own type).
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class UpToDate:
 
 @dataclass(frozen=True)
 class DirNames:
-    """Names in the source directory `relpath` (excluded ones too: they are protected); a big
-    directory comes as several consecutive DirNames of the same relpath."""
+    """Names in the source directory `relpath` that the filters do not exclude (the delete pass
+    protects excluded destination entries by the rules, on their own type, as rsync does); a
+    big directory comes as several consecutive DirNames of the same relpath."""
 
     relpath: str
     names: tuple[str, ...]
@@ -178,14 +180,15 @@ def _walk_stack(
         for name, err, mode, uid, gid, size, blocks, nlink, dev, ino, rdev, mtime_ns, atime_ns, current in entries:
             if is_staging_name(name):
                 continue  # a DMS staging file, never data
-            names.append(name)
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if err:
+                names.append(name)  # kept at the destination: it may well be there in the source
                 yield Skipped(rel, f"cannot stat: {os.strerror(err)}")
                 continue
             if rules and rules.excluded(rel, stat.S_ISDIR(mode)):
-                yield Excluded(rel)
-                continue
+                yield Excluded(rel)  # not in `names`: what the destination has under this name is
+                continue  # judged by the rules on its own type (rsync), and deleted unless they protect it
+            names.append(name)
             if stat.S_ISREG(mode):
                 if nlink > 1 and hardlinks:
                     first = inodes.setdefault((dev, ino), rel)

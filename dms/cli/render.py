@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from dms.names import printable, shown
 from dms.sizes import format_size
 
 __all__ = ["request_json", "request_lines", "when"]
@@ -25,8 +26,8 @@ def request_lines(request_id: str, info: dict[str, Any], errors: list[dict[str, 
     lines = [
         f"request      {request_id}",
         f"state        {info['state']}",
-        f"source       {params.get('source', '?')}",
-        f"destination  {params.get('destination', '?')}",
+        f"source       {shown(params.get('source', '?'))}",
+        f"destination  {shown(params.get('destination', '?'))}",
         f"files        {info['files_done']} done, {info['files_failed']} failed, {info['files_total']} total"
         + (f", {info['files_uptodate']} already up to date" if info.get("files_uptodate") else "")
         + (f" ({info['skipped']} entries skipped)" if info.get("skipped") else ""),
@@ -38,7 +39,7 @@ def request_lines(request_id: str, info: dict[str, Any], errors: list[dict[str, 
         f"finished     {when(info.get('finished_at'))}{elapsed}",
     ]
     if info.get("error"):
-        lines.append(f"error        {info['error']}")
+        lines.append(f"error        {printable(info['error'])}")
     for e in errors or []:
         lines.append(f"  failed     {e['path']}: {e['error']}")
     return lines
@@ -53,6 +54,9 @@ def request_json(
     """The request as one JSON object; `errors` (failed files) and, for a dry run, `would`
     (the would-do lines: copy, update, link, hardlink, special, delete) when given."""
     record = {"request_id": request_id, **info}
+    if isinstance(record.get("params"), dict):  # paths in the one escaped form, as everywhere else
+        record["params"] = {**record["params"], **{k: shown(record["params"][k]) for k in ("source", "destination")
+                                                   if isinstance(record["params"].get(k), str)}}  # fmt: skip
     if errors is not None:
         record["errors"] = errors
     if would is not None:

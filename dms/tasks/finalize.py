@@ -99,7 +99,8 @@ def _final_state(
     if info["files_failed"]:
         first = store.errors(params.request_id, limit=1)
         detail = f"; first: {first[0]['path']}: {first[0]['error']}" if first else ""
-        return RequestState.FAILED, f"{info['files_failed']} of {info['files_total']} file(s) failed{detail}"
+        total = int(info["files_total"]) + int(info.get("links_total") or 0)  # a failed link counts as a file
+        return RequestState.FAILED, f"{info['files_failed']} of {total} file(s) failed{detail}"
     return RequestState.SUCCEEDED, None
 
 

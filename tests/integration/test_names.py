@@ -82,22 +82,32 @@ def test_a_failed_odd_name_is_named_in_one_escaped_line(
     tmp_path: Path, redis_server: RedisServer, dms_app: Any, store: Any
 ) -> None:
     """A destination entry DMS must not replace (a directory holding a file where the source
-    has a file, without --delete) fails that file: its name appears escaped, on one line."""
-    src, dst = tmp_path / "src", tmp_path / "dst"
+    has a file, without --delete) fails that file, and the hard link to it: names, paths and
+    error texts appear escaped, on one line each, with no descriptor path (/proc/self/fd) and
+    no Python surrogate escape in sight; the destination path itself is odd too."""
+    src = tmp_path / "src"
+    dst = os.path.join(os.fsencode(tmp_path), b"dst \xff\nx")
     src.mkdir()
     name = b"bad \xff\nname"
     with open(os.path.join(os.fsencode(src), name), "wb") as f:
         f.write(b"x")
-    os.makedirs(os.path.join(os.fsencode(dst), name, b"inner"))
-    with open(os.path.join(os.fsencode(dst), name, b"inner", b"f"), "wb") as f:
+    os.link(os.path.join(os.fsencode(src), name), os.path.join(os.fsencode(src), b"hard \xfe"))
+    os.makedirs(os.path.join(dst, name, b"inner"))
+    with open(os.path.join(dst, name, b"inner", b"f"), "wb") as f:
         f.write(b"y")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")} | redis_server.env()
-    r = subprocess.run([sys.executable, "-m", "dms.cli", "sync", str(src), str(dst), "--wait", "--json"],
-                       env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert r.returncode == 1, r.stderr
-    out = json.loads(r.stdout)
-    assert [e["path"] for e in out["errors"]] == [shown(name)], out
-    assert unshown(out["errors"][0]["path"]) == name
+    for extra in (["--json"], []):
+        r = subprocess.run([sys.executable.encode(), b"-m", b"dms.cli", b"sync", os.fsencode(src), dst, b"--wait",
+                            *(e.encode() for e in extra)], env=env, capture_output=True, timeout=120)  # fmt: skip
+        assert r.returncode == 1, r.stderr
+        out = r.stdout.decode()  # valid UTF-8: every odd byte is escaped
+        assert "/proc/self/fd" not in out and "\\udc" not in out, out
+        if extra:
+            record = json.loads(out)
+            assert sorted(e["path"] for e in record["errors"]) == sorted([shown(name), shown(b"hard \xfe")]), record
+            assert unshown(record["params"]["destination"]) == dst
+        else:
+            assert f"destination  {shown(dst)}" in out.splitlines(), out
 
 
 def test_shown_form_is_printable_and_reversible() -> None:

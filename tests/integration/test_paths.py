@@ -40,6 +40,7 @@ REFUSED = [
     ("source is a file", "src/f", "dst"),
     ("source does not exist", "missing", "dst"),
     ("NUL in a path", "src", "dst\0x"),
+    ("destination is a dangling symlink", "src", "dangling"),
 ]
 
 
@@ -51,6 +52,7 @@ def scratch(tmp_path: Path) -> Path:
     (root / "empty").mkdir()
     (root / "cwd").mkdir()
     (root / "cwd" / "precious").write_text("must survive")
+    (root / "dangling").symlink_to(root / "nowhere")
     return root
 
 

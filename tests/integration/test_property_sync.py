@@ -277,8 +277,15 @@ class SyncAgainstRsync(RuleBasedStateMachine):
             f"{info.get('error')} {errors}"
         )
         rules = RuleSet(filters)
-        assert_like_oracle(self.src, self.theirs, self.ours, lambda rel: bool(filters) and rules.excluded(rel, False),
-                           self.fresher)  # fmt: skip
+
+        def excluded(rel: str) -> bool:
+            """Whether this sync's filters leave `rel` alone: excluded itself, or below an excluded
+            directory (which is not descended into)."""
+            parts = rel.split("/")
+            under = any(rules.excluded("/".join(parts[:i]), True) for i in range(1, len(parts)))
+            return bool(filters) and (under or rules.excluded(rel, False) or rules.excluded(rel, True))
+
+        assert_like_oracle(self.src, self.theirs, self.ours, excluded, self.fresher)
         leftovers = [p for p in self.ours.rglob("*") if p.name.endswith(".partial")]
         assert not leftovers, f"staging files left: {leftovers[:5]}"
 

@@ -88,3 +88,24 @@ def test_type_change_like_rsync(
     assert rsync_ok == (info["state"] == "SUCCEEDED"), (theirs_run.stderr, info.get("error"), errors)
     assert_like_oracle(src, theirs, ours)
     assert not [p for p in ours.rglob("*") if p.name.endswith(".partial")]
+
+
+def test_delete_judges_an_excluded_name_by_the_destination_entry_type(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    """Found by the property test: the source's `b` is a file the filters exclude, the
+    destination's `b` is a directory they include (`+ */`). rsync deletes the directory: an
+    excluded source entry is as if absent, and a destination entry is protected only by the
+    rules applied to its own type. DMS kept it, because the name was in the source's listing."""
+    assert RSYNC
+    src, ours, theirs = tmp_path / "src", tmp_path / "dms", tmp_path / "rsync"
+    src.mkdir()
+    (src / "a").write_bytes(b"kept")
+    (src / "b").write_bytes(b"excluded file")
+    for dst in (ours, theirs):
+        (dst / "b").mkdir(parents=True)
+        os.mkfifo(dst / "b" / "a")
+    rules = ["--include", "*/", "--include", "a", "--exclude", "*"]
+    assert subprocess.run([RSYNC, "-aHAXS", "--delete", *rules, f"{src}/", f"{theirs}/"]).returncode == 0
+    info = dms(dms_app, store, src, ours, delete=True, specials=True,
+               filters=[("+", "*/"), ("+", "a"), ("-", "*")])  # fmt: skip
+    assert info["state"] == "SUCCEEDED", info
+    assert sorted(os.listdir(ours)) == sorted(os.listdir(theirs)) == ["a"]
