@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from dms import native
-from dms.client import submit, wait
+from dms.client import resume, submit, wait
 from dms.errors import ConfinementError, PathError
 from dms.model import make_params
 from tests.clusters import NodeWorker, free_port, write_config, write_secret
@@ -501,4 +501,34 @@ def test_a_request_whose_planner_died_before_planning_is_planned_again(
             time.sleep(0.1)
     assert info["state"] == "SUCCEEDED", store.errors(params.request_id)
     assert any(e["event"] == "plan re-dispatched" for e in store.events(params.request_id))
+    assert_same_tree(src, dst)
+
+
+def test_type_changes_across_clusters_converge_with_one_resume(
+    clusters: LoopbackClusters, dms_app: Any, store: Any
+) -> None:
+    """A file where the source now has a directory (and the reverse), across clusters.
+
+    Not yet in one pass, as locally: the receiver refuses to go through a non-directory on
+    a staging file's path (it cannot tell the request's tree from the directories above it,
+    which it must never replace), so that file fails; finalize, which knows the tree, makes
+    the directory in its place, and one resume completes the sync (docs/operations.md,
+    "Type changes")."""
+    src, dst = clusters.src_root / "flip", clusters.dst_root / "flip"
+    (src / "was-file").mkdir(parents=True)
+    (src / "was-file" / "inner").write_bytes(b"inner")
+    (src / "was-dir").write_bytes(b"now a file")
+    (dst / "was-dir" / "sub").mkdir(parents=True)
+    (dst / "was-dir" / "sub" / "old").write_bytes(b"old")
+    (dst / "was-file").write_bytes(b"old file")
+    params = make_params(str(src), str(dst), request_id=unique_id("flip"), direction="A_TO_B", delete=True)
+    submit(dms_app, store, params)
+    info = wait(store, params.request_id, timeout=120)
+    assert info["state"] == "FAILED", info
+    assert [e["path"] for e in store.errors(params.request_id)] == ["was-file/inner"]
+    assert (dst / "was-dir").read_bytes() == b"now a file"  # the other way round works at once
+    assert (dst / "was-file").is_dir() and not (dst / "was-file").is_symlink()
+    resume(dms_app, store, params.request_id)
+    info = wait(store, params.request_id, timeout=120)
+    assert info["state"] == "SUCCEEDED", (info, store.errors(params.request_id, limit=3))
     assert_same_tree(src, dst)

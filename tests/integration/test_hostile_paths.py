@@ -23,6 +23,7 @@ import pytest
 from dms.client import resume, submit, wait
 from dms.model import make_params
 from tests.conftest import unique_id, wait_for_state
+from tests.generative import tally
 from tests.trees import MIB, assert_same_tree, meta_snapshot, write_unique
 
 STEPS = ["plan", "transfer", "finalize"]
@@ -79,6 +80,11 @@ def staging_files(root: Path) -> list[Path]:
 def test_a_swap_at_each_step_changes_nothing_outside(
     tmp_path: Path, dms_app: Any, store: Any, start_worker: Any, step: str, kind: str
 ) -> None:
+    with tally("hostile paths: a swap at each step"):
+        _swap_at(tmp_path, dms_app, store, start_worker, step, kind)
+
+
+def _swap_at(tmp_path: Path, dms_app: Any, store: Any, start_worker: Any, step: str, kind: str) -> None:
     src, dst, outside, aside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside", tmp_path / "aside"
     aside.mkdir()
     build(src, dst, outside)
