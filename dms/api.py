@@ -36,7 +36,7 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
     from dms.application import app
 
     params = make_params(source, destination, request_id="validate", **options)  # fail here, not in a worker
-    if not params.clustered:
+    if not params.clustered:  # across clusters the roots are checked where the plan runs
         validate_pair(params.source, params.destination)  # as dms.sync() and dms-submit check them
     # across clusters, dms.sync plans, so it runs where the source is (dms.cluster.<source>)
     queue = params.control_queue if params.clustered else CONTROL_QUEUE
@@ -63,5 +63,5 @@ def sync(
     loaded = load_config(config) if config else None
     check_request_paths(params, loaded)  # before the embedded services start for nothing
     with control_plane(config, worker_concurrency=params.parallelism) as plane:
-        submit(plane.sender, plane.store, params, config=loaded)
+        submit(plane.sender, plane.store, params, check_paths=False, config=loaded)  # checked above
         return summarize(params.request_id, wait(plane.store, params.request_id, timeout=timeout, alive=plane.alive))

@@ -164,13 +164,14 @@ def destination_beneath(params: SyncParams) -> Beneath:
     root that holds it (workers.yml `roots`), so it is confined by resolution, not by spelling;
     a node without roots (embedded mode, a plain worker) opens the destination as given.
     Raises ConfinementError for a destination outside the node's roots."""
+    from dms.roots import under_roots
     from dms.settings import current_node
 
     node = current_node()
     if node is None or not node.roots:
         return Beneath(params.destination)
     roots = [r.rstrip("/") or "/" for r in node.roots]
-    under = [r for r in roots if params.destination == r or params.destination.startswith(r.rstrip("/") + "/")]
+    under = [r for r in roots if under_roots(params.destination, [r])]
     if not under:
         raise ConfinementError(f"destination {shown(params.destination)} is outside the roots of node {node.name}")
     return Beneath(params.destination, anchor=max(under, key=len))
@@ -223,9 +224,7 @@ def make_way(parent: int, name: str, delete: bool, shown_path: str) -> None:
     try:
         os.rmdir(name, dir_fd=parent)
         return
-    except FileNotFoundError:
-        return
-    except NotADirectoryError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there, or no directory: rename replaces it
         return
     except OSError as exc:
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):

@@ -31,15 +31,20 @@ _ESCAPE = re.compile(r"\\(\\|x([0-9a-f]{2}))")
 def shown(name: str | bytes) -> str:
     """`name` (a path or a file name, str from os functions or raw bytes) as printable text."""
     data = name if isinstance(name, bytes) else os.fsencode(name)
+    return _escape(data.decode("utf-8", "surrogateescape"), backslashes=True)
+
+
+def _escape(text: str, *, backslashes: bool) -> str:
+    """Undecodable bytes (lone surrogates) and control characters as `\\xNN`; with
+    `backslashes`, a backslash as two (the reversible form of shown())."""
     out: list[str] = []
-    text = data.decode("utf-8", "surrogateescape")
     for ch in text:
         code = ord(ch)
         if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, carried as a lone surrogate
             out.append(f"\\x{code - 0xDC00:02x}")
         elif code < 0x20 or code == 0x7F:
             out.append(f"\\x{code:02x}")
-        elif ch == "\\":
+        elif backslashes and ch == "\\":
             out.append("\\\\")
         else:
             out.append(ch)
@@ -56,18 +61,7 @@ def printable(text: str) -> str:
     characters as `\\xNN`, as in shown(), whether raw or as repr() wrote them (`\\udcff`);
     other characters (backslashes too) unchanged."""
     text = _REPR_SURROGATE.sub(r"\\x\1", text)
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return text if text.isprintable() else _escape(text, backslashes=False)
 
 
 def unshown(text: str) -> bytes:

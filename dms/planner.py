@@ -22,6 +22,7 @@ from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
 from dms.names import shown
 from dms.paths import staging_path
+from dms.publish import link_in_place
 from dms.state import SHARD, RecordedPiece, RequestStore
 from dms.unit_order import Interleaver
 from dms.walk import DirNames, Excluded, Skipped, UpToDate, read_xattrs, walk_tree
@@ -261,18 +262,10 @@ class _Skeleton:
 
 
 def _link_in_place(destination: str, link: LinkRecord) -> bool:
-    """Whether a dry run would leave `link` as it is (so it lists nothing for it, as rsync -n):
-    the same symlink target, the same inode as the hard link's first name, the same special."""
+    """Whether a dry run would leave `link` as it is (so it lists nothing for it, as rsync -n)."""
     final = os.path.join(destination, link.relpath)
     try:
-        here = os.lstat(final)
-        if link.kind == "sym":
-            return stat.S_ISLNK(here.st_mode) and os.readlink(final) == link.target
-        if link.kind == "hard":
-            first = os.lstat(os.path.join(destination, link.target))
-            return (here.st_dev, here.st_ino) == (first.st_dev, first.st_ino)
-        mode, rdev = (int(x) for x in link.target.split(":"))
-        return here.st_mode == mode and (not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) or here.st_rdev == rdev)
+        return link_in_place(link, final, os.lstat(final), os.path.join(destination, link.target))
     except OSError:
         return False
 
@@ -302,14 +295,13 @@ def up_to_date(f: FileRecord, params: SyncParams) -> bool:
     if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
         return False
     owner_differs = os.geteuid() == 0 and f.uid >= 0 and (st.st_uid, st.st_gid) != (f.uid, f.gid)
-    xattrs_differ = params.xattrs and read_xattrs(final) != f.xattrs
     if not params.checksum:
         same_meta = st.st_mtime_ns == f.mtime_ns and stat.S_IMODE(st.st_mode) == f.mode
-        return same_meta and not owner_differs and not xattrs_differ
+        return same_meta and not owner_differs and not (params.xattrs and read_xattrs(final) != f.xattrs)
+    if owner_differs or (params.xattrs and read_xattrs(final) != f.xattrs):
+        return False  # copied again: the publish sets owner and attributes on what it verified
     if not content_matches(f, params.source, params.destination):
         return False
-    if owner_differs or xattrs_differ:
-        return False  # copied again: the publish sets owner and attributes on what it verified
     if not params.dry_run and (st.st_mtime_ns != f.mtime_ns or stat.S_IMODE(st.st_mode) != f.mode):
         try:  # same content: only the metadata needs fixing (rsync -a -c)
             os.chmod(final, f.mode)

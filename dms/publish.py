@@ -25,7 +25,7 @@ from dms.names import printable, shown
 from dms.paths import is_staging_name, staged_by, staging_path
 from dms.state import FailedPiece, RequestStore
 
-__all__ = ["PublishReport", "publish_request"]
+__all__ = ["PublishReport", "link_in_place", "publish_request"]
 
 log = logging.getLogger(__name__)
 
@@ -312,34 +312,46 @@ def _apply_link(link: LinkRecord, final: str, staged: str, params: SyncParams, b
     except FileNotFoundError:
         here = None
     shown_rel = shown(link.relpath)
-    if link.kind == "hard":
-        target = beneath.path(link.target, create=False)
-        tst = os.lstat(target)
-        if here is None or (here.st_dev, here.st_ino) != (tst.st_dev, tst.st_ino):
-            _remove(staged)
-            os.link(target, staged, follow_symlinks=False)
-            rename_replacing(staged, final, params.delete, shown_rel)
-        return
-    if link.kind == "sym":
-        same = here is not None and stat.S_ISLNK(here.st_mode) and os.readlink(final) == link.target
-        if not same:
-            _remove(staged)
+    first = beneath.path(link.target, create=False) if link.kind == "hard" else ""
+    if not link_in_place(link, final, here, first):
+        _remove(staged)
+        if link.kind == "hard":
+            os.link(first, staged, follow_symlinks=False)
+        elif link.kind == "sym":
             os.symlink(link.target, staged)
-    else:
-        mode, rdev = (int(x) for x in link.target.split(":"))
-        device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        same = here is not None and here.st_mode == mode and (not device or here.st_rdev == rdev)
-        if not same:
-            _remove(staged)
-            os.mknod(staged, mode, rdev)
-    if not same:
+        else:
+            os.mknod(staged, *_special_mode(link))
         rename_replacing(staged, final, params.delete, shown_rel)
         here = os.lstat(final)
+    if link.kind == "hard":
+        return  # its owner and times are the first name's (one inode)
     assert here is not None
     if root and link.uid >= 0 and (here.st_uid, here.st_gid) != (link.uid, link.gid):
         os.lchown(final, link.uid, link.gid)
     if here.st_mtime_ns != link.mtime_ns:
         os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
+
+
+def link_in_place(link: LinkRecord, final: str, here: os.stat_result | None, first: str) -> bool:
+    """Whether `final` (whose lstat is `here`, None if missing) already is what `link` makes
+    there: the same symlink target, the same inode as the hard link's first name `first`, the
+    same special file. What is in place is left alone, and a dry run does not list it."""
+    if here is None:
+        return False
+    if link.kind == "hard":
+        there = os.lstat(first)
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+    if link.kind == "sym":
+        return stat.S_ISLNK(here.st_mode) and os.readlink(final) == link.target
+    mode, rdev = _special_mode(link)
+    device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+    return here.st_mode == mode and (not device or here.st_rdev == rdev)
+
+
+def _special_mode(link: LinkRecord) -> tuple[int, int]:
+    """(st_mode, st_rdev) of a special file's record (its target is "<st_mode>:<st_rdev>")."""
+    mode, rdev = (int(x) for x in link.target.split(":"))
+    return mode, rdev
 
 
 def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int, report: PublishReport) -> None:

@@ -132,99 +132,79 @@ def walk_tree(
     stack = [start]
     # Directories are reached from the root one component at a time (Beneath: no symlink is
     # followed, even one swapped in during the walk, and no path is longer than /proc/self/fd/N).
-    source = Beneath(root)
-    dest = Beneath(quick_check_into) if quick_check_into is not None else None
-    try:
-        yield from _walk_stack(stack, source, dest, rules, xattrs, listings, specials, recursive, hardlinks,
-                               inodes, next_id)  # fmt: skip
-    finally:
-        source.close()
-        if dest is not None:
-            dest.close()
-
-
-def _walk_stack(
-    stack: list[str],
-    source: Beneath,
-    dest: Beneath | None,
-    rules: RuleSet,
-    xattrs: bool,
-    listings: bool,
-    specials: bool,
-    recursive: bool,
-    hardlinks: bool,
-    inodes: dict[tuple[int, int], str],
-    next_id: int,
-) -> Iterator[WalkEntry | Inode | UpToDate]:
-    while stack:
-        rel_dir = stack.pop()
-        for opened in (source, dest):
-            if opened is not None and opened.open_count >= _OPEN_DIRS:
-                opened.close()  # bounded descriptors; they reopen on demand
-        try:
-            abs_dir = source.dir_path(rel_dir, create=False)
-        except OSError as exc:
-            yield Skipped(rel_dir or ".", f"cannot open directory: {printable(str(exc))}")
-            continue
-        dest_dir = None
-        if dest is not None:
-            with contextlib.suppress(OSError):  # missing, or not a directory: nothing there is up to date
-                dest_dir = dest.dir_path(rel_dir, create=False)
-        err, entries = native.scan_directory(abs_dir, dest_dir, xattrs)
-        if err:
-            yield Skipped(rel_dir or ".", f"cannot list directory: {os.strerror(err)}")
-            continue
-        entries.sort(key=_by_name)
-        subdirs = []
-        names = []
-        for name, err, mode, uid, gid, size, blocks, nlink, dev, ino, rdev, mtime_ns, atime_ns, current in entries:
-            if is_staging_name(name):
-                continue  # a DMS staging file, never data
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            if err:
-                names.append(name)  # kept at the destination: it may well be there in the source
-                yield Skipped(rel, f"cannot stat: {os.strerror(err)}")
+    with (
+        Beneath(root) as source,
+        Beneath(quick_check_into) if quick_check_into is not None else contextlib.nullcontext() as dest,
+    ):
+        while stack:
+            rel_dir = stack.pop()
+            for opened in (source, dest):
+                if opened is not None and opened.open_count >= _OPEN_DIRS:
+                    opened.close()  # bounded descriptors; they reopen on demand
+            try:
+                abs_dir = source.dir_path(rel_dir, create=False)
+            except OSError as exc:
+                yield Skipped(rel_dir or ".", f"cannot open directory: {printable(str(exc))}")
                 continue
-            if rules and rules.excluded(rel, stat.S_ISDIR(mode)):
-                yield Excluded(rel)  # not in `names`: what the destination has under this name is
-                continue  # judged by the rules on its own type (rsync), and deleted unless they protect it
-            names.append(name)
-            if stat.S_ISREG(mode):
-                if nlink > 1 and hardlinks:
-                    first = inodes.setdefault((dev, ino), rel)
-                    if first != rel:
-                        yield LinkRecord(rel, "hard", first)
+            dest_dir = None
+            if dest is not None:
+                with contextlib.suppress(OSError):  # missing, or not a directory: nothing there is up to date
+                    dest_dir = dest.dir_path(rel_dir, create=False)
+            err, entries = native.scan_directory(abs_dir, dest_dir, xattrs)
+            if err:
+                yield Skipped(rel_dir or ".", f"cannot list directory: {os.strerror(err)}")
+                continue
+            entries.sort(key=_by_name)
+            subdirs = []
+            names = []
+            for name, err, mode, uid, gid, size, blocks, nlink, dev, ino, rdev, mtime_ns, atime_ns, current in entries:
+                if is_staging_name(name):
+                    continue  # a DMS staging file, never data
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                if err:
+                    names.append(name)  # kept at the destination: it may well be there in the source
+                    yield Skipped(rel, f"cannot stat: {os.strerror(err)}")
+                    continue
+                if rules and rules.excluded(rel, stat.S_ISDIR(mode)):
+                    yield Excluded(rel)  # not in `names`: what the destination has under this name is
+                    continue  # judged by the rules on its own type (rsync), and deleted unless they protect it
+                names.append(name)
+                if stat.S_ISREG(mode):
+                    if nlink > 1 and hardlinks:
+                        first = inodes.setdefault((dev, ino), rel)
+                        if first != rel:
+                            yield LinkRecord(rel, "hard", first)
+                            continue
+                    if current and (nlink == 1 or hardlinks):
+                        yield UpToDate(size)
                         continue
-                if current and (nlink == 1 or hardlinks):
-                    yield UpToDate(size)
-                    continue
-                yield FileRecord(
-                    next_id, rel, size, mtime_ns, atime_ns, stat.S_IMODE(mode), uid, gid,
-                    read_xattrs(os.path.join(abs_dir, name)) if xattrs else (), blocks * 512 < size,
-                )  # fmt: skip
-                next_id += 1
-                if nlink > 1 and not hardlinks:
-                    yield Inode(rel, dev, ino, bool(current))
-            elif stat.S_ISDIR(mode):
-                yield DirRecord(rel, mtime_ns, atime_ns, stat.S_IMODE(mode), uid, gid,
-                                read_xattrs(os.path.join(abs_dir, name)) if xattrs else ())  # fmt: skip
-                subdirs.append(rel)
-            elif stat.S_ISLNK(mode):
-                try:
-                    target = os.readlink(os.path.join(abs_dir, name))
-                except OSError as exc:
-                    yield Skipped(rel, f"cannot read symbolic link: {exc.strerror}")
-                    continue
-                yield LinkRecord(rel, "sym", target, mtime_ns, atime_ns, uid, gid)
-            elif specials:
-                yield LinkRecord(rel, "special", f"{mode}:{rdev}", mtime_ns, atime_ns, uid, gid)
-            else:
-                yield Skipped(rel, "special file (fifo, socket or device) skipped; --specials copies it")
-        if listings:  # in pieces, so no stored value grows with the size of one directory
-            for i in range(0, max(len(names), 1), NAMES_PER_ROW):
-                yield DirNames(rel_dir, tuple(names[i : i + NAMES_PER_ROW]))
-        if recursive:
-            stack.extend(reversed(subdirs))
+                    yield FileRecord(
+                        next_id, rel, size, mtime_ns, atime_ns, stat.S_IMODE(mode), uid, gid,
+                        read_xattrs(os.path.join(abs_dir, name)) if xattrs else (), blocks * 512 < size,
+                    )  # fmt: skip
+                    next_id += 1
+                    if nlink > 1 and not hardlinks:
+                        yield Inode(rel, dev, ino, bool(current))
+                elif stat.S_ISDIR(mode):
+                    yield DirRecord(rel, mtime_ns, atime_ns, stat.S_IMODE(mode), uid, gid,
+                                    read_xattrs(os.path.join(abs_dir, name)) if xattrs else ())  # fmt: skip
+                    subdirs.append(rel)
+                elif stat.S_ISLNK(mode):
+                    try:
+                        target = os.readlink(os.path.join(abs_dir, name))
+                    except OSError as exc:
+                        yield Skipped(rel, f"cannot read symbolic link: {exc.strerror}")
+                        continue
+                    yield LinkRecord(rel, "sym", target, mtime_ns, atime_ns, uid, gid)
+                elif specials:
+                    yield LinkRecord(rel, "special", f"{mode}:{rdev}", mtime_ns, atime_ns, uid, gid)
+                else:
+                    yield Skipped(rel, "special file (fifo, socket or device) skipped; --specials copies it")
+            if listings:  # in pieces, so no stored value grows with the size of one directory
+                for i in range(0, max(len(names), 1), NAMES_PER_ROW):
+                    yield DirNames(rel_dir, tuple(names[i : i + NAMES_PER_ROW]))
+            if recursive:
+                stack.extend(reversed(subdirs))
 
 
 def _by_name(entry: tuple[Any, ...]) -> str:

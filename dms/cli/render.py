@@ -54,9 +54,10 @@ def request_json(
     """The request as one JSON object; `errors` (failed files) and, for a dry run, `would`
     (the would-do lines: copy, update, link, hardlink, special, delete) when given."""
     record = {"request_id": request_id, **info}
-    if isinstance(record.get("params"), dict):  # paths in the one escaped form, as everywhere else
-        record["params"] = {**record["params"], **{k: shown(record["params"][k]) for k in ("source", "destination")
-                                                   if isinstance(record["params"].get(k), str)}}  # fmt: skip
+    params = record.get("params")
+    if isinstance(params, dict):  # paths in the one escaped form, as everywhere else
+        paths = ("source", "destination")
+        record["params"] = {k: shown(v) if k in paths and isinstance(v, str) else v for k, v in params.items()}
     if errors is not None:
         record["errors"] = errors
     if would is not None:

@@ -152,7 +152,7 @@ def sync(
         )
         check_request_paths(params)  # before the embedded services start for nothing
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
-            submit(plane.sender, plane.store, params)
+            submit(plane.sender, plane.store, params, check_paths=False)  # checked above
             embedded = plane.embedded is not None
             if not (wait_ or embedded):
                 click.echo(
