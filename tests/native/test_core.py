@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dms import native
-from dms.errors import IntegrityError, SourceChangedError
+from dms.errors import IntegrityError, ProtocolError, SourceChangedError
 
 
 def test_missing_source_is_file_not_found_with_path_and_call(tmp_path: Path) -> None:
@@ -138,24 +139,38 @@ def test_chunker_packs_small_files_and_splits_large_ones() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_gil_is_released_while_native_code_blocks(tmp_path: Path) -> None:
-    """The copier opens a FIFO, which blocks until a writer opens it. The writer is
-    this (main) thread: if the native call held the GIL, the main thread could
-    never run os.open() and the test would deadlock (pytest-timeout fails it)."""
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
+def test_gil_is_released_while_native_code_blocks() -> None:
+    """The native query connects to this thread's listener and blocks in recv() for the
+    receiver's hello. The main thread then accepts and closes: Python code that
+    runs only if the native call released the GIL. Holding it would deadlock (the
+    pytest-timeout fails the test); releasing it ends the query with a connection error."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     result: dict[str, BaseException] = {}
 
-    def copy() -> None:
+    def query() -> None:
         try:
-            native.copy_range(fifo, tmp_path / "out", 0, 1)
+            native.query_up_to_date([("/x", 1, 0, 0o644, None)], "", "127.0.0.1", port, b"k" * 32)
         except BaseException as exc:
             result["error"] = exc
 
-    t = threading.Thread(target=copy)
+    t = threading.Thread(target=query)
     t.start()
-    fd = os.open(fifo, os.O_WRONLY)  # rendezvous with the native open() in the thread
-    os.close(fd)
+    conn, _ = listener.accept()  # the native side is connected and waits for the receiver's hello
+    conn.close()
+    listener.close()
     t.join()
-    # pread on a FIFO is ESPIPE: proof the native side got past open() and reported properly
-    assert isinstance(result.get("error"), OSError) and result["error"].errno == errno.ESPIPE
+    assert isinstance(result.get("error"), ProtocolError), result
+    assert "closed the connection" in str(result["error"])
+
+
+@pytest.mark.timeout(20)
+def test_hashing_a_fifo_returns_at_once_rather_than_waiting_for_a_writer(tmp_path: Path) -> None:
+    """A source path replaced by a FIFO must not hang a worker: opens never block."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for mapped in (True, False):
+        try:
+            native.hash_range(fifo, 0, 10, mapped)
+        except OSError as exc:
+            assert exc.errno == errno.ESPIPE

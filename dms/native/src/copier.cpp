@@ -341,7 +341,7 @@ Digest copy_range(const std::string& src, const std::string& dst, uint64_t offse
 }
 
 Digest hash_range(const std::string& path, uint64_t offset, uint64_t length, bool mapped) {
-  File f(path, O_RDONLY);
+  File f(path, O_RDONLY | O_NONBLOCK);  // a FIFO put in a file's place must not hang the worker
   Hasher h;
   std::vector<unsigned char> buf(static_cast<size_t>(std::min<uint64_t>(length, 1 << 20)) + 1);
   if (mapped) {
