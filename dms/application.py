@@ -33,7 +33,8 @@ def _collect_garbage_rarely(**_: object) -> None:
 
 
 def _add_steps() -> None:
-    from dms.broker_recovery import RestoreAfterBrokerRestart, tolerate_restore_on_a_dead_connection
+    from dms.broker_recovery import RestoreAfterBrokerRestart
+    from dms.broker_state import tolerate_restore_on_a_dead_connection
     from dms.worker_steps import NodeStep
 
     tolerate_restore_on_a_dead_connection()

@@ -28,8 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
+from dms.broker_state import answers_on_socket
 from dms.errors import EmbeddedError
 from dms.processes import stop_process_group
 from dms.routing import CONTROL_QUEUE, DATA_QUEUE
@@ -137,12 +136,8 @@ class EmbeddedService:
                 raise EmbeddedError(
                     f"redis-server exited with status {self._redis.returncode}; see {self.state_dir / 'redis.log'}"
                 )
-            if os.path.exists(self.socket_path):
-                with contextlib.suppress(redis.RedisError):
-                    client = redis.Redis(unix_socket_path=self.socket_path, socket_timeout=2)
-                    client.ping()
-                    client.close()
-                    return
+            if os.path.exists(self.socket_path) and answers_on_socket(self.socket_path):
+                return
             time.sleep(0.02)
         raise EmbeddedError(f"redis-server did not answer within {self.startup_timeout:.0f} s")
 
@@ -155,12 +150,11 @@ class EmbeddedService:
         Celery messages are dropped (this Redis is private: every key outside
         dms:* is Celery's) and the requests end FAILED, saying why.
         """
+        from dms.broker_state import drop_broker_keys, store_on_socket
         from dms.model import TERMINAL_STATES, RequestState
-        from dms.state import RequestStore
 
-        client = redis.Redis(unix_socket_path=self.socket_path, decode_responses=True, socket_timeout=30)
+        store = store_on_socket(self.socket_path)
         try:
-            store = RequestStore(client)
             for row in store.list_requests(limit=1_000_000):
                 if RequestState(row["state"]) not in TERMINAL_STATES:
                     store.set_state(
@@ -169,11 +163,9 @@ class EmbeddedService:
                         error="interrupted: the embedded DMS stopped before this request ended; "
                         "`dms-submit resume <id>` finishes it (staged chunks are kept)",
                     )
-            stale = [key for key in client.scan_iter(count=1000) if not key.startswith("dms:")]
-            for start in range(0, len(stale), 500):
-                client.delete(*stale[start : start + 500])
+            drop_broker_keys(store)
         finally:
-            client.close()
+            store.close()
 
     def _start_worker(self) -> None:
         env = {**os.environ, **self.environment()}

@@ -20,7 +20,6 @@ copied and which are linked.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -31,48 +30,45 @@ from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams
 from dms.planner import native_quick_check, up_to_date
 from dms.remote_check import remote_up_to_date
-from dms.state import Keys, RequestStore
+from dms.state import RequestStore
 from dms.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
+from dms.walk_state import WalkStore
 
-__all__ = [
-    "CLAIM_SECONDS",
-    "WALK_CHUNK",
-    "WALK_TASKS",
-    "claim",
-    "drop_walk_keys",
-    "fanned_out_walk",
-    "group_dirs",
-    "is_done",
-    "release_claim",
-    "walk_subtree",
-]
+__all__ = ["WALK_CHUNK", "WALK_TASKS", "fan_out_wanted", "fanned_out_walk", "walk_subtree"]
 
 WALK_CHUNK = 1000
-CLAIM_SECONDS = 60
 #: At most this many walk tasks per request: consecutive top-level directories are grouped,
 #: so a tree of thousands of small top directories does not pay one task each.
 WALK_TASKS = int(os.environ.get("DMS_WALK_TASKS", "16"))
 
 
-def _walk_key(request_id: str, sub: int) -> str:
-    return f"{Keys(request_id).base}:walk:{sub}"
+class Row:
+    """The tags of a walk row: [tag, ...] as JSON in a chunk, one per entry kind."""
+
+    FILE = "F"  # [F, wire record, up to date (0/1), dev, ino]: dev/ino set for multi-name files
+    UP_TO_DATE = "U"  # [U, size]: a file the walk's own quick check found current
+    DIR = "D"
+    LINK = "L"
+    NAMES = "N"  # [N, relpath, names]: a directory's listing, for --delete
+    EXCLUDED = "X"
+    SKIPPED = "S"  # [S, relpath, reason]
 
 
 def _encode(entry: Any) -> list[Any]:
     if isinstance(entry, UpToDate):
-        return ["U", entry.size]
+        return [Row.UP_TO_DATE, entry.size]
     if isinstance(entry, FileRecord):
-        return ["F", entry.to_wire(), 0, 0, 0]  # [2]: up to date, set by the quick check
+        return [Row.FILE, entry.to_wire(), 0, 0, 0]  # [2]: up to date, set by the quick check
     if isinstance(entry, DirRecord):
-        return ["D", entry.to_wire()]
+        return [Row.DIR, entry.to_wire()]
     if isinstance(entry, LinkRecord):
-        return ["L", entry.to_wire()]
+        return [Row.LINK, entry.to_wire()]
     if isinstance(entry, DirNames):
-        return ["N", entry.relpath, list(entry.names)]
+        return [Row.NAMES, entry.relpath, list(entry.names)]
     if isinstance(entry, Excluded):
-        return ["X", entry.relpath]
+        return [Row.EXCLUDED, entry.relpath]
     if isinstance(entry, Skipped):
-        return ["S", entry.relpath, entry.reason]
+        return [Row.SKIPPED, entry.relpath, entry.reason]
     raise TypeError(f"cannot encode {entry!r}")
 
 
@@ -116,43 +112,19 @@ def _walk_rows(store: RequestStore, params: SyncParams, start: str, recursive: b
 
 def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rels: list[str], owner: str) -> None:
     """Walk the subtrees `rels` of group `sub` (claimed by `owner`) into chunks, then mark it done."""
-    r = store.r
-    key = _walk_key(params.request_id, sub)
+    walks = WalkStore(store)
     chunk: list[Any] = []
     count = 0
-
-    def flush() -> None:
-        nonlocal chunk, count
-        r.set(f"{key}:{count}", json.dumps(chunk))
-        r.expire(f"{key}:claim", CLAIM_SECONDS)  # still alive
-        count += 1
-        chunk = []
-
     for rel in rels:
         for row in _walk_rows(store, params, rel, recursive=True):
             chunk.append(row)
             if len(chunk) >= WALK_CHUNK:
-                flush()
+                walks.write_chunk(params.request_id, sub, count, chunk)
+                count, chunk = count + 1, []
     if chunk:
-        flush()
-    r.hset(key, mapping={"chunks": count, "done": 1, "by": owner})
-
-
-def claim(store: RequestStore, request_id: str, sub: int, owner: str) -> bool:
-    return bool(store.r.set(f"{_walk_key(request_id, sub)}:claim", owner, nx=True, ex=CLAIM_SECONDS))
-
-
-def release_claim(store: RequestStore, request_id: str, sub: int) -> None:
-    store.r.delete(f"{_walk_key(request_id, sub)}:claim")
-
-
-def is_done(store: RequestStore, request_id: str, sub: int) -> bool:
-    return bool(store.r.hget(_walk_key(request_id, sub), "done") == "1")
-
-
-def group_dirs(store: RequestStore, request_id: str, sub: int) -> list[str]:
-    text = store.r.get(f"{_walk_key(request_id, sub)}:dirs")
-    return [str(d) for d in json.loads(text)] if text else []
+        walks.write_chunk(params.request_id, sub, count, chunk)
+        count += 1
+    walks.mark_done(params.request_id, sub, count, owner)
 
 
 def fanned_out_walk(
@@ -165,28 +137,29 @@ def fanned_out_walk(
     # A plan run again (redelivered after a crash mid-walk) starts the walk afresh: the
     # earlier run consumed (deleted) chunks of subtrees it had numbered. Walkers of the
     # earlier run that are still going write the same deterministic chunks: harmless.
-    drop_walk_keys(store, rid)
+    walks = WalkStore(store)
+    walks.drop(rid)
     first_names: dict[tuple[int, int], str] = {}
     subtrees: list[str] = []
 
     def resolve(row: list[Any]) -> Any:
         tag = row[0]
-        if tag == "F":
+        if tag == Row.FILE:
             f = FileRecord.from_wire(row[1])
             if row[3] or row[4]:
                 first = first_names.setdefault((row[3], row[4]), f.relpath)
                 if first != f.relpath:
                     return LinkRecord(f.relpath, "hard", first)
             return UpToDate(f.size) if row[2] else f
-        if tag == "U":
+        if tag == Row.UP_TO_DATE:
             return UpToDate(row[1])
-        if tag == "D":
+        if tag == Row.DIR:
             return DirRecord.from_wire(row[1])
-        if tag == "L":
+        if tag == Row.LINK:
             return LinkRecord.from_wire(row[1])
-        if tag == "N":
+        if tag == Row.NAMES:
             return DirNames(row[1], tuple(row[2]))
-        if tag == "X":
+        if tag == Row.EXCLUDED:
             return Excluded(row[1])
         return Skipped(row[1], row[2])
 
@@ -197,25 +170,21 @@ def fanned_out_walk(
         yield entry
     size = -(-len(subtrees) // WALK_TASKS) if subtrees else 1  # ceil: at most WALK_TASKS groups
     groups = [subtrees[i : i + size] for i in range(0, len(subtrees), size)]
-    for sub, rels in enumerate(groups):
-        store.r.set(f"{_walk_key(rid, sub)}:dirs", json.dumps(rels))
+    walks.set_groups(rid, groups)
     for sub in range(1, len(groups)):  # the planner starts on the first group itself
         publish(sub, groups[sub][0])
     ahead = 1  # groups before this one were done or claimed when the planner last looked ahead
     for sub, rels in enumerate(groups):
-        key = _walk_key(rid, sub)
-        while not is_done(store, rid, sub):
-            if claim(store, rid, sub, owner):
+        while not walks.is_done(rid, sub):
+            if walks.claim(rid, sub, owner):
                 walk_subtree(store, params, sub, rels, owner)
                 continue
             ahead, walked = _walk_one_ahead(store, params, groups, max(ahead, sub + 1), owner)
             if not walked:
                 time.sleep(0.02)
-        for c in range(int(store.r.hget(key, "chunks") or 0)):
-            text = store.r.get(f"{key}:{c}")
-            for row in json.loads(text) if text else []:
+        for c in range(walks.chunk_count(rid, sub)):
+            for row in walks.take_chunk(rid, sub, c):
                 yield resolve(row)
-            store.r.delete(f"{key}:{c}")
 
 
 def _walk_one_ahead(
@@ -229,18 +198,12 @@ def _walk_one_ahead(
     A group found done or claimed is not tried again (its walker finishes it, or, if that
     walker dies, the planner claims it when it gets there), so a planner that waits polls
     only its own group, not every group after it."""
+    walks = WalkStore(store)
     for ahead in range(start, len(groups)):
-        if not is_done(store, params.request_id, ahead) and claim(store, params.request_id, ahead, owner):
+        if not walks.is_done(params.request_id, ahead) and walks.claim(params.request_id, ahead, owner):
             walk_subtree(store, params, ahead, groups[ahead], owner)
             return ahead + 1, True
     return len(groups), False
-
-
-def drop_walk_keys(store: RequestStore, request_id: str) -> None:
-    """Every key of a request's fanned-out walk (chunks, claims, done marks)."""
-    names = list(store.r.scan_iter(f"{Keys(request_id).base}:walk:*", count=1000))
-    for start in range(0, len(names), 500):
-        store.r.delete(*names[start : start + 500])
 
 
 def fan_out_wanted(params: SyncParams) -> bool:

@@ -59,6 +59,17 @@ def staged_by(name: str, request_id: str) -> bool:
 PSEUDO_TREES = ("/proc", "/sys", "/dev")
 
 
+def is_within(path: str, tree: str) -> bool:
+    """Whether `path` is `tree` or lies below it (both absolute and normalized): the one
+    test of containment, used for roots, pseudo-filesystems and nested sync paths."""
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def is_normal_absolute(path: str) -> bool:
+    """Absolute, without NUL, "." or "..": a path that can be judged without resolving it."""
+    return path.startswith("/") and "\0" not in path and all(p not in (".", "..") for p in path.split("/"))
+
+
 def request_path(label: str, path: object, *, remote: bool = False) -> str:
     """The spelling check of one request path, run wherever a request is built; returns it
     absolute (made so against the current directory, unless `remote`).
@@ -75,7 +86,7 @@ def request_path(label: str, path: object, *, remote: bool = False) -> str:
     if "\0" in path:
         raise PathError(f"{label} {shown(path)}: a path cannot hold a NUL byte")
     if remote:
-        if not path.startswith("/") or any(p in (".", "..") for p in path.split("/")):
+        if not is_normal_absolute(path):
             raise PathError(f"{label} {shown(path)}: a path on another cluster must be absolute, without . or ..")
         absolute = os.path.normpath(path)
     else:
@@ -86,7 +97,7 @@ def request_path(label: str, path: object, *, remote: bool = False) -> str:
 
 def _refuse_pseudo(label: str, given: str, path: str) -> None:
     for tree in PSEUDO_TREES:
-        if path == tree or path.startswith(tree + "/"):
+        if is_within(path, tree):
             raise PathError(f"{label} {shown(given)} is in {tree}, a kernel pseudo-filesystem, not data")
 
 
@@ -131,8 +142,8 @@ def validate_pair(source: str, destination: str) -> tuple[str, str]:
     """
     src = validate_source(source)
     dst = validate_destination(destination)
-    if dst == src or dst.startswith(src.rstrip("/") + "/"):
+    if is_within(dst, src):
         raise PathError(f"destination {shown(destination)} is inside the source {shown(source)}")
-    if src.startswith(dst.rstrip("/") + "/"):
+    if src != dst and is_within(src, dst):
         raise PathError(f"source {shown(source)} is inside the destination {shown(destination)}")
     return src, dst

@@ -85,4 +85,4 @@ def _connected(
         yield ControlPlane(sender, store, embedded)
     finally:
         sender.close()
-        store.r.close()
+        store.close()

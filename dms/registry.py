@@ -5,6 +5,8 @@
                               heartbeat lapsed simply has no key, and is not scheduled
     dms:nicload               hash "<node>/<iface>" -> bytes routed there and not yet done
     dms:req:<id>:routes       hash unit -> [source key, destination key, bytes]
+    dms:janitor:lock          one sweep at a time across the deployment (SET NX PX)
+    dms:janitor:dead_since:<node>  when the janitor first found the node silent
 
 Load accounting is idempotent per unit: routing a unit again first takes back
 what its previous route added, and releasing a unit that is not routed is a
@@ -21,10 +23,19 @@ from typing import Any
 
 import redis
 
+from dms.state import Keys, RequestStore
+
 __all__ = ["NicEndpoint", "NodeStatus", "Registry", "endpoints_of"]
 
 NODES = "dms:nodes"
 NIC_LOAD = "dms:nicload"
+SWEEP_LOCK = "dms:janitor:lock"
+DEAD_SINCE = "dms:janitor:dead_since:"
+
+
+def _node_key(node: str) -> str:
+    return f"dms:node:{node}"
+
 
 _ASSIGN = """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -105,16 +116,21 @@ class Registry:
         self._cache_seconds = cache_seconds
         self._cache: tuple[float, list[NodeStatus]] | None = None
 
+    @classmethod
+    def sharing(cls, store: RequestStore) -> Registry:
+        """A registry on the request store's connection (one connection per process)."""
+        return cls(store.r)
+
     # -- heartbeats ----------------------------------------------------------------
     def heartbeat(self, status: NodeStatus, ttl: float) -> None:
         pipe = self.r.pipeline(transaction=False)
         pipe.sadd(NODES, status.node)
-        pipe.set(f"dms:node:{status.node}", status.to_json(), px=int(ttl * 1000))
+        pipe.set(_node_key(status.node), status.to_json(), px=int(ttl * 1000))
         pipe.execute()
 
     def withdraw(self, node: str) -> None:
         """A worker that stops cleanly leaves the schedule at once instead of after its TTL."""
-        self.r.delete(f"dms:node:{node}")
+        self.r.delete(_node_key(node))
 
     def live_nodes(self, fresh: bool = False) -> list[NodeStatus]:
         now = time.monotonic()
@@ -123,14 +139,14 @@ class Registry:
         names = sorted(self.r.smembers(NODES))
         nodes: list[NodeStatus] = []
         if names:
-            for text in self.r.mget([f"dms:node:{n}" for n in names]):
+            for text in self.r.mget([_node_key(n) for n in names]):
                 if text:
                     nodes.append(NodeStatus.from_json(text))
         self._cache = (now, nodes)
         return nodes
 
     def node(self, name: str) -> NodeStatus | None:
-        text = self.r.get(f"dms:node:{name}")
+        text = self.r.get(_node_key(name))
         return NodeStatus.from_json(text) if text else None
 
     # -- load accounting -------------------------------------------------------------
@@ -138,11 +154,11 @@ class Registry:
         return {k: int(v) for k, v in self.r.hgetall(NIC_LOAD).items()}
 
     def assign(self, request_id: str, index: int, source_key: str, destination_key: str, nbytes: int) -> None:
-        self._assign(keys=[f"dms:req:{request_id}:routes", NIC_LOAD],
+        self._assign(keys=[Keys(request_id).routes, NIC_LOAD],
                      args=[index, source_key, destination_key, nbytes])  # fmt: skip
 
     def route_of(self, request_id: str, index: int) -> tuple[str, str, int] | None:
-        text = self.r.hget(f"dms:req:{request_id}:routes", index)
+        text = self.r.hget(Keys(request_id).routes, index)
         if not text:
             return None
         src, dst, nbytes = json.loads(text)
@@ -151,15 +167,44 @@ class Registry:
     def release(self, request_id: str, indices: Sequence[int]) -> int:
         if not indices:
             return 0
-        return int(self._release(keys=[f"dms:req:{request_id}:routes", NIC_LOAD], args=list(indices)))
+        return int(self._release(keys=[Keys(request_id).routes, NIC_LOAD], args=list(indices)))
+
+    def routed_units(self, request_id: str) -> list[int]:
+        return [int(k) for k in self.r.hkeys(Keys(request_id).routes)]
 
     def release_all(self, request_id: str) -> int:
         """Take back the load of every unit still routed (finalize of an ended request)."""
-        routes = f"dms:req:{request_id}:routes"
-        left = [int(k) for k in self.r.hkeys(routes)]
-        n = self.release(request_id, left)
-        self.r.delete(routes)
+        n = self.release(request_id, self.routed_units(request_id))
+        self.r.delete(Keys(request_id).routes)
         return n
+
+    # -- the janitor's bookkeeping -----------------------------------------------------
+    def take_sweep_lock(self) -> bool:
+        """One sweep at a time across the deployment; the lock lapses by itself (5 s)."""
+        return bool(self.r.set(SWEEP_LOCK, "1", nx=True, px=5000))
+
+    def release_sweep_lock(self) -> None:
+        self.r.delete(SWEEP_LOCK)
+
+    def known_nodes(self) -> set[str]:
+        """Every node that sent a heartbeat and has not been forgotten, live or not."""
+        return set(self.r.smembers(NODES))
+
+    def silent_since(self, node: str) -> float:
+        """When the janitor first found `node` silent (0: not yet)."""
+        return float(self.r.get(f"{DEAD_SINCE}{node}") or 0)
+
+    def note_silent(self, node: str, since: float) -> None:
+        self.r.set(f"{DEAD_SINCE}{node}", since, ex=3600)
+
+    def clear_silence(self, nodes: Sequence[str]) -> None:
+        if nodes:
+            self.r.delete(*[f"{DEAD_SINCE}{node}" for node in nodes])
+
+    def forget(self, node: str) -> None:
+        """Stop sweeping a node until it sends a heartbeat again."""
+        self.r.srem(NODES, node)
+        self.r.delete(f"{DEAD_SINCE}{node}")
 
 
 def endpoints_of(nodes: Sequence[NodeStatus], cluster: str, *, receivers_only: bool = False) -> list[NicEndpoint]:

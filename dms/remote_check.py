@@ -32,7 +32,7 @@ def remote_up_to_date(store: RequestStore, params: SyncParams, files: Sequence[F
     me = current_node()
     if me is None or not files or params.destination_cluster is None:
         return no
-    registry = Registry(store.r)
+    registry = Registry.sharing(store)
     dests = endpoints_of(registry.live_nodes(), params.destination_cluster, receivers_only=True)
     if not dests:
         log.warning("request %s: no live receiver in cluster %s to check against: every file is sent",

@@ -11,13 +11,14 @@ from collections.abc import Collection
 from dms.config import DmsConfig, NodeConfig
 from dms.errors import ConfinementError
 from dms.model import SyncParams
+from dms.paths import is_normal_absolute, is_within
 
 __all__ = ["check_roots", "under_roots"]
 
 
 def under_roots(path: str, roots: Collection[str]) -> bool:
     """Whether `path` (absolute, normalized) is one of `roots` or lies below one."""
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+    return any(is_within(path, r) for r in roots)
 
 
 def check_roots(config: DmsConfig, params: SyncParams) -> None:
@@ -35,11 +36,7 @@ def check_roots(config: DmsConfig, params: SyncParams) -> None:
     ):
         nodes: tuple[NodeConfig, ...] = config.cluster(cluster).nodes
         roots = sorted({r for n in nodes for r in n.roots})
-        if not _is_normal_absolute(path) or not under_roots(path, roots):
+        if not is_normal_absolute(path) or not under_roots(path, roots):
             raise ConfinementError(
                 f"{label} {path} is outside the allowed roots of cluster {cluster} ({', '.join(roots)})"
             )
-
-
-def _is_normal_absolute(path: str) -> bool:
-    return path.startswith("/") and "\0" not in path and all(p not in (".", "..") for p in path.split("/"))

@@ -147,6 +147,10 @@ class Keys:
         self.routes = f"{self.base}:routes"
         self.finalize_lock = f"{self.base}:finalize_lock"
 
+    def walk(self, sub: int | str) -> str:
+        """Keys of walk group `sub` start with this ("*" for a pattern over all groups)."""
+        return f"{self.base}:walk:{sub}"
+
     def files(self, shard: int) -> str:
         return f"{self.base}:files:{shard}"
 
@@ -361,6 +365,9 @@ class RequestStore:
         self._set_state = client.register_script(_SET_STATE)
         self._mark_published = client.register_script(_MARK_PUBLISHED)
 
+    def close(self) -> None:
+        self.r.close()
+
     # -- lifecycle -----------------------------------------------------------------
     def create(self, params: SyncParams) -> None:
         keys = Keys(params.request_id)
@@ -464,6 +471,18 @@ class RequestStore:
 
     def request_cancel(self, request_id: str) -> None:
         self.r.set(Keys(request_id).cancel, "1")
+
+    def name_owner(self, request_id: str, role: str, worker: str) -> None:
+        """Record which worker plans ("planner") or finalizes ("finalizer") a request: if its
+        node falls silent, the janitor publishes that step again."""
+        self.r.hset(Keys(request_id).req, role, worker or "?")
+
+    def is_planned(self, request_id: str) -> bool:
+        return bool(self.r.hget(Keys(request_id).req, "planned") == "1")
+
+    def queued_messages(self, queue: str, limit: int = 10_000) -> list[str]:
+        """The raw messages waiting in a broker queue (a kombu Redis list), newest first."""
+        return list(self.r.lrange(queue, 0, limit - 1))
 
     def log_event(self, request_id: str, event: str, **detail: Any) -> None:
         """Append to the request's event log (`dms-submit logs`); the oldest entries fall off."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import Task
 
+from dms.lanes import Lanes
 from dms.model import RequestState, SyncParams
 from dms.placement import Placement, Route
 from dms.registry import Registry
@@ -37,7 +38,7 @@ class DmsTask(Task):  # type: ignore[misc]
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry(self.store.r)
+        return Registry.sharing(self.store)
 
     @cached_property
     def placement(self) -> Placement:
@@ -78,12 +79,10 @@ class DmsTask(Task):  # type: ignore[misc]
     def advance(self, params: SyncParams, index: int, progress: UnitProgress) -> None:
         """After unit `index` is recorded: start the next unit of its lane, or finalize.
 
-        A request runs `parallelism` lanes; the unit `index + parallelism` is
-        started only when `index` is done, so one request never has more than
-        `parallelism` units queued or running (and a small request submitted
-        behind a large one is not stuck behind the large one's whole backlog).
+        The lane rule (dms.lanes): the unit after `index` in its lane starts now that
+        `index` is done.
         """
-        nxt = index + params.parallelism
+        nxt = Lanes(params.parallelism).successor(index)
         if nxt < progress.tasks_total and not self.store.was_dispatched(params.request_id, nxt):
             self.dispatch_unit(params, nxt)
         if progress.all_done and not progress.finalize_sent:

@@ -11,7 +11,7 @@ from dms.application import app
 from dms.beneath import destination_beneath
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.publish import PublishReport, publish_request
-from dms.state import Keys, RequestStore
+from dms.state import RequestStore
 from dms.tasks.base import DmsTask
 
 __all__ = ["RETENTION_SECONDS", "finalize", "summarize"]
@@ -48,7 +48,7 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
     if RequestState(info["state"]) not in TERMINAL_STATES:
         if not store.acquire_finalize_lock(request_id, self.request.id or "?", _LOCK_TTL):
             return summarize(request_id, info)  # another finalize of this request is running
-        store.r.hset(Keys(request_id).req, "finalizer", self.request.hostname or "?")  # for the janitor
+        store.name_owner(request_id, "finalizer", self.request.hostname)  # for the janitor
         try:
             params = store.params(request_id)
             store.set_state(request_id, RequestState.FINALIZING)

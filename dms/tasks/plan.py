@@ -8,25 +8,17 @@ from typing import Any
 from dms.application import app
 from dms.beneath import destination_beneath
 from dms.errors import ConfinementError, PathError, RequestExists
-from dms.fanout import (
-    claim,
-    drop_walk_keys,
-    fan_out_wanted,
-    fanned_out_walk,
-    group_dirs,
-    is_done,
-    release_claim,
-    walk_subtree,
-)
-from dms.janitor import restart_lane_heads
+from dms.fanout import fan_out_wanted, fanned_out_walk, walk_subtree
+from dms.lanes import Lanes, restart_lane_heads
 from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
 from dms.names import shown
 from dms.paths import validate_pair, validate_source
 from dms.planner import plan_tree
 from dms.roots import check_roots, under_roots
 from dms.settings import active_config, current_node
-from dms.state import Keys
+from dms.state import UnitProgress
 from dms.tasks.base import DmsTask
+from dms.walk_state import WalkStore
 
 __all__ = ["plan", "run_plan", "sync", "walk"]
 
@@ -63,26 +55,28 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
 def walk(self: DmsTask, request_id: str, epoch: int, sub: int) -> dict[str, Any]:
     """Walk one group of top-level subtrees of a request's source for its planner (dms.fanout)."""
     store = self.store
+    walks = WalkStore(store)
     params = store.live_params(request_id, epoch)
-    if params is None or store.r.hget(Keys(request_id).req, "planned") == "1":
+    if params is None or store.is_planned(request_id):
         return {"request_id": request_id, "subtree": sub, "status": "stale"}
-    if is_done(store, request_id, sub):
+    if walks.is_done(request_id, sub):
         return {"request_id": request_id, "subtree": sub, "status": "done already"}
     owner = f"{self.request.hostname}-{self.request.id}"
-    if not claim(store, request_id, sub, owner):
+    if not walks.claim(request_id, sub, owner):
         return {"request_id": request_id, "subtree": sub, "status": "claimed by another"}
     try:
-        rels = group_dirs(store, request_id, sub)
+        rels = walks.group_dirs(request_id, sub)
         walk_subtree(store, params, sub, rels, owner)
         store.log_event(request_id, "subtrees walked", subtrees=len(rels), first=rels[0] if rels else "",
                         worker=self.request.hostname)  # fmt: skip
     except BaseException:
-        release_claim(store, request_id, sub)  # the planner walks it itself
+        walks.release_claim(request_id, sub)  # the planner walks it itself
         raise
     return {"request_id": request_id, "subtree": sub, "status": "walked"}
 
 
 def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
+    """Plan once, or, for a redelivered plan message, pick up where the last run stopped."""
     store = self.store
     params = store.params(request_id)
     # Keep the caller's chain out of every transfer message: finalize re-dispatches it.
@@ -92,8 +86,7 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     info = store.get(request_id) or {}
     if RequestState(info.get("state", "PENDING")) in TERMINAL_STATES:
         return {"request_id": request_id, "state": info["state"]}
-    # which worker plans: if its node goes silent, the janitor publishes the plan again
-    store.r.hset(Keys(request_id).req, "planner", self.request.hostname or "?")
+    store.name_owner(request_id, "planner", self.request.hostname)  # for the janitor
     if not info.get("planned") and store.is_cancelled(request_id):  # cancelled before planning began
         self.dispatch_finalize(params)
         return {"request_id": request_id, "units": 0, "cancelled": True}
@@ -101,48 +94,15 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     # interrupted (its worker died, or Redis restarted under it), and messages of units it
     # or their lanes had published may be gone with it: restart every lane at the end.
     interrupted = not info.get("planned") and int(info.get("tasks_total", 0)) > 0
-    if not info.get("planned"):
-        store.set_state(request_id, RequestState.PLANNING)
-        store.log_event(request_id, "planning", worker=self.request.hostname)
-
-        def start_unit(index: int) -> None:
-            """Transfers start while the walk goes on: unit k runs once the unit k - parallelism
-            of its lane is done (or at once, for the first lane positions). A transfer that
-            finishes looks for the next unit of its lane too; whoever sees both does it."""
-            p = params.parallelism
-            if params.dry_run or store.was_dispatched(request_id, index):
-                return
-            if (index < p or store.unit_done(request_id, index - p)) and not store.is_cancelled(request_id):
-                self.dispatch_unit(params, index)
-                started_during_walk.append(index)
-
-        started_during_walk: list[int] = []
-
-        def publish_walk(sub: int, first: str) -> None:
-            self.app.send_task("dms.walk", args=(request_id, params.epoch, sub), queue=params.control_queue,
-                               argsrepr=f"({request_id!r}, {sub}) walk {first}/ …")  # fmt: skip
-
-        try:
-            _check_paths(params)
-            entries = fanned_out_walk(store, params, publish_walk) if fan_out_wanted(params) else None
-            totals = plan_tree(store, params, on_unit=start_unit, entries=entries)
-        except (PathError, ConfinementError, OSError) as exc:
-            store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
-            store.log_event(request_id, "planning failed", error=str(exc))
-            self.dispatch_finalize(params)  # reports, and runs the caller's chain
-            return {"request_id": request_id, "state": RequestState.FAILED.value}
-        drop_walk_keys(store, request_id)
-        progress = store.mark_planned(request_id, **totals.as_fields())
-        store.set_state(request_id, RequestState.TRANSFERRING)
-        store.log_event(request_id, "planned", files=totals.files_total, bytes=totals.bytes_total,
-                        units=totals.tasks_total, skipped=totals.skipped,
-                        started_during_walk=len(started_during_walk))  # fmt: skip
-        total = totals.tasks_total
-        redelivered = False
-    else:  # redelivered after planning: re-publish the first lanes (duplicates are harmless)
+    redelivered = bool(info.get("planned"))
+    if redelivered:  # re-publish the first lanes (duplicates are harmless)
         total = int(info["tasks_total"])
         progress = store.mark_planned(request_id)
-        redelivered = True
+    else:
+        planned = _walk_and_cut(self, params)
+        if planned is None:
+            return {"request_id": request_id, "state": RequestState.FAILED.value}
+        total, progress = planned
     if store.is_cancelled(request_id):  # cancelled while planning: start nothing, let finalize end it
         if not progress.finalize_sent:
             self.dispatch_finalize(params)
@@ -150,12 +110,53 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     if interrupted:
         restart_lane_heads(store, self, params, reason="its plan had been interrupted")  # finalize too, if due
         return {"request_id": request_id, "units": total}
-    for index in range(min(params.parallelism, total)):
+    for index in Lanes(params.parallelism).heads(total):
         if not store.unit_done(request_id, index) and (redelivered or not store.was_dispatched(request_id, index)):
             self.dispatch_unit(params, index)
     if progress.all_done and not progress.finalize_sent:
         self.dispatch_finalize(params)
     return {"request_id": request_id, "units": total}
+
+
+def _walk_and_cut(self: DmsTask, params: SyncParams) -> tuple[int, UnitProgress] | None:
+    """Walk the tree and cut it into units, starting each unit as soon as its lane allows;
+    returns the unit count and progress, or None when planning failed (the request is
+    FAILED and its finalize sent)."""
+    store, request_id = self.store, params.request_id
+    store.set_state(request_id, RequestState.PLANNING)
+    store.log_event(request_id, "planning", worker=self.request.hostname)
+    lanes = Lanes(params.parallelism)
+    started_during_walk: list[int] = []
+
+    def start_unit(index: int) -> None:
+        """Transfers start while the walk goes on; a transfer that finishes looks for the
+        next unit of its lane too: whoever sees both does it."""
+        if params.dry_run or store.was_dispatched(request_id, index):
+            return
+        if lanes.may_start(index, lambda k: store.unit_done(request_id, k)) and not store.is_cancelled(request_id):
+            self.dispatch_unit(params, index)
+            started_during_walk.append(index)
+
+    def publish_walk(sub: int, first: str) -> None:
+        self.app.send_task("dms.walk", args=(request_id, params.epoch, sub), queue=params.control_queue,
+                           argsrepr=f"({request_id!r}, {sub}) walk {first}/ …")  # fmt: skip
+
+    try:
+        _check_paths(params)
+        entries = fanned_out_walk(store, params, publish_walk) if fan_out_wanted(params) else None
+        totals = plan_tree(store, params, on_unit=start_unit, entries=entries)
+    except (PathError, ConfinementError, OSError) as exc:
+        store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
+        store.log_event(request_id, "planning failed", error=str(exc))
+        self.dispatch_finalize(params)  # reports, and runs the caller's chain
+        return None
+    WalkStore(store).drop(request_id)
+    progress = store.mark_planned(request_id, **totals.as_fields())
+    store.set_state(request_id, RequestState.TRANSFERRING)
+    store.log_event(request_id, "planned", files=totals.files_total, bytes=totals.bytes_total,
+                    units=totals.tasks_total, skipped=totals.skipped,
+                    started_during_walk=len(started_during_walk))  # fmt: skip
+    return totals.tasks_total, progress
 
 
 def _check_paths(params: SyncParams) -> None:
