@@ -92,7 +92,7 @@ def main() -> None:
         sys.exit(f"cannot run: {why}")
     ensure_iperf3()
     from dms.client import submit, wait
-    from dms.model import make_params
+    from dms.request import make_params
 
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)

@@ -4,9 +4,9 @@
     result = dms.sync("/data/project", "/scratch/project", parallelism=8)
     chain(dms.sync_signature("/data/a", "/scratch/a"), my_task.s()).apply_async()
 
-Options (all optional): request_id, parallelism, chunk_size (bytes or "64MiB"),
-copy_method ("copy_file_range" or "readwrite"), fsync, ignore_times; between clusters
-source_cluster + destination_cluster (or direction="A_TO_B") and scheduler.
+Options (all optional): request_id and the request options of dms.options.OPTIONS, by
+their Python names (parallelism, chunk_size as bytes or "64MiB", delete, include, ...);
+between clusters source_cluster + destination_cluster (or direction="A_TO_B").
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 from celery.canvas import Signature
 
-from dms.client import check_request_paths, new_request_id, submit, wait
+from dms.client import check_request_paths, submit, wait
 from dms.config import load_config
-from dms.model import make_params
 from dms.paths import validate_pair
 from dms.plane import control_plane
+from dms.request import make_params, summarize
 from dms.routing import CONTROL_QUEUE
 
 __all__ = ["sync", "sync_signature"]
@@ -35,7 +35,7 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
     """
     from dms.application import app
 
-    params = make_params(source, destination, request_id="validate", **options)  # fail here, not in a worker
+    params = make_params(source, destination, **options)  # fail here, not in a worker
     if not params.clustered:  # across clusters the roots are checked where the plan runs
         validate_pair(params.source, params.destination)  # as dms.sync() and dms-submit check them
     # across clusters, dms.sync plans, so it runs where the source is (dms.cluster.<source>)
@@ -52,14 +52,7 @@ def sync(
     Uses the configured DMS service (DMS_BROKER_URL / DMS_CONFIG / `config`), or the
     embedded mode when none is configured, like `dms-submit sync --wait`.
     """
-    from dms.tasks.finalize import summarize
-
-    params = make_params(
-        source,
-        destination,
-        request_id=options.pop("request_id", None) or new_request_id(),
-        **options,
-    )
+    params = make_params(source, destination, **options)
     loaded = load_config(config) if config else None
     check_request_paths(params, loaded)  # before the embedded services start for nothing
     with control_plane(config, worker_concurrency=params.parallelism) as plane:

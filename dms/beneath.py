@@ -19,9 +19,8 @@ import os
 from types import TracebackType
 
 from dms.errors import ConfinementError
-from dms.model import SyncParams
+from dms.model import FailedPiece, SyncParams
 from dms.names import shown
-from dms.state import FailedPiece
 
 __all__ = ["DIR_FLAGS", "Beneath", "NotEmpty", "destination_beneath", "make_way", "remove_tree", "rename_replacing"]
 

@@ -7,10 +7,8 @@ Progress is read from DMS's own request state, never from Celery results
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from dms.config import DmsConfig
@@ -18,20 +16,16 @@ from dms.errors import RequestError, RequestExists
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.paths import validate_pair
 from dms.publishing import TaskSender
+from dms.request import check_request_id
 from dms.state import RequestStore
 
-__all__ = ["SETTLE_GRACE_SECONDS", "cancel", "check_request_paths", "new_request_id", "resume", "submit", "wait"]
+__all__ = ["SETTLE_GRACE_SECONDS", "cancel", "check_request_paths", "resume", "submit", "wait"]
 
 #: finalize writes the terminal state, settles the request (plan dropped, NIC load given back,
 #: retention set), then marks it `settled` and announces the end. A waiter that reads the
 #: terminal state in between waits for the mark, but not longer than this after the end (a
 #: finalize that died there, or a record from before the mark existed).
 SETTLE_GRACE_SECONDS = 10.0
-
-
-def new_request_id() -> str:
-    """Sortable and unique enough to type: 20261124-191500-3fa9c1."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def check_request_paths(params: SyncParams, config: DmsConfig | None = None) -> None:
@@ -65,8 +59,7 @@ def submit(
     cross-cluster request is checked against the clusters' roots of `config`
     (default: the workers.yml named by DMS_CONFIG) with a ConfinementError.
     """
-    if not params.request_id or any(c.isspace() or c in "/:*?" for c in params.request_id):
-        raise RequestError(f"request id {params.request_id!r}: use letters, digits, '.', '_' or '-'")
+    check_request_id(params.request_id)
     if check_paths or params.clustered:
         check_request_paths(params, config)
     if params.epoch == 0:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dms import defaults as default
 from dms.errors import ConfigError
 from dms.sizes import parse_size
 
@@ -65,9 +66,9 @@ class ControlConfig:
 
 @dataclass(frozen=True)
 class DefaultsConfig:
-    parallelism: int = 4
-    chunk_size: int = 64 * 1024 * 1024
-    scheduler: str = "least_loaded"
+    parallelism: int = default.PARALLELISM
+    chunk_size: int = default.CHUNK_SIZE
+    scheduler: str = default.SCHEDULER
     heartbeat_interval: float = 2.0
     heartbeat_ttl: float = 10.0
     data_timeout: float = 60.0
@@ -150,12 +151,12 @@ def load_config(path: str | Path) -> DmsConfig:
             state_url=_url(path, control, "state_url"),
         ),
         defaults=DefaultsConfig(
-            parallelism=_positive_int(path, defaults, "parallelism", 4),
-            chunk_size=_size(path, defaults, "chunk_size", 64 * 1024 * 1024),
-            scheduler=_name_string(path, defaults, "scheduler", "least_loaded"),
-            heartbeat_interval=_seconds(path, defaults, "heartbeat_interval", 2.0),
-            heartbeat_ttl=_seconds(path, defaults, "heartbeat_ttl", 10.0),
-            data_timeout=_seconds(path, defaults, "data_timeout", 60.0),
+            parallelism=_positive_int(path, defaults, "parallelism", DefaultsConfig.parallelism),
+            chunk_size=_size(path, defaults, "chunk_size", DefaultsConfig.chunk_size),
+            scheduler=_name_string(path, defaults, "scheduler", DefaultsConfig.scheduler),
+            heartbeat_interval=_seconds(path, defaults, "heartbeat_interval", DefaultsConfig.heartbeat_interval),
+            heartbeat_ttl=_seconds(path, defaults, "heartbeat_ttl", DefaultsConfig.heartbeat_ttl),
+            data_timeout=_seconds(path, defaults, "data_timeout", DefaultsConfig.data_timeout),
         ),
         clusters=_clusters(path, raw.get("clusters")),
     )

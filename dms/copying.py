@@ -20,10 +20,9 @@ from typing import Protocol
 
 from dms import native
 from dms.beneath import Beneath, destination_beneath, rename_replacing
-from dms.model import SyncParams, UnitPiece
+from dms.model import FailedPiece, RecordedPiece, SyncParams, UnitPiece
 from dms.names import shown
 from dms.paths import staging_path
-from dms.state import FailedPiece, RecordedPiece
 
 __all__ = [
     "SLICE_BYTES",
@@ -40,7 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: At most this much I/O per call into C++; between slices the task checks cancel.
-SLICE_BYTES = 64 * 1024 * 1024
+SLICE_BYTES = native.DEFAULT_SLICE_BYTES
 
 
 @dataclass

@@ -26,9 +26,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dms.diff import native_quick_check, up_to_date
 from dms.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams
-from dms.planner import native_quick_check, up_to_date
 from dms.remote_check import remote_up_to_date
 from dms.state import RequestStore
 from dms.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from dms.options import default_of
 
 __all__ = [
     "TERMINAL_STATES",
     "DirRecord",
+    "FailedPiece",
     "FileRecord",
     "LinkRecord",
+    "RecordedPiece",
     "RequestState",
     "SyncParams",
     "UnitPiece",
-    "make_params",
 ]
 
 
@@ -39,24 +41,25 @@ TERMINAL_STATES = frozenset({RequestState.SUCCEEDED, RequestState.FAILED, Reques
 
 @dataclass(frozen=True)
 class SyncParams:
-    """What a user asked for. Stored once per request; tasks carry only the id."""
+    """What a user asked for, validated (dms.request.make_params builds it). Stored once per
+    request; tasks carry only the id. Defaults come from the option table (dms.options)."""
 
     request_id: str
     source: str
     destination: str
-    parallelism: int = 4
-    chunk_size: int = 64 * 1024 * 1024
+    parallelism: int = default_of("parallelism")
+    chunk_size: int = default_of("chunk_size")
     #: A transfer task closes its unit at this many bytes (default: chunk_size).
-    unit_bytes: int = 64 * 1024 * 1024
+    unit_bytes: int = default_of("chunk_size")
     #: ... or at this many pieces, so tiny files are batched, not one task each.
     unit_max_files: int = 1000
-    copy_method: str = "copy_file_range"
+    copy_method: str = default_of("copy_method")
     #: Flush data to stable storage before publishing (syncfs per batch).
-    fsync: bool = True
+    fsync: bool = default_of("fsync")
     #: Copy every file, even those whose size, mtime and mode already match (rsync -I).
-    ignore_times: bool = False
-    control_queue: str = "dms.control"
-    data_queue: str = "dms.data"
+    ignore_times: bool = default_of("ignore_times")
+    control_queue: str = default_of("control_queue")
+    data_queue: str = default_of("data_queue")
     #: Where finalize runs: the destination's side (its cluster queue); "" = control_queue.
     finalize_queue: str = ""
     #: Cross-cluster requests: the cluster that holds the source, and the one that
@@ -64,19 +67,19 @@ class SyncParams:
     source_cluster: str | None = None
     destination_cluster: str | None = None
     #: Scheduler policy for this request (None: workers.yml's defaults.scheduler).
-    scheduler: str | None = None
+    scheduler: str | None = default_of("scheduler")
     #: Compare file contents (XXH3 of both copies) instead of size and mtime (rsync -c).
-    checksum: bool = False
+    checksum: bool = default_of("checksum")
     #: Remove destination entries absent from the source (rsync --delete) ...
-    delete: bool = False
+    delete: bool = default_of("delete")
     #: ... but at most this many (rsync --max-delete; -1: no limit).
-    max_delete: int = -1
+    max_delete: int = default_of("max_delete")
     #: Report what would be copied, updated and deleted; change nothing (rsync -n).
-    dry_run: bool = False
+    dry_run: bool = default_of("dry_run")
     #: Copy extended attributes (and with them POSIX ACLs) where both sides support them.
-    xattrs: bool = True
+    xattrs: bool = default_of("xattrs")
     #: Recreate fifos, sockets and (as root) devices instead of skipping them (rsync -D).
-    specials: bool = False
+    specials: bool = default_of("specials")
     #: --include/--exclude rules in order: ("+", pattern) or ("-", pattern).
     filters: tuple[tuple[str, str], ...] = ()
     #: Incarnation of the request: submit sets it from the clock (ms), `resume` increments it,
@@ -96,103 +99,6 @@ class SyncParams:
         fields = json.loads(text)
         fields["filters"] = tuple((str(k), str(p)) for k, p in fields.get("filters", ()))
         return cls(**fields)
-
-
-def make_params(
-    source: str,
-    destination: str,
-    *,
-    request_id: str,
-    parallelism: int = 4,
-    chunk_size: int | str = 64 * 1024 * 1024,
-    copy_method: str = "copy_file_range",
-    fsync: bool = True,
-    ignore_times: bool = False,
-    control_queue: str = "dms.control",
-    data_queue: str = "dms.data",
-    source_cluster: str | None = None,
-    destination_cluster: str | None = None,
-    direction: str | None = None,
-    scheduler: str | None = None,
-    checksum: bool = False,
-    delete: bool = False,
-    max_delete: int | None = None,
-    dry_run: bool = False,
-    xattrs: bool = True,
-    specials: bool = False,
-    filters: Sequence[tuple[str, str]] | Sequence[list[str]] = (),
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-) -> SyncParams:
-    """Validated SyncParams from user-facing options (CLI, Python API, dms.sync, Flower).
-
-    The paths are checked as spelled and made absolute here (dms.paths.request_path, a
-    PathError): every way into DMS builds its request through this function. What the
-    file system says of them is checked where they are visible (dms.paths.validate_pair).
-
-    `direction="A_TO_B"` (the reference design's spelling) is the same as
-    source_cluster="A", destination_cluster="B". Filter rules come as `filters`
-    (ordered ("+"|"-", pattern) pairs, as the CLI passes them) or, from Python,
-    as `include`/`exclude` lists (includes first, then excludes).
-    """
-    from dms.filters import RuleSet
-    from dms.paths import request_path
-    from dms.routing import cluster_queue
-    from dms.sizes import parse_size
-
-    if direction is not None:
-        src, sep, dst = str(direction).partition("_TO_")
-        if not sep or not src or not dst:
-            raise ValueError(f"direction must look like A_TO_B, got {direction!r}")
-        if (source_cluster or src) != src or (destination_cluster or dst) != dst:
-            raise ValueError(f"direction {direction!r} contradicts source/destination cluster")
-        source_cluster, destination_cluster = src, dst
-    if (source_cluster is None) != (destination_cluster is None):
-        raise ValueError("give both the source and the destination cluster (--from A --to B), or neither")
-    remote = source_cluster is not None  # the paths are on the clusters' nodes, maybe not visible here
-    source = request_path("source", source, remote=remote)
-    destination = request_path("destination", destination, remote=remote)
-    rules = tuple((str(k), str(p)) for k, p in filters) + tuple(("+", p) for p in include)
-    rules += tuple(("-", p) for p in exclude)
-    RuleSet(rules)  # refuse a malformed rule here
-    if max_delete is not None and (not isinstance(max_delete, int) or max_delete < 0):
-        raise ValueError(f"max_delete must be a non-negative integer, got {max_delete!r}")
-    finalize_queue = ""
-    if source_cluster is not None and destination_cluster is not None:
-        control_queue = cluster_queue(source_cluster)
-        finalize_queue = cluster_queue(destination_cluster)
-        data_queue = ""
-    chunk = parse_size(chunk_size)
-    if not isinstance(parallelism, int) or parallelism < 1:
-        raise ValueError(f"parallelism must be a positive integer, got {parallelism!r}")
-    if chunk < 1:
-        raise ValueError(f"chunk_size must be at least 1 byte, got {chunk_size!r}")
-    if copy_method not in ("copy_file_range", "readwrite"):
-        raise ValueError(f"copy_method must be 'copy_file_range' or 'readwrite', got {copy_method!r}")
-    return SyncParams(
-        request_id=request_id,
-        source=source,
-        destination=destination,
-        parallelism=parallelism,
-        chunk_size=chunk,
-        unit_bytes=chunk,
-        copy_method=copy_method,
-        fsync=bool(fsync),
-        ignore_times=bool(ignore_times),
-        control_queue=control_queue,
-        data_queue=data_queue,
-        finalize_queue=finalize_queue,
-        source_cluster=source_cluster,
-        destination_cluster=destination_cluster,
-        scheduler=scheduler,
-        checksum=bool(checksum),
-        delete=bool(delete),
-        max_delete=-1 if max_delete is None else max_delete,
-        dry_run=bool(dry_run),
-        xattrs=bool(xattrs),
-        specials=bool(specials),
-        filters=rules,
-    )
 
 
 #: Extended attributes as (name, base64 value) pairs; ACLs travel as system.posix_acl_* here.
@@ -306,3 +212,23 @@ class UnitPiece:
             record = FileRecord(file_id, relpath, size, mtime_ns, atime_ns, mode, row[9], row[10], xattrs, sparse)
             return cls(record, row[6], row[7])
         return cls(FileRecord(file_id, relpath, size, mtime_ns, atime_ns, mode, sparse=sparse), row[6], row[7], False)
+
+
+@dataclass(frozen=True)
+class RecordedPiece:
+    """A piece a transfer moved and verified: its digest, recorded for finalize and resume."""
+
+    file_id: int
+    offset: int
+    length: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class FailedPiece:
+    """A piece (or a whole file) that could not be moved or published, and why."""
+
+    file_id: int
+    relpath: str
+    message: str
+    errno: int | None = None

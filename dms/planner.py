@@ -18,14 +18,14 @@ from typing import Any
 
 from dms import native
 from dms.beneath import destination_beneath
+from dms.diff import dry_run_leaves_link, native_quick_check, up_to_date
 from dms.filters import RuleSet
-from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, UnitPiece
+from dms.model import DirRecord, FileRecord, LinkRecord, RecordedPiece, SyncParams, UnitPiece
 from dms.names import shown
 from dms.paths import staging_path
-from dms.publish import link_in_place
-from dms.state import SHARD, RecordedPiece, RequestStore
+from dms.state import SHARD, RequestStore
 from dms.unit_order import Interleaver
-from dms.walk import DirNames, Excluded, Skipped, UpToDate, read_xattrs, walk_tree
+from dms.walk import DirNames, Excluded, Skipped, UpToDate, walk_tree
 
 __all__ = ["PlanTotals", "describe_unit", "native_quick_check", "plan_tree", "up_to_date"]
 
@@ -50,15 +50,6 @@ class PlanTotals:
 
     def as_fields(self) -> dict[str, int]:
         return dict(self.__dict__)
-
-
-def content_matches(f: FileRecord, source: str, destination: str) -> bool:
-    try:
-        return native.hash_range(os.path.join(source, f.relpath), 0, f.size) == native.hash_range(
-            os.path.join(destination, f.relpath), 0, f.size
-        )
-    except OSError:
-        return False
 
 
 def describe_unit(pieces: list[UnitPiece]) -> str:
@@ -196,7 +187,7 @@ def plan_tree(
                 skeleton.make(found.relpath)
         elif isinstance(found, LinkRecord):
             links.add(found)
-            if params.dry_run and not (visible and _link_in_place(params.destination, found)):
+            if params.dry_run and not (visible and dry_run_leaves_link(params.destination, found)):
                 rel, target = shown(found.relpath), shown(found.target)
                 note({"sym": f"link {rel} -> {target}", "hard": f"hardlink {rel} => {target}",
                       "special": f"special {rel}"}[found.kind])  # fmt: skip
@@ -259,56 +250,6 @@ class _Skeleton:
 
     def __del__(self) -> None:  # a plan that raised midway
         self.beneath.close()
-
-
-def _link_in_place(destination: str, link: LinkRecord) -> bool:
-    """Whether a dry run would leave `link` as it is (so it lists nothing for it, as rsync -n)."""
-    final = os.path.join(destination, link.relpath)
-    try:
-        return link_in_place(link, final, os.lstat(final), os.path.join(destination, link.target))
-    except OSError:
-        return False
-
-
-def native_quick_check(params: SyncParams) -> str | None:
-    """The destination root for walk_tree's native quick check (quick_check_into), or None
-    where it does not apply: across clusters (a receiver answers), with --ignore-times (no
-    check), with --checksum (up_to_date hashes both copies)."""
-    same_side = params.source_cluster == params.destination_cluster
-    return params.destination if same_side and not params.ignore_times and not params.checksum else None
-
-
-def up_to_date(f: FileRecord, params: SyncParams) -> bool:
-    """rsync's quick check: a regular file of the same size and mtime (to the nanosecond),
-    and the same mode, is already there. Anything else (missing, another type, a
-    different size, time or mode; as root another owner; with xattrs other extended
-    attributes) is copied again. --ignore-times turns this off.
-
-    With --checksum (rsync -c): same size and same content (XXH3-128 of both copies,
-    read by the native core); a file whose content matches but whose mtime or mode
-    differ only gets its metadata fixed, as rsync -a -c does."""
-    final = os.path.join(params.destination, f.relpath)
-    try:
-        st = os.lstat(final)
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
-        return False
-    owner_differs = os.geteuid() == 0 and f.uid >= 0 and (st.st_uid, st.st_gid) != (f.uid, f.gid)
-    if not params.checksum:
-        same_meta = st.st_mtime_ns == f.mtime_ns and stat.S_IMODE(st.st_mode) == f.mode
-        return same_meta and not owner_differs and not (params.xattrs and read_xattrs(final) != f.xattrs)
-    if owner_differs or (params.xattrs and read_xattrs(final) != f.xattrs):
-        return False  # copied again: the publish sets owner and attributes on what it verified
-    if not content_matches(f, params.source, params.destination):
-        return False
-    if not params.dry_run and (st.st_mtime_ns != f.mtime_ns or stat.S_IMODE(st.st_mode) != f.mode):
-        try:  # same content: only the metadata needs fixing (rsync -a -c)
-            os.chmod(final, f.mode)
-            os.utime(final, ns=(f.atime_ns, f.mtime_ns))
-        except OSError:
-            return False
-    return True
 
 
 def _still_staged(params: SyncParams, entry: FileRecord) -> bool:

@@ -19,17 +19,18 @@ from dataclasses import dataclass
 
 from dms import native
 from dms.beneath import DIR_FLAGS, Beneath, destination_beneath, rename_replacing
+from dms.diff import link_in_place, special_mode
 from dms.filters import RuleSet
-from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams, Xattrs
+from dms.model import DirRecord, FailedPiece, FileRecord, LinkRecord, SyncParams, Xattrs
 from dms.names import printable, shown
 from dms.paths import is_staging_name, staged_by, staging_path
-from dms.state import FailedPiece, RequestStore
+from dms.state import RequestStore
 
-__all__ = ["PublishReport", "link_in_place", "publish_request"]
+__all__ = ["PublishReport", "publish_request"]
 
 log = logging.getLogger(__name__)
 
-VERIFY_SLICE_BYTES = 64 * 1024 * 1024
+VERIFY_SLICE_BYTES = native.DEFAULT_SLICE_BYTES
 #: Threads verifying staged chunks in finalize: one per core, at most 4.
 VERIFY_THREADS = int(os.environ.get("DMS_VERIFY_THREADS", str(min(4, os.cpu_count() or 1))))
 
@@ -320,7 +321,7 @@ def _apply_link(link: LinkRecord, final: str, staged: str, params: SyncParams, b
         elif link.kind == "sym":
             os.symlink(link.target, staged)
         else:
-            os.mknod(staged, *_special_mode(link))
+            os.mknod(staged, *special_mode(link))
         rename_replacing(staged, final, params.delete, shown_rel)
         here = os.lstat(final)
     if link.kind == "hard":
@@ -330,28 +331,6 @@ def _apply_link(link: LinkRecord, final: str, staged: str, params: SyncParams, b
         os.lchown(final, link.uid, link.gid)
     if here.st_mtime_ns != link.mtime_ns:
         os.utime(final, ns=(link.atime_ns, link.mtime_ns), follow_symlinks=False)
-
-
-def link_in_place(link: LinkRecord, final: str, here: os.stat_result | None, first: str) -> bool:
-    """Whether `final` (whose lstat is `here`, None if missing) already is what `link` makes
-    there: the same symlink target, the same inode as the hard link's first name `first`, the
-    same special file. What is in place is left alone, and a dry run does not list it."""
-    if here is None:
-        return False
-    if link.kind == "hard":
-        there = os.lstat(first)
-        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-    if link.kind == "sym":
-        return stat.S_ISLNK(here.st_mode) and os.readlink(final) == link.target
-    mode, rdev = _special_mode(link)
-    device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-    return here.st_mode == mode and (not device or here.st_rdev == rdev)
-
-
-def _special_mode(link: LinkRecord) -> tuple[int, int]:
-    """(st_mode, st_rdev) of a special file's record (its target is "<st_mode>:<st_rdev>")."""
-    mode, rdev = (int(x) for x in link.target.split(":"))
-    return mode, rdev
 
 
 def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int, report: PublishReport) -> None:

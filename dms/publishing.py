@@ -28,7 +28,8 @@ import socket
 import uuid
 from typing import Any, Protocol
 
-from dms.resp import RespClient, light_url, redacted
+from dms.resp import RespClient, light_url
+from dms.settings import redacted
 
 __all__ = ["KombuSender", "RespSender", "TaskSender", "kombu_envelope", "task_message"]
 

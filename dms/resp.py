@@ -28,8 +28,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dms.errors import BrokerUnavailable
+from dms.settings import redacted
 
-__all__ = ["RespClient", "RespError", "connect_light", "light_url", "redacted"]
+__all__ = ["RespClient", "RespError", "connect_light", "light_url"]
 
 RETRY_SECONDS = float(os.environ.get("DMS_REDIS_RETRY_SECONDS", "30"))
 
@@ -69,16 +70,6 @@ def light_url(url: str) -> Address | None:
         return None
     db = parts.path.strip("/") or query.get("db", query.get("virtual_host", ["0"]))[0]
     return Address(parts.hostname or "127.0.0.1", parts.port or 6379, None, int(db or 0), user, password)
-
-
-def redacted(url: str) -> str:
-    """`url` with its password replaced by `***`, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def _encode(args: Sequence[Any]) -> bytes:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dms import defaults as default
 from dms.config import NodeConfig
 
 if TYPE_CHECKING:
@@ -34,8 +35,8 @@ __all__ = [
     "worker_queues",
 ]
 
-CONTROL_QUEUE = "dms.control"
-DATA_QUEUE = "dms.data"
+CONTROL_QUEUE = default.CONTROL_QUEUE
+DATA_QUEUE = default.DATA_QUEUE
 
 _CONTROL_TASKS = frozenset({"dms.plan", "dms.walk", "dms.finalize"})
 

@@ -18,13 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from dms.config import DmsConfig, NodeConfig, load_config
 from dms.errors import ConfigError
-from dms.resp import redacted
 
 __all__ = [
     "DEFAULT_BROKER_URL",
     "Endpoints",
     "active_config",
     "current_node",
+    "redacted",
     "redis_client_url",
     "resolve_endpoints",
 ]
@@ -42,6 +42,16 @@ class Endpoints:
 
 #: URL schemes of a Redis that kombu (the broker) and redis-py (the state) both reach.
 REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "unix")
+
+
+def redacted(url: str) -> str:
+    """`url` with its password replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def resolve_endpoints(config_path: str | None = None, environ: dict[str, str] | None = None) -> Endpoints:

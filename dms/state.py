@@ -42,9 +42,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dms.errors import BrokerUnavailable, RequestError, RequestExists
-from dms.model import TERMINAL_STATES, DirRecord, FileRecord, LinkRecord, RequestState, SyncParams, UnitPiece
+from dms.model import (
+    TERMINAL_STATES,
+    DirRecord,
+    FailedPiece,
+    FileRecord,
+    LinkRecord,
+    RecordedPiece,
+    RequestState,
+    SyncParams,
+    UnitPiece,
+)
 from dms.names import printable, shown
-from dms.resp import redacted
+from dms.settings import redacted
 
 if TYPE_CHECKING:  # redis-py is imported where it is used: a client process may not load it (dms.resp)
     import redis
@@ -57,9 +67,7 @@ __all__ = [
     "REQUESTS_INDEX",
     "SHARD",
     "EndSignal",
-    "FailedPiece",
     "Keys",
-    "RecordedPiece",
     "RequestStore",
     "UnitProgress",
     "connect",
@@ -174,22 +182,6 @@ class Keys:
 
     def failed(self, shard: int) -> str:
         return f"{self.base}:failed:{shard}"
-
-
-@dataclass(frozen=True)
-class RecordedPiece:
-    file_id: int
-    offset: int
-    length: int
-    digest: str
-
-
-@dataclass(frozen=True)
-class FailedPiece:
-    file_id: int
-    relpath: str
-    message: str
-    errno: int | None = None
 
 
 @dataclass(frozen=True)

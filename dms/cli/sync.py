@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -12,12 +14,16 @@ from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.cli.options import SIZE
 from dms.cli.render import request_json, request_lines
-from dms.client import check_request_paths, new_request_id, submit, wait
+from dms.client import check_request_paths, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import ConfigError, DmsError, RequestError
-from dms.model import RequestState, make_params
+from dms.model import RequestState
+from dms.options import OPTIONS, Option
+from dms.request import make_params
 
 __all__ = ["sync"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _OrderedFilters(click.Command):
@@ -41,63 +47,71 @@ def _ordered_rules(ctx: click.Context, include: tuple[str, ...], exclude: tuple[
     return rules
 
 
+def _click_option(option: Option) -> Callable[[F], F]:
+    """The click option of one request option of the table (dms.options)."""
+    flags = [option.cli, option.short] if option.short else [option.cli]
+    kwargs: dict[str, Any] = {"help": option.help, "metavar": option.metavar}
+    if option.kind == "flag":
+        kwargs["is_flag"] = True
+    elif option.kind == "int":
+        kwargs["type"] = click.IntRange(1, 1024)
+    elif option.kind == "count":
+        kwargs["type"] = click.IntRange(0)
+    elif option.kind == "size":
+        kwargs["type"] = SIZE
+    elif option.kind == "choice":
+        kwargs.update(type=click.Choice(list(option.choices)), default=option.default, show_default=True)
+    elif option.kind == "patterns":
+        kwargs["multiple"] = True
+    return click.option(*flags, option.name, **kwargs)
+
+
+def _request_options(command: F) -> F:
+    """Every request option that has a command-line spelling, in the table's order."""
+    for option in reversed([o for o in OPTIONS if o.cli]):
+        command = _click_option(option)(command)
+    return command
+
+
+def _from_command_line(ctx: click.Context, given: dict[str, Any], defaults: DefaultsConfig) -> dict[str, Any]:
+    """make_params options from the parsed command line: a negated flag turns its option
+    off, rules keep their command-line order, and what is not given is left to
+    workers.yml's defaults (parallelism, chunk size), then to the table's."""
+    options: dict[str, Any] = {}
+    patterns: dict[str, tuple[str, ...]] = {}
+    for option in OPTIONS:
+        if not option.cli:
+            continue
+        value = given[option.name]
+        if option.kind == "patterns":
+            patterns[option.name] = value
+        elif option.negate:
+            options[option.name] = not value
+        elif value is not None:
+            options[option.name] = value
+    options.setdefault("parallelism", defaults.parallelism)
+    options.setdefault("chunk_size", defaults.chunk_size)
+    options["filters"] = _ordered_rules(ctx, patterns["include"], patterns["exclude"])
+    return options
+
+
 @cli.command(cls=_OrderedFilters)
 @click.argument("source")  # plain strings: dms.paths checks them, with one style of message and exit 3
 @click.argument("destination")
 @click.option("--id", "request_id", help="Request id (default: generated, e.g. 20261124-191500-3fa9c1).")
-@click.option("--parallelism", "-p", type=click.IntRange(1, 1024), help="Transfer tasks in flight at once.")
-@click.option("--chunk-size", type=SIZE, help="Largest piece of one file per task, e.g. 64MiB (default).")
-@click.option(
-    "--copy-method",
-    type=click.Choice(["readwrite", "copy_file_range"]),
-    default="copy_file_range",
-    show_default=True,
-    help="How bytes move on one node; copy_file_range falls back to readwrite where the kernel "
-    "refuses (docs/decisions/0003-copy-method.md).",
-)
-@click.option(
-    "--ignore-times", "-I", is_flag=True, help="Copy every file, even those whose size, mtime and mode match."
-)
-@click.option("--from", "source_cluster", metavar="CLUSTER", help="Cluster that holds SOURCE (with --to).")
-@click.option("--to", "destination_cluster", metavar="CLUSTER", help="Cluster that receives DESTINATION.")
-@click.option("--direction", metavar="A_TO_B", help="Same as --from A --to B (the reference design's spelling).")
-@click.option("--scheduler", metavar="POLICY", help="Scheduler policy (default: workers.yml defaults.scheduler).")
-@click.option("--checksum", "-c", is_flag=True, help="Skip files by content (XXH3 of both copies), not size+mtime.")
-@click.option("--delete", is_flag=True, help="Delete destination entries that are not in the source (each is logged).")
-@click.option("--max-delete", type=click.IntRange(0), metavar="N", help="With --delete: delete at most N entries.")
-@click.option("--dry-run", "-n", is_flag=True, help="Show what would be copied, updated and deleted; change nothing.")
-@click.option("--include", multiple=True, metavar="PATTERN", help="Include what matches (rsync rules; repeatable).")
-@click.option("--exclude", multiple=True, metavar="PATTERN", help="Exclude what matches (rsync rules; repeatable).")
-@click.option("--specials", "-D", is_flag=True, help="Recreate fifos, sockets and (as root) devices (rsync -D).")
-@click.option("--no-xattrs", is_flag=True, help="Do not copy extended attributes (and ACLs).")
-@click.option("--no-fsync", is_flag=True, help="Do not flush data to disk before publishing (faster, less safe).")
+@_request_options
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def sync(
     obj: dict[str, str | None],
+    /,
     source: str,
     destination: str,
     request_id: str | None,
-    parallelism: int | None,
-    chunk_size: int | None,
-    copy_method: str,
-    ignore_times: bool,
-    source_cluster: str | None,
-    destination_cluster: str | None,
-    direction: str | None,
-    scheduler: str | None,
-    checksum: bool,
-    delete: bool,
-    max_delete: int | None,
-    dry_run: bool,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    no_xattrs: bool,
-    specials: bool,
-    no_fsync: bool,
     wait_: bool,
     as_json: bool,
+    **given: Any,
 ) -> None:
     """Copy the tree SOURCE into DESTINATION, verified, published file by file atomically.
 
@@ -120,7 +134,9 @@ def sync(
     try:
         config_path = obj.get("config_path")
         defaults = load_config(config_path).defaults if config_path else DefaultsConfig()
-        clustered = bool(source_cluster or destination_cluster or direction)
+        options = _from_command_line(click.get_current_context(), given, defaults)
+        scheduler = options.get("scheduler")
+        clustered = any(options.get(k) for k in ("source_cluster", "destination_cluster", "direction"))
         if clustered and not config_path:
             raise ConfigError("--from/--to need the workers.yml that defines the clusters (--config or DMS_CONFIG)")
         if scheduler:
@@ -129,27 +145,7 @@ def sync(
             get_policy(scheduler)  # an unknown name is refused here, not in a worker
         if clustered:
             os.environ["DMS_CONFIG"] = os.path.abspath(config_path or "")  # for the roots check in submit()
-        params = make_params(
-            source,
-            destination,
-            request_id=request_id or new_request_id(),
-            parallelism=parallelism or defaults.parallelism,
-            chunk_size=chunk_size or defaults.chunk_size,
-            copy_method=copy_method,
-            fsync=not no_fsync,
-            ignore_times=ignore_times,
-            source_cluster=source_cluster,
-            destination_cluster=destination_cluster,
-            direction=direction,
-            scheduler=scheduler,
-            checksum=checksum,
-            delete=delete,
-            max_delete=max_delete,
-            dry_run=dry_run,
-            xattrs=not no_xattrs,
-            specials=specials,
-            filters=_ordered_rules(click.get_current_context(), include, exclude),
-        )
+        params = make_params(source, destination, request_id=request_id, **options)
         check_request_paths(params)  # before the embedded services start for nothing
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
             submit(plane.sender, plane.store, params, check_paths=False)  # checked above

@@ -11,30 +11,15 @@ from dms.application import app
 from dms.beneath import destination_beneath
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.publish import PublishReport, publish_request
+from dms.request import summarize
 from dms.state import RequestStore
 from dms.tasks.base import DmsTask
 
-__all__ = ["RETENTION_SECONDS", "finalize", "summarize"]
+__all__ = ["RETENTION_SECONDS", "finalize"]
 
 #: How long an ended request's state stays in Redis (docs/operations.md, "Retention").
 RETENTION_SECONDS = int(os.environ.get("DMS_RETENTION_SECONDS", str(7 * 24 * 3600)))
 _LOCK_TTL = 3600
-
-
-def summarize(request_id: str, info: dict[str, Any]) -> dict[str, Any]:
-    """The small result a sync returns (and a chained task receives)."""
-    started, finished = info.get("created_at"), info.get("finished_at")
-    return {
-        "request_id": request_id,
-        "state": info.get("state"),
-        "error": info.get("error"),
-        "files_total": info.get("files_total", 0),
-        "files_done": info.get("files_done", 0),
-        "files_failed": info.get("files_failed", 0),
-        "bytes_total": info.get("bytes_total", 0),
-        "bytes_done": info.get("bytes_done", 0),
-        "seconds": round(finished - started, 3) if started and finished else None,
-    }
 
 
 @app.task(name="dms.finalize", bind=True, base=DmsTask, track_started=True)  # type: ignore[untyped-decorator]

@@ -10,10 +10,11 @@ from dms.beneath import destination_beneath
 from dms.errors import ConfinementError, PathError, RequestExists
 from dms.fanout import fan_out_wanted, fanned_out_walk, walk_subtree
 from dms.lanes import Lanes, restart_lane_heads
-from dms.model import TERMINAL_STATES, RequestState, SyncParams, make_params
+from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.names import shown
 from dms.paths import validate_pair, validate_source
 from dms.planner import plan_tree
+from dms.request import make_params, task_request_id
 from dms.roots import check_roots, under_roots
 from dms.settings import active_config, current_node
 from dms.state import UnitProgress
@@ -39,7 +40,7 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
     redelivered message finds the request it already created. Chained tasks run
     after dms.finalize, with its summary.
     """
-    request_id = options.pop("request_id", None) or f"sync-{self.request.id}"
+    request_id = options.pop("request_id", None) or task_request_id(self.request.id)
     params = make_params(source, destination, request_id=request_id, **options)
     if not params.clustered:
         validate_pair(params.source, params.destination)  # refused before the request exists

@@ -24,14 +24,13 @@ from dms.application import app
 from dms.config import NodeConfig, read_secret
 from dms.copying import Spec, UnitResult, copy_unit, send_unit
 from dms.errors import AuthenticationError, ConfinementError, IntegrityError, ProtocolError
-from dms.model import SyncParams, UnitPiece
+from dms.model import FailedPiece, SyncParams, UnitPiece
 from dms.nics import usable
 from dms.placement import NoRoute, Route
 from dms.registry import NicEndpoint
 from dms.roots import under_roots
 from dms.routing import nic_of_queue, nic_queue
 from dms.settings import active_config, current_node
-from dms.state import FailedPiece
 from dms.tasks.base import DmsTask
 
 __all__ = ["TransferTask", "transfer"]

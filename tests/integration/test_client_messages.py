@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from dms.client import wait
-from dms.model import RequestState, make_params
+from dms.model import RequestState
 from dms.publishing import KombuSender, RespSender
+from dms.request import make_params
 from dms.resp import connect_light
 from dms.state import RequestStore
 from tests.services import RedisServer

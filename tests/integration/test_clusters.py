@@ -24,7 +24,7 @@ import pytest
 from dms import native
 from dms.client import resume, submit, wait
 from dms.errors import ConfinementError, PathError
-from dms.model import make_params
+from dms.request import make_params
 from tests.clusters import NodeWorker, free_port, write_config, write_secret
 from tests.conftest import unique_id
 from tests.pagecache import cached_bytes, make_cold

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from dms.client import resume, submit, wait
-from dms.model import make_params
+from dms.request import make_params
 from tests.conftest import unique_id
 from tests.trees import MIB, write_unique
 

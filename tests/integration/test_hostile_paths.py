@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from dms.client import resume, submit, wait
-from dms.model import make_params
+from dms.request import make_params
 from tests.conftest import unique_id, wait_for_state
 from tests.generative import tally
 from tests.trees import MIB, assert_same_tree, meta_snapshot, write_unique

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dms.client import submit, wait
-from dms.model import make_params
+from dms.request import make_params
 from tests.clusters import Deployment, multihost_deployment
 from tests.conftest import unique_id
 from tests.netns import counter_delta, netns_unavailable

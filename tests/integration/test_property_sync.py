@@ -31,7 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from dms.client import submit, wait
 from dms.filters import RuleSet
-from dms.model import make_params
+from dms.request import make_params
 from tests.conftest import unique_id
 from tests.generative import profile, tally
 from tests.trees import assert_like_oracle, rsync_succeeded

@@ -13,7 +13,8 @@ import pytest
 
 import dms.resp
 from dms.errors import BrokerUnavailable
-from dms.model import RequestState, make_params
+from dms.model import RequestState
+from dms.request import make_params
 from dms.resp import RespClient, RespError, connect_light
 from dms.state import RequestStore, connect
 from tests.services import RedisServer

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from dms.client import resume, submit, wait
-from dms.model import SyncParams, make_params
+from dms.model import SyncParams
+from dms.request import make_params
 from tests.conftest import unique_id, wait_for_state
 from tests.trees import MIB, assert_like_rsync, build_semantics_tree, meta_snapshot, write_unique
 

@@ -349,8 +349,7 @@ def test_the_walk_fans_out_over_subtrees(tmp_path: Path, dms_app: Any, store: An
 def test_nothing_is_recorded_into_a_request_that_has_ended(store: Any) -> None:
     """A task that passed its own liveness check just before its request ended (a hung node
     waking up) records nothing: no digest, no bytes, no unit, no published file."""
-    from dms.model import RequestState
-    from dms.state import RecordedPiece
+    from dms.model import RecordedPiece, RequestState
 
     rid = unique_id("ended")
     store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))
@@ -373,7 +372,7 @@ def test_a_request_lost_by_redis_takes_no_late_writes_and_its_id_starts_clean(st
     nothing into the missing request, and if keys of the id were left anyway (an older DMS,
     a late inflight report), a new request under the same id does not inherit them: no unit
     counts as done, no file as published, no bytes as moved."""
-    from dms.state import RecordedPiece
+    from dms.model import RecordedPiece
 
     rid = unique_id("lost")
     late = store.record_unit(rid, 0, [RecordedPiece(0, 0, 10, "a" * 32)], [])

@@ -178,7 +178,7 @@ def test_secret_file_must_be_private_and_long_enough(tmp_path: Path) -> None:
 
 
 def test_direction_and_cluster_options() -> None:
-    from dms.model import make_params
+    from dms.request import make_params
 
     p = make_params("/a", "/b", request_id="r", direction="A_TO_B")
     assert (p.source_cluster, p.destination_cluster) == ("A", "B")

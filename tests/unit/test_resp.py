@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dms.resp import Address, RespError, _encode, _Incomplete, _parse, light_url, redacted
+from dms.resp import Address, RespError, _encode, _Incomplete, _parse, light_url
+from dms.settings import redacted
 
 
 def test_urls_of_redis_py_and_kombu_are_understood() -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from dms.config import DmsConfig
 from dms.errors import ConfigError
-from dms.model import make_params
 from dms.placement import NoRoute, Placement
 from dms.registry import NicEndpoint, NodeStatus, Registry
+from dms.request import make_params
 from dms.scheduling import (
     LeastLoaded,
     RoundRobin,

@@ -1,0 +1,60 @@
+"""The option table is the one list of request options: the CLI, make_params and SyncParams follow it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+import pytest
+
+from dms.cli.sync import sync
+from dms.errors import RequestError
+from dms.model import SyncParams
+from dms.options import OPTIONS
+from dms.request import check_request_id, make_params, task_request_id
+
+
+def test_the_command_line_offers_exactly_the_table_options_with_a_flag() -> None:
+    offered = {p.name for p in sync.params if isinstance(p, click.Option)} - {"request_id", "wait_", "as_json"}
+    assert offered == {o.name for o in OPTIONS if o.cli}
+    for option in OPTIONS:
+        if option.cli:
+            param = next(p for p in sync.params if p.name == option.name)
+            assert option.cli in param.opts and option.help == param.help
+
+
+def test_sync_params_take_their_defaults_from_the_table() -> None:
+    fields = {f.name: f.default for f in dataclasses.fields(SyncParams)}
+    shared = [o for o in OPTIONS if o.name in fields]
+    assert len(shared) >= 12
+    for option in shared:
+        assert fields[option.name] == option.default, option.name
+
+
+def test_make_params_accepts_every_table_option_and_refuses_others(tmp_path: object) -> None:
+    values = {"parallelism": 2, "chunk_size": "1MiB", "copy_method": "readwrite", "max_delete": 3,
+              "include": ["*.c"], "exclude": ["*"], "filters": [("+", "*/")], "scheduler": "round_robin",
+              "control_queue": "q.c", "data_queue": "q.d"}  # fmt: skip
+    for option in OPTIONS:
+        if option.name in ("source_cluster", "destination_cluster", "direction"):
+            continue  # a pair; covered below
+        value = values.get(option.name, not option.default if option.kind == "flag" else option.default)
+        make_params("/a", "/b", **{option.name: value})
+    params = make_params("/a", "/b", direction="A_TO_B")
+    assert (params.source_cluster, params.destination_cluster) == ("A", "B")
+    with pytest.raises(ValueError, match=r"unknown option.*paralellism"):
+        make_params("/a", "/b", paralellism=2)
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "a/b", "x:y", "*", "tab\there", "nl\n", "\x01", 7, None])
+def test_request_ids_are_checked_in_one_place(bad: object) -> None:
+    with pytest.raises(RequestError):
+        check_request_id(bad)
+    if isinstance(bad, str):
+        with pytest.raises(RequestError):
+            make_params("/a", "/b", request_id=bad)
+
+
+def test_generated_and_task_derived_ids_pass_the_check() -> None:
+    assert make_params("/a", "/b").request_id
+    assert task_request_id("9f1c-aa") == "sync-9f1c-aa"
