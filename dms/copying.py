@@ -22,6 +22,7 @@ from dms import native
 from dms.beneath import Beneath, destination_beneath, rename_replacing
 from dms.model import FailedPiece, RecordedPiece, SyncParams, UnitPiece
 from dms.names import shown
+from dms.native import CopySpec, PublishSpec
 from dms.paths import staging_path
 
 __all__ = [
@@ -64,10 +65,6 @@ class SlicedWorker(Protocol):
     def step(self, max_bytes: int = ...) -> list[tuple[int, str | None, BaseException | None]]: ...
 
 
-Spec = tuple[str, str, int, int, int, int, bool, bool] | tuple[str, str, int, int, int, int, bool, bool, bool, int,
-                                                                  int, int, int]  # fmt: skip
-
-
 def copy_unit(
     params: SyncParams,
     pieces: Sequence[UnitPiece],
@@ -79,7 +76,7 @@ def copy_unit(
     """Copy every piece of a unit on this node (the local transport); then, if
     `may_publish()` still says so (not cancelled, not stale), publish its whole files."""
     result = UnitResult()
-    specs: list[Spec] = []
+    specs: list[CopySpec] = []
     runnable: list[UnitPiece] = []
     chown = os.geteuid() == 0
     # never write through a symlink swapped in below the root, nor read through one
@@ -94,7 +91,8 @@ def copy_unit(
             spec = piece_spec(params, piece, parent, source_dir)
             if publishable(params, piece):  # the copier verifies it and sets its metadata
                 f = piece.file
-                spec = (*spec, True, f.mode, f.uid if chown and f.uid >= 0 else -1, f.gid, f.atime_ns)
+                spec = spec._replace(finish=True, mode=f.mode, uid=f.uid if chown and f.uid >= 0 else -1, gid=f.gid,
+                                     atime_ns=f.atime_ns)  # fmt: skip
             specs.append(spec)
             runnable.append(piece)
         drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress)
@@ -111,7 +109,7 @@ def publishable(params: SyncParams, piece: UnitPiece) -> bool:
     return piece.whole_file and piece.full_record and not (params.xattrs and piece.file.xattrs)
 
 
-def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs: Sequence[Spec],
+def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs: Sequence[CopySpec],
                         result: UnitResult) -> None:  # fmt: skip
     """Publish each file this unit copied whole, as finalize would. The copier already read
     the staged bytes back against the source's digest and set owner, mode and times on them
@@ -119,16 +117,16 @@ def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs
     fails is removed from `result.ok` and failed, with its staging file removed (resume
     copies it again)."""
     piece_of = {(p.file.file_id, p.offset): (p, spec) for p, spec in zip(runnable, specs, strict=True)}
-    publish: list[tuple[str, str, int, str, int, int, int, int, int, bool]] = []
+    publish: list[PublishSpec] = []
     owners: list[int] = []  # publish entry -> index into result.ok
     for i, rec in enumerate(result.ok):
         piece, spec = piece_of[(rec.file_id, rec.offset)]
         if not publishable(params, piece):
             continue  # not finished by the copier: finalize publishes it
         f = piece.file
-        staged = spec[1]
-        final = os.path.join(os.path.dirname(staged), os.path.basename(f.relpath))
-        publish.append((staged, final, f.size, rec.digest, f.mode, -1, -1, f.atime_ns, f.mtime_ns, True))
+        final = os.path.join(os.path.dirname(spec.dst), os.path.basename(f.relpath))
+        publish.append(PublishSpec(spec.dst, final, f.size, rec.digest, f.mode, -1, -1, f.atime_ns, f.mtime_ns,
+                                   verified=True))  # fmt: skip
         owners.append(i)
     if not publish:
         return
@@ -143,9 +141,11 @@ def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs
         rec = result.ok[owners[index]]
         if isinstance(error, OSError) and error.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
             try:  # a directory stands at the final name: the source's file replaces it, as in rsync
-                staged, final = publish[index][0], publish[index][1]
                 rename_replacing(
-                    staged, final, params.delete, shown(piece_of[(rec.file_id, rec.offset)][0].file.relpath)
+                    publish[index].staged,
+                    publish[index].final,
+                    params.delete,
+                    shown(piece_of[(rec.file_id, rec.offset)][0].file.relpath),
                 )
                 digest = rec.digest
             except OSError as exc:
@@ -160,7 +160,7 @@ def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs
         result.failed.append(FailedPiece(rec.file_id, piece.file.relpath, f"{what}: {error}", code))
         result.failed_pieces.append((piece, error))
         with contextlib.suppress(OSError):
-            os.unlink(publish[index][0])
+            os.unlink(publish[index].staged)
     if dropped:
         result.ok = [rec for i, rec in enumerate(result.ok) if i not in dropped]
 
@@ -168,7 +168,7 @@ def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs
 def send_unit(
     params: SyncParams,
     pieces: Sequence[UnitPiece],
-    make_sender: Callable[[list[Spec]], SlicedWorker],
+    make_sender: Callable[[list[CopySpec]], SlicedWorker],
     cancelled: Callable[[], bool] = lambda: False,
     slice_bytes: int = SLICE_BYTES,
     progress: Callable[[int], None] = lambda moved: None,
@@ -181,7 +181,7 @@ def send_unit(
     """
     with Beneath(params.source) as source:  # read through the source's directories as opened, never a symlink
         result = UnitResult()
-        specs: list[Spec] = []
+        specs: list[CopySpec] = []
         runnable: list[UnitPiece] = []
         for p in pieces:
             try:
@@ -198,7 +198,9 @@ def send_unit(
         return result
 
 
-def piece_spec(params: SyncParams, piece: UnitPiece, parent: str | None = None, source_dir: str | None = None) -> Spec:
+def piece_spec(
+    params: SyncParams, piece: UnitPiece, parent: str | None = None, source_dir: str | None = None
+) -> CopySpec:
     """The native copier's spec of a piece; `parent` is where its staging file goes
     (a Beneath path locally; the plain path when a receiver confines it remotely), and
     `source_dir` the source file's directory as opened (a Beneath path: no symlink is
@@ -210,7 +212,8 @@ def piece_spec(params: SyncParams, piece: UnitPiece, parent: str | None = None, 
     src = os.path.join(params.source, f.relpath)
     if source_dir is not None:
         src = os.path.join(source_dir, os.path.basename(f.relpath))
-    return (src, staging_path(final, params.request_id), piece.offset, piece.length, f.size, f.mtime_ns, True, f.sparse)
+    return CopySpec(src, staging_path(final, params.request_id), piece.offset, piece.length, f.size, f.mtime_ns,
+                    check_source=True, sparse=f.sparse)  # fmt: skip
 
 
 def drive(

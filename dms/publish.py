@@ -101,7 +101,7 @@ def _publish_shard(
         _verify_and_rename(store, params, shard, files, digests, failed, published, chunker, report, beneath)
 
 
-def _verify_in_parallel(specs: list[tuple[str, int, int, str]], owner: list[int]) -> dict[int, str]:
+def _verify_in_parallel(specs: list[native.VerifySpec], owner: list[int]) -> dict[int, str]:
     """Hash every staged chunk again and compare; {owner index: first error}.
 
     The chunks are dealt out by owner (file) to up to VERIFY_THREADS native Verifiers,
@@ -109,13 +109,13 @@ def _verify_in_parallel(specs: list[tuple[str, int, int, str]], owner: list[int]
     page cache and hashing them is CPU work: four 1 GiB files took 0.45-0.5 s in one
     thread, the longest serial step of a large-file sync."""
     threads = max(1, min(VERIFY_THREADS, len(set(owner))))
-    groups: list[tuple[list[tuple[str, int, int, str]], list[int]]] = [([], []) for _ in range(threads)]
+    groups: list[tuple[list[native.VerifySpec], list[int]]] = [([], []) for _ in range(threads)]
     for spec, who in zip(specs, owner, strict=True):
         group = groups[who % threads]
         group[0].append(spec)
         group[1].append(who)
 
-    def run(group: tuple[list[tuple[str, int, int, str]], list[int]]) -> dict[int, str]:
+    def run(group: tuple[list[native.VerifySpec], list[int]]) -> dict[int, str]:
         found: dict[int, str] = {}
         verifier = native.Verifier(group[0])
         while not verifier.done:
@@ -147,7 +147,7 @@ def _verify_and_rename(
 ) -> None:
     rid = params.request_id
     candidates: list[tuple[FileRecord, str, str, bool]] = []  # file, staged, final, already renamed
-    verify_specs: list[tuple[str, int, int, str]] = []
+    verify_specs: list[native.VerifySpec] = []
     spec_owner: list[int] = []  # verify spec -> index into candidates
     newly_failed: list[FailedPiece] = []
     forget: list[str] = []  # digests of staging files removed here: resume must not count on them
@@ -179,7 +179,7 @@ def _verify_and_rename(
             if recorded is None or int(recorded.split(":")[0]) != length:
                 missing += 1
             else:
-                specs.append((final if renamed else staged, offset, length, recorded.split(":")[1]))
+                specs.append(native.VerifySpec(final if renamed else staged, offset, length, recorded.split(":")[1]))
         if missing:
             newly_failed.append(FailedPiece(f.file_id, f.relpath, f"{missing} chunk(s) were never copied"))
             continue  # what was staged stays for `resume`

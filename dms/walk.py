@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import operator
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from dms import native
 from dms.beneath import Beneath
@@ -154,10 +154,11 @@ def walk_tree(
             if err:
                 yield Skipped(rel_dir or ".", f"cannot list directory: {os.strerror(err)}")
                 continue
-            entries.sort(key=_by_name)
+            entries.sort(key=_BY_NAME)
             subdirs = []
             names = []
-            for name, err, mode, uid, gid, size, blocks, nlink, dev, ino, rdev, mtime_ns, atime_ns, current in entries:
+            for e in entries:
+                name, err, mode = e.name, e.err, e.mode
                 if is_staging_name(name):
                     continue  # a DMS staging file, never data
                 rel = f"{rel_dir}/{name}" if rel_dir else name
@@ -170,23 +171,23 @@ def walk_tree(
                     continue  # judged by the rules on its own type (rsync), and deleted unless they protect it
                 names.append(name)
                 if stat.S_ISREG(mode):
-                    if nlink > 1 and hardlinks:
-                        first = inodes.setdefault((dev, ino), rel)
+                    if e.nlink > 1 and hardlinks:
+                        first = inodes.setdefault((e.dev, e.ino), rel)
                         if first != rel:
                             yield LinkRecord(rel, "hard", first)
                             continue
-                    if current and (nlink == 1 or hardlinks):
-                        yield UpToDate(size)
+                    if e.up_to_date and (e.nlink == 1 or hardlinks):
+                        yield UpToDate(e.size)
                         continue
                     yield FileRecord(
-                        next_id, rel, size, mtime_ns, atime_ns, stat.S_IMODE(mode), uid, gid,
-                        read_xattrs(os.path.join(abs_dir, name)) if xattrs else (), blocks * 512 < size,
+                        next_id, rel, e.size, e.mtime_ns, e.atime_ns, stat.S_IMODE(mode), e.uid, e.gid,
+                        read_xattrs(os.path.join(abs_dir, name)) if xattrs else (), e.blocks * 512 < e.size,
                     )  # fmt: skip
                     next_id += 1
-                    if nlink > 1 and not hardlinks:
-                        yield Inode(rel, dev, ino, bool(current))
+                    if e.nlink > 1 and not hardlinks:
+                        yield Inode(rel, e.dev, e.ino, bool(e.up_to_date))
                 elif stat.S_ISDIR(mode):
-                    yield DirRecord(rel, mtime_ns, atime_ns, stat.S_IMODE(mode), uid, gid,
+                    yield DirRecord(rel, e.mtime_ns, e.atime_ns, stat.S_IMODE(mode), e.uid, e.gid,
                                     read_xattrs(os.path.join(abs_dir, name)) if xattrs else ())  # fmt: skip
                     subdirs.append(rel)
                 elif stat.S_ISLNK(mode):
@@ -195,9 +196,9 @@ def walk_tree(
                     except OSError as exc:
                         yield Skipped(rel, f"cannot read symbolic link: {exc.strerror}")
                         continue
-                    yield LinkRecord(rel, "sym", target, mtime_ns, atime_ns, uid, gid)
+                    yield LinkRecord(rel, "sym", target, e.mtime_ns, e.atime_ns, e.uid, e.gid)
                 elif specials:
-                    yield LinkRecord(rel, "special", f"{mode}:{rdev}", mtime_ns, atime_ns, uid, gid)
+                    yield LinkRecord(rel, "special", f"{mode}:{e.rdev}", e.mtime_ns, e.atime_ns, e.uid, e.gid)
                 else:
                     yield Skipped(rel, "special file (fifo, socket or device) skipped; --specials copies it")
             if listings:  # in pieces, so no stored value grows with the size of one directory
@@ -207,5 +208,4 @@ def walk_tree(
                 stack.extend(reversed(subdirs))
 
 
-def _by_name(entry: tuple[Any, ...]) -> str:
-    return str(entry[0])
+_BY_NAME = operator.attrgetter("name")

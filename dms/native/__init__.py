@@ -10,6 +10,7 @@ from dms.native._core import (
     DEFAULT_BUFFER_BYTES,
     DEFAULT_SLICE_BYTES,
     FileChunker,
+    ScanEntry,
     TcpReceiver,
     UnitCopier,
     UnitSender,
@@ -22,15 +23,20 @@ from dms.native._core import (
     scan_directory,
     sync_filesystem,
 )
+from dms.native.records import CopySpec, PublishSpec, VerifySpec
 
 __all__ = [
     "DEFAULT_BUFFER_BYTES",
     "DEFAULT_SLICE_BYTES",
+    "CopySpec",
     "FileChunker",
+    "PublishSpec",
+    "ScanEntry",
     "TcpReceiver",
     "UnitCopier",
     "UnitSender",
     "Verifier",
+    "VerifySpec",
     "copy_range",
     "digest_bytes",
     "hash_range",

@@ -3,19 +3,10 @@
 from collections.abc import Iterable
 from os import PathLike
 
+from dms.native.records import CopySpec, PublishSpec, VerifySpec
+
 _Path = str | bytes | PathLike[str] | PathLike[bytes]
 Outcome = tuple[int, str | None, BaseException | None]
-# (src, dst, offset, length, file_size, mtime_ns, check_source[, sparse[, finish, mode, uid, gid, atime_ns]])
-_CopySpec = (
-    tuple[_Path, _Path, int, int, int, int, bool]
-    | tuple[_Path, _Path, int, int, int, int, bool, bool]
-    | tuple[_Path, _Path, int, int, int, int, bool, bool, bool, int, int, int, int]
-)
-# (staged, final, size, digest_hex, mode, uid, gid, atime_ns, mtime_ns[, verified])
-_PublishSpec = (
-    tuple[_Path, _Path, int, str, int, int, int, int, int]
-    | tuple[_Path, _Path, int, str, int, int, int, int, int, bool]
-)
 
 DEFAULT_SLICE_BYTES: int
 DEFAULT_BUFFER_BYTES: int
@@ -30,7 +21,7 @@ class FileChunker:
 class UnitCopier:
     def __init__(
         self,
-        specs: Iterable[_CopySpec],
+        specs: Iterable[CopySpec],
         method: str = ...,
         buffer_size: int = ...,
     ) -> None: ...
@@ -45,7 +36,7 @@ class UnitCopier:
 class UnitSender:
     def __init__(
         self,
-        specs: Iterable[_CopySpec],
+        specs: Iterable[CopySpec],
         bind_address: str,
         host: str,
         port: int,
@@ -93,7 +84,7 @@ class TcpReceiver:
     def stats(self) -> dict[str, int]: ...
 
 class Verifier:
-    def __init__(self, specs: Iterable[tuple[_Path, int, int, str]], buffer_size: int = ...) -> None: ...
+    def __init__(self, specs: Iterable[VerifySpec], buffer_size: int = ...) -> None: ...
     @property
     def done(self) -> bool: ...
     def step(self, max_bytes: int = ...) -> list[Outcome]: ...
@@ -102,11 +93,26 @@ def copy_range(src: _Path, dst: _Path, offset: int, length: int, method: str = .
 def hash_range(path: _Path, offset: int, length: int, mapped: bool = True) -> str: ...
 def digest_bytes(data: bytes | bytearray | memoryview) -> str: ...
 def publish_whole_files(
-    specs: Iterable[_PublishSpec],
+    specs: Iterable[PublishSpec],
     sync_path: _Path | None = ...,
     buffer_size: int = ...,
 ) -> list[Outcome]: ...
-def scan_directory(
-    path: _Path, dest: _Path | None = ..., xattrs: bool = ...
-) -> tuple[int, list[tuple[str, int, int, int, int, int, int, int, int, int, int, int, int, bool]]]: ...
+
+class ScanEntry:
+    name: str
+    err: int
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    blocks: int
+    nlink: int
+    dev: int
+    ino: int
+    rdev: int
+    mtime_ns: int
+    atime_ns: int
+    up_to_date: bool
+
+def scan_directory(path: _Path, dest: _Path | None = ..., xattrs: bool = ...) -> tuple[int, list[ScanEntry]]: ...
 def sync_filesystem(path: _Path) -> None: ...

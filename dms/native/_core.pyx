@@ -113,9 +113,9 @@ cdef list _units(vector[c_chunker.WorkUnit] units):
 cdef class UnitCopier:
     """Copies a list of pieces into staging files, a bounded slice per step().
 
-    specs: (src, dst, offset, length, file_size, mtime_ns, check_source[, sparse[, finish, mode,
-    uid, gid, atime_ns]]) tuples; with `finish`, a whole-file piece is read back, compared and
-    given its metadata before its staging file closes (ready for publish_whole_files).
+    specs: dms.native.records.CopySpec records; with `finish`, a whole-file piece is read
+    back, compared and given its metadata before its staging file closes (ready for
+    publish_whole_files).
     step() returns (index, digest_hex, None) for each piece that finished and
     (index, None, exception) for each that failed; it never raises for a
     per-piece I/O problem, so one bad file does not stop the others.
@@ -155,20 +155,17 @@ cdef class UnitCopier:
 cdef vector[c_copier.CopySpec] _copy_specs(specs) except *:
     cdef vector[c_copier.CopySpec] cspecs
     cdef c_copier.CopySpec s
-    for spec in specs:
-        src, dst, offset, length, file_size, mtime_ns, check_source = spec[:7]
-        s.sparse = bool(spec[7]) if len(spec) > 7 else False
-        s.finish = False
-        if len(spec) > 8 and spec[8]:  # (finish, mode, uid, gid, atime_ns): see CopySpec::finish
-            s.finish = True
-            s.mode, s.uid, s.gid, s.atime_ns = spec[9], spec[10], spec[11], spec[12]
-        s.src = os.fsencode(src)
-        s.dst = os.fsencode(dst)
-        s.offset = offset
-        s.length = length
-        s.file_size = file_size
-        s.mtime_ns = mtime_ns
-        s.check_source = check_source
+    for spec in specs:  # dms.native.records.CopySpec
+        s.src = os.fsencode(spec.src)
+        s.dst = os.fsencode(spec.dst)
+        s.offset = spec.offset
+        s.length = spec.length
+        s.file_size = spec.file_size
+        s.mtime_ns = spec.mtime_ns
+        s.check_source = spec.check_source
+        s.sparse = spec.sparse
+        s.finish = spec.finish  # with it, mode, owner and atime: see CopySpec::finish
+        s.mode, s.uid, s.gid, s.atime_ns = spec.mode, spec.uid, spec.gid, spec.atime_ns
         cspecs.push_back(s)
     return cspecs
 
@@ -176,7 +173,7 @@ cdef vector[c_copier.CopySpec] _copy_specs(specs) except *:
 cdef class UnitSender:
     """Streams a unit's pieces to a remote TcpReceiver, a bounded slice per step().
 
-    specs are UnitCopier's tuples; dst is the staging path on the receiving
+    specs are UnitCopier's CopySpec records; dst is the staging path on the receiving
     node. The connection leaves from `bind_address` (the source NIC) and is
     made, authenticated with `secret`, inside the first step(). step()
     reports pieces like UnitCopier.step(); it raises OSError (connection
@@ -310,7 +307,7 @@ cdef class TcpReceiver:
 cdef class Verifier:
     """Re-reads staged ranges and compares them with their recorded digests.
 
-    specs: (path, offset, length, expected_digest_hex). step() reports like
+    specs: dms.native.records.VerifySpec records. step() reports like
     UnitCopier.step(); a mismatch is an IntegrityError value.
     """
 
@@ -320,7 +317,8 @@ cdef class Verifier:
     def __cinit__(self, specs, size_t buffer_size=DEFAULT_BUFFER_BYTES):
         cdef vector[c_copier.VerifySpec] cspecs
         cdef c_copier.VerifySpec s
-        for path, offset, length, expected in specs:
+        for spec in specs:  # dms.native.records.VerifySpec
+            path, offset, length, expected = spec.path, spec.offset, spec.length, spec.digest
             s.path = os.fsencode(path)
             s.offset = offset
             s.length = length
@@ -382,26 +380,24 @@ def digest_bytes(const unsigned char[:] data not None):
 def publish_whole_files(specs, sync_path=None, size_t buffer_size=DEFAULT_BUFFER_BYTES):
     """Verify staged whole files, set their metadata and rename them into place.
 
-    specs: (staged, final, size, digest_hex, mode, uid, gid, atime_ns, mtime_ns[, verified]); uid -1
-    leaves the owner alone; `verified` (the copier finished the file: UnitCopier spec `finish`)
-    leaves only the rename. With `sync_path`, one syncfs of its filesystem runs between
+    specs: dms.native.records.PublishSpec records; uid -1 leaves the owner alone; `verified`
+    (the copier finished the file: CopySpec `finish`) leaves only the rename. With `sync_path`, one syncfs of its filesystem runs between
     the metadata and the renames. Returns, per spec, (index, digest_hex, None) when it
     was published, else (index, None, exception); raises only if that syncfs fails.
     """
     cdef vector[c_publisher.PublishSpec] cspecs
     cdef c_publisher.PublishSpec s
-    for spec in specs:
-        staged, final, size, digest, mode, uid, gid, atime_ns, mtime_ns = spec[:9]
-        s.verified = bool(spec[9]) if len(spec) > 9 else False
-        s.staged = os.fsencode(staged)
-        s.final_path = os.fsencode(final)
-        s.size = size
-        s.expected = c_copier.parse_digest(digest.encode())
-        s.mode = mode
-        s.uid = uid
-        s.gid = gid
-        s.atime_ns = atime_ns
-        s.mtime_ns = mtime_ns
+    for spec in specs:  # dms.native.records.PublishSpec
+        s.verified = spec.verified
+        s.staged = os.fsencode(spec.staged)
+        s.final_path = os.fsencode(spec.final)
+        s.size = spec.size
+        s.expected = c_copier.parse_digest(spec.digest.encode())
+        s.mode = spec.mode
+        s.uid = spec.uid
+        s.gid = spec.gid
+        s.atime_ns = spec.atime_ns
+        s.mtime_ns = spec.mtime_ns
         cspecs.push_back(s)
     cdef string csync = os.fsencode(sync_path) if sync_path else b""
     cdef vector[c_copier.PieceOutcome] outs
@@ -410,10 +406,34 @@ def publish_whole_files(specs, sync_path=None, size_t buffer_size=DEFAULT_BUFFER
     return _outcomes(outs)
 
 
+cdef class ScanEntry:
+    """One entry of scan_directory: an lstat, and with a destination the quick check. A
+    compiled class, not a tuple: a walk makes one per entry, and callers read it by name."""
+
+    cdef readonly str name
+    cdef readonly int err
+    cdef readonly unsigned int mode
+    cdef readonly long long uid, gid
+    cdef readonly unsigned long long size, blocks, nlink, dev, ino, rdev
+    cdef readonly long long mtime_ns, atime_ns
+    cdef readonly bint up_to_date
+
+    def __repr__(self):
+        return f"ScanEntry({self.name!r}, err={self.err}, mode={self.mode:o}, size={self.size})"
+
+
+cdef ScanEntry _scan_entry(c_scan.ScanEntry* e):
+    cdef ScanEntry out = ScanEntry.__new__(ScanEntry)
+    out.name = os.fsdecode(e.name)
+    out.err, out.mode, out.uid, out.gid = e.err, e.mode, e.uid, e.gid
+    out.size, out.blocks, out.nlink, out.dev, out.ino, out.rdev = e.size, e.blocks, e.nlink, e.dev, e.ino, e.rdev
+    out.mtime_ns, out.atime_ns, out.up_to_date = e.mtime_ns, e.atime_ns, e.up_to_date
+    return out
+
+
 def scan_directory(path, dest=None, xattrs=False):
     """One directory of the walk: (errno or 0, entries), entries in the directory's own order as
-    (name, errno or 0, st_mode, uid, gid, size, blocks, nlink, dev, ino, rdev, mtime_ns, atime_ns,
-    up_to_date). With `dest`, up_to_date is rsync's quick check of a regular file against the same
+    ScanEntry records. With `dest`, up_to_date is rsync's quick check of a regular file against the same
     name in `dest` (regular there too, same size, mtime in ns and permission bits; as root the same
     owner; with `xattrs`, the same extended attributes)."""
     cdef string cpath = os.fsencode(path)
@@ -424,11 +444,8 @@ def scan_directory(path, dest=None, xattrs=False):
         scan = c_scan.scan_directory(cpath, cdest, cxattrs)
     cdef list entries = []
     cdef size_t i
-    cdef c_scan.ScanEntry* e
     for i in range(scan.entries.size()):
-        e = &scan.entries[i]
-        entries.append((os.fsdecode(e.name), e.err, e.mode, e.uid, e.gid, e.size, e.blocks, e.nlink, e.dev, e.ino,
-                        e.rdev, e.mtime_ns, e.atime_ns, e.up_to_date))
+        entries.append(_scan_entry(&scan.entries[i]))
     return scan.err, entries
 
 

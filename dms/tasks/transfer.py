@@ -22,7 +22,7 @@ from typing import Any
 from dms import native
 from dms.application import app
 from dms.config import NodeConfig, read_secret
-from dms.copying import Spec, UnitResult, copy_unit, send_unit
+from dms.copying import UnitResult, copy_unit, send_unit
 from dms.errors import AuthenticationError, ConfinementError, IntegrityError, ProtocolError
 from dms.model import FailedPiece, SyncParams, UnitPiece
 from dms.nics import usable
@@ -162,7 +162,7 @@ def _transfer_clustered(
 
     attempt = 0
 
-    def make_sender(specs: list[Spec]) -> native.UnitSender:
+    def make_sender(specs: list[native.CopySpec]) -> native.UnitSender:
         sender = native.UnitSender(
             specs,
             nic.address,

@@ -252,7 +252,7 @@ def test_hostile_connections_are_refused_while_a_transfer_completes(
     st = evil.stat()
     dotdot = str(clusters.dst_root) + "/../.escaped.dms-x.partial"
     elsewhere = str(clusters.root / ".elsewhere.dms-x.partial")
-    specs = [(str(evil), path, 0, 4, 4, st.st_mtime_ns, True) for path in (dotdot, elsewhere)]
+    specs = [native.CopySpec(str(evil), path, 0, 4, 4, st.st_mtime_ns) for path in (dotdot, elsewhere)]
     sender = native.UnitSender(specs, "127.0.0.1", "127.0.0.2", port, clusters.secret)
     outcomes = []
     while not sender.done:

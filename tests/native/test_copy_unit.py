@@ -111,7 +111,9 @@ def test_corrupted_staged_bytes_are_never_published(tmp_path: Path) -> None:
     staged, final = tmp_path / ".f.partial", tmp_path / "f"
     staged.write_bytes(b"x" * 1000)
     wrong = native.digest_bytes(b"y" * 1000)
-    [(index, digest, error)] = native.publish_whole_files([(str(staged), str(final), 1000, wrong, 0o644, -1, -1, 0, 0)])
+    [(index, digest, error)] = native.publish_whole_files(
+        [native.PublishSpec(str(staged), str(final), 1000, wrong, 0o644, -1, -1, 0, 0)]
+    )
     assert index == 0 and digest is None and isinstance(error, IntegrityError)
     assert not final.exists() and staged.exists()
 

@@ -74,9 +74,9 @@ def test_bad_arguments_are_value_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="copy method"):
         native.copy_range(tmp_path / "a", tmp_path / "b", 0, 1, method="teleport")
     with pytest.raises(ValueError, match="digest"):
-        native.Verifier([(str(tmp_path), 0, 1, "not-hex")])
+        native.Verifier([native.VerifySpec(str(tmp_path), 0, 1, "not-hex")])
     with pytest.raises(ValueError, match="outside the file size"):
-        native.UnitCopier([("a", "b", 5, 10, 10, 0, True)])
+        native.UnitCopier([native.CopySpec("a", "b", 5, 10, 10, 0, True)])
 
 
 def test_digest_mismatch_is_integrity_error_value(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_digest_mismatch_is_integrity_error_value(tmp_path: Path) -> None:
     f.write_bytes(b"hello world")
     good = native.digest_bytes(b"hello world")
     assert native.hash_range(f, 0, 11) == good
-    outcomes = native.Verifier([(str(f), 0, 11, good), (str(f), 0, 5, good)]).step()
+    outcomes = native.Verifier([native.VerifySpec(str(f), 0, 11, good), native.VerifySpec(str(f), 0, 5, good)]).step()
     assert outcomes[0] == (0, good, None)
     assert outcomes[1][1] is None and isinstance(outcomes[1][2], IntegrityError)
 
@@ -94,9 +94,9 @@ def test_copier_reports_per_piece_errors_and_continues(tmp_path: Path) -> None:
     good.write_bytes(os.urandom(3000))
     st = good.stat()
     specs = [
-        (str(tmp_path / "missing"), str(tmp_path / "m.part"), 0, 10, 10, 0, True),
-        (str(good), str(tmp_path / "g.part"), 0, 3000, 3000, st.st_mtime_ns, True),
-        (str(good), str(tmp_path / "c.part"), 0, 3000, 3000, st.st_mtime_ns + 1, True),  # "changed"
+        native.CopySpec(str(tmp_path / "missing"), str(tmp_path / "m.part"), 0, 10, 10, 0),
+        native.CopySpec(str(good), str(tmp_path / "g.part"), 0, 3000, 3000, st.st_mtime_ns),
+        native.CopySpec(str(good), str(tmp_path / "c.part"), 0, 3000, 3000, st.st_mtime_ns + 1),  # "changed"
     ]
     copier = native.UnitCopier(specs, buffer_size=512)
     outcomes = []
