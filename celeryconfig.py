@@ -1,7 +1,7 @@
 """Celery settings for DMS. Flat lowercase settings only; URLs come from dms.settings.
 
-The values follow shared CELERY-NOTES section 11 and are explained in
-docs/architecture.md ("Celery configuration"). Override the broker and result
+The values follow decision 0023 (F11) and are explained in docs/architecture.md
+("Celery configuration"). Override the broker and result
 backend with DMS_BROKER_URL / DMS_RESULT_BACKEND (or DMS_CONFIG's `control:`).
 """
 

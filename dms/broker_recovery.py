@@ -4,7 +4,7 @@ With persistence on (docs/operations.md), Redis comes back with its queues and w
 the `unacked` hash of every message a worker had fetched but not acknowledged. kombu
 restores a channel's unacked messages when the channel closes, but when Redis itself
 went away that restore cannot reach it, so the messages wait for the visibility
-timeout (2 h) and their lanes stall (CELERY-NOTES 4.2, 4.3).
+timeout (2 h) and their lanes stall (decision 0023, F4 and F5).
 
 Every connection to the previous Redis process is gone, so a message fetched before
 the running Redis process started can never be acknowledged: this step, which runs

@@ -1,7 +1,7 @@
 """Submit a sync request and follow it, from any process that can reach the control Redis.
 
 Progress is read from DMS's own request state, never from Celery results
-(CELERY-NOTES 3.6: thousands of AsyncResult subscriptions hurt Redis).
+(decision 0023, F3: thousands of AsyncResult subscriptions hurt Redis).
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ class EmbeddedService:
             # message and storing its result), or on Ctrl-C, after which the next start ends
             # the request as "interrupted" and drops Celery's keys anyway. Staged chunks stay
             # for `resume`; nothing is published half-written (renames are atomic). A SIGTERM
-            # (Celery's warm shutdown) took 1.1 s of every embedded sync for nothing; SIGQUIT 20 s.
+            # (Celery's warm shutdown) or SIGQUIT would wait for what is already settled.
             stop_process_group(self._worker, signal.SIGKILL, grace=5.0, whole_group=True)
             self._worker = None
         if self._redis is not None:

@@ -192,8 +192,8 @@ def _walk_one_ahead(
 ) -> tuple[int, bool]:
     """While the group it needs is walked by another, the planner walks the next group from
     `start` on that nobody has claimed, instead of sleeping: the walk is bound by the kernel's
-    cold stats, which overlap their disk waits best with every pool process stat'ing (a
-    re-sync of S: 3 walkers -> 4). Returns where to look next time, and whether it walked.
+    cold stats, which overlap their disk waits best with every pool process stat'ing
+    (decision 0024). Returns where to look next time, and whether it walked.
 
     A group found done or claimed is not tried again (its walker finishes it, or, if that
     walker dies, the planner claims it when it gets there), so a planner that waits polls

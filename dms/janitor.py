@@ -1,4 +1,4 @@
-"""Re-dispatch the work of nodes that went silent (CELERY-NOTES 4.6: no stranded queues).
+"""Re-dispatch the work of nodes that went silent (decision 0023, F7: no stranded queues).
 
 Every node worker runs a sweep on its heartbeat timer; a Redis lock lets one
 sweep run at a time across the deployment. A node is dead when it is in

@@ -230,9 +230,9 @@ class _Skeleton:
     """Create the destination's directories in walk order as the walk finds them, before the
     transfers of their files run (they would otherwise each create their own, concurrently).
 
-    Measured here (ext4, 2 cores): 4 processes creating S's 50,000 files in 500 directories
-    they create themselves as they go spend 7.2-8.1 CPU-s in the kernel; with the 500
-    directories made first, in order, by one process, 3.5-3.8 s (decision 0016). Through
+    Processes that each create the directories of their files as they go contend in the
+    kernel for the parent directories' locks, and spend about twice the system CPU
+    (decision 0016). Through
     Beneath, so never through a symlink; a directory that cannot be made is left to the
     transfers, which report it per file. At most 256 directory descriptors stay open."""
 

@@ -106,8 +106,8 @@ def _verify_in_parallel(specs: list[native.VerifySpec], owner: list[int]) -> dic
 
     The chunks are dealt out by owner (file) to up to VERIFY_THREADS native Verifiers,
     stepped in threads (Verifier.step releases the GIL). Re-reading staged bytes from the
-    page cache and hashing them is CPU work: four 1 GiB files took 0.45-0.5 s in one
-    thread, the longest serial step of a large-file sync."""
+    page cache and hashing them is CPU work, and in one thread the longest serial step of a
+    large-file sync (figures in decision 0024)."""
     threads = max(1, min(VERIFY_THREADS, len(set(owner))))
     groups: list[tuple[list[native.VerifySpec], list[int]]] = [([], []) for _ in range(threads)]
     for spec, who in zip(specs, owner, strict=True):

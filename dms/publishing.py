@@ -1,10 +1,10 @@
 """Publish a DMS task from a process that does not run the Celery app: dms-submit, dms.sync().
 
-A client publishes one message per request (dms.plan), and building a Celery app to do
-it (importing celery, its app and backend machinery, then send_task) took about 0.12 s
-of a cold `dms-submit` start, a tenth of a no-change re-sync of 50,000 files
-(docs/performance.md). kombu, the messaging library Celery itself publishes with, does the
-same publish for a fraction of the imports.
+A client publishes one message per request (dms.plan). Building a Celery app to do it
+(importing celery, its app and backend machinery, then send_task) costs a cold
+`dms-submit` start more than the rest of a small no-change re-sync does (figures in
+decision 0024). kombu, the messaging library Celery itself publishes with, does the same
+publish for a fraction of the imports.
 
 The message is Celery's task protocol 2 ("Message Protocol" in Celery's docs), field for
 field as `app.amqp.as_task_v2` builds it, published like `send_task` does: by the default

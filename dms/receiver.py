@@ -3,7 +3,7 @@
 The worker bootstep (dms.worker_steps.NodeStep) starts it and stops it with
 the worker. It runs in its own process rather than as threads of the worker's
 main process: prefork children are forked from that process, and forking a
-process that runs threads is the classic deadlock class (CELERY-NOTES 9).
+process that runs threads is the classic deadlock class (decision 0023, F9).
 The C++ receiver does the work on its own threads; this loop only logs what
 it reports and dies with its parent (PR_SET_PDEATHSIG), so a SIGKILLed worker
 never leaves an orphan holding the data port.

@@ -1,9 +1,8 @@
 """A small Redis client for DMS's short-lived client processes: dms-submit and dms.sync().
 
 Why not redis-py here: importing redis-py 8 (it imports asyncio, importlib.metadata and its
-OpenTelemetry hooks whether used or not) and kombu took 0.2 s of CPU, 0.25 s from a cold page
-cache, in every `dms-submit` run: a quarter of a no-change re-sync of 50,000 files
-(docs/performance.md, decision 0018). A client sends a handful of commands per request, and
+OpenTelemetry hooks whether used or not) and kombu costs every `dms-submit` run a large part
+of a small no-change re-sync (decision 0018). A client sends a handful of commands per request, and
 RESP, Redis's wire protocol, is small and stable. Workers, the janitor and everything that runs
 long keep redis-py (connection pools, health checks, cluster and TLS support).
 

@@ -1,7 +1,7 @@
 """Which paths a cross-cluster request may name: its clusters' allowed roots, checked lexically.
 
 Apart from dms.placement on purpose: the submitting client checks the roots too, and
-placement loads the NIC registry (redis-py: about 0.1 s of imports a client has no use for).
+placement loads the NIC registry and redis-py, imports a client has no use for.
 """
 
 from __future__ import annotations

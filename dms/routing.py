@@ -10,7 +10,7 @@ Redis (`LLEN dms.nic.b1.ib0`). Two layouts:
   `dms.node.<node>` for work that must run on one node; and one
   `dms.nic.<node>.<iface>` per data-plane NIC, where the scheduler sends each
   transfer unit. A worker always consumes an explicit list of queues
-  (CELERY-NOTES 2: never rely on "all known queues").
+  (decision 0023, F1: never rely on "all known queues").
 """
 
 from __future__ import annotations

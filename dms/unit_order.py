@@ -3,9 +3,8 @@
 Units come out of the chunker file by file: every chunk of the first large file, then every
 chunk of the next. Taken in that order, the transfers running at the same time all write into
 one file, and a buffered write holds the file's inode lock (ext4's i_rwsem, exclusive) for the
-whole copy into the page cache: the writers queue behind each other, and the waiters spin.
-Over TCP on this 2-core machine L (4 x 1 GiB in 64 MiB chunks) took 4.14-4.51 s in file order
-and 3.48-3.67 s with its units dealt out across the files (docs/performance.md).
+whole copy into the page cache: the writers queue behind each other, and the waiters spin
+(figures in docs/performance.md and decision 0024).
 
 So the chunks of a file cut into several are held back and dealt round-robin, one per file per
 round, as soon as `width` files (the request's parallelism) have chunks waiting. What cannot be

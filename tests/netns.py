@@ -4,8 +4,8 @@
     ┌──────────┐                                   every data NIC of every host is on the
     │ redis    │ c0 10.77.0.1                      same subnet, so each host needs
     ├──────────┤                                   arp_ignore/arp_announce and one policy
-    │ host h   │ c0 10.77.0.x   d0, d1 10.78.0.y   routing table per NIC (NETWORK-NOTES,
-    └──────────┘                                   "Multi-NIC hosts"), which is set up here.
+    │ host h   │ c0 10.77.0.x   d0, d1 10.78.0.y   routing table per NIC (decision 0023,
+    └──────────┘                                   F12), which is set up here.
 
 The bridges live in a switch namespace; nothing is added to the caller's own
 namespace. Needs root (CAP_NET_ADMIN). `down()` deletes every namespace, which

@@ -102,9 +102,9 @@ def run() -> None:
 
     Once a command is done, all that is left is what the kernel frees anyway (the Redis
     sockets, memory; the embedded services were stopped inside main()). Tearing down the
-    Celery, kombu and redis-py modules took 60-70 ms after the result was printed (strace
-    of a no-change re-sync that takes about a second), so stdio is flushed and the process
-    ends with os._exit. main() itself returns normally, for callers that loop over it.
+    Celery, kombu and redis-py modules would only delay the exit (figures in decision
+    0024), so stdio is flushed and the process ends with os._exit. main() itself returns
+    normally, for callers that loop over it.
     """
     code: int
     try:

@@ -49,7 +49,7 @@ class DmsTask(Task):  # type: ignore[misc]
 
         Single node: to the request's data queue. Cross-cluster: the scheduler
         policy picks the path and the unit goes to its source NIC's queue; the
-        message itself names no NIC (CELERY-NOTES 4.6: a moved message must
+        message itself names no NIC (decision 0023, F7: a moved message must
         still be valid), the chosen path is recorded in Redis.
         Publish first, mark second: a crash in between re-publishes on redelivery
         (a harmless duplicate) instead of never publishing (a stalled request).

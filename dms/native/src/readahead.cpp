@@ -17,7 +17,7 @@ void ReadAhead::advise(const File& f, size_t index) {
   const SourceRange& r = ranges_[index];
   // The last quarter only: reading the range before this one (the previous piece of the
   // same file) makes the kernel read ahead into this one's head, up to about 1.5 times
-  // read_ahead_kb (12 MiB past a piece on this machine's disk); what someone else cached
+  // read_ahead_kb (decision 0021); what someone else cached
   // would lie along the whole range.
   if (!uncached_.empty() && r.length >= kDropMinBytes)
     uncached_[index] = range_uncached(f, r.offset + r.length - r.length / 4, r.length / 4);

@@ -2,7 +2,7 @@
 // receiver (the reference design's interface). TcpTransport is the TCP
 // implementation: the sender binds its socket to the chosen data-plane NIC's
 // address before connecting, so the bytes leave through that NIC (see
-// NETWORK-NOTES, "Multi-NIC hosts"). An RDMA transport would implement the
+// decision 0023, F12). An RDMA transport would implement the
 // same four calls. MemoryTransport (tests, fuzzing) replays a byte buffer.
 #pragma once
 
