@@ -5,7 +5,7 @@ The values follow decision 0023 (F11) and are explained in docs/architecture.md
 backend with DMS_BROKER_URL / DMS_RESULT_BACKEND (or DMS_CONFIG's `control:`).
 """
 
-from dms.routing import CONTROL_QUEUE, route_task
+from dms.route.queues import CONTROL_QUEUE, route_task
 from dms.settings import resolve_endpoints
 
 _endpoints = resolve_endpoints()

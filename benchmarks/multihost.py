@@ -91,7 +91,7 @@ def main() -> None:
     if why := netns_unavailable():
         sys.exit(f"cannot run: {why}")
     ensure_iperf3()
-    from dms.client import submit, wait
+    from dms.client.submit import submit, wait
     from dms.request import make_params
 
     shutil.rmtree(args.dir, ignore_errors=True)

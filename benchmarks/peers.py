@@ -312,6 +312,6 @@ def _floor_result(out: str) -> dict[str, float]:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    from dms.processes import stop_process_group
+    from dms.client.processes import stop_process_group
 
     stop_process_group(proc)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dms.api import sync, sync_signature
-    from dms.application import app
+    from dms.worker.app import app
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "app", "sync", "sync_signature"]
@@ -21,7 +21,7 @@ __all__ = ["__version__", "app", "sync", "sync_signature"]
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from dms.application import app
+        from dms.worker.app import app
 
         return app
     if name in ("sync", "sync_signature"):

@@ -15,12 +15,12 @@ from typing import Any
 
 from celery.canvas import Signature
 
-from dms.client import check_request_paths, submit, wait
+from dms.client.connect import control_plane
+from dms.client.submit import check_request_paths, submit, wait
 from dms.config import load_config
-from dms.paths import validate_pair
-from dms.plane import control_plane
+from dms.fs.paths import validate_pair
 from dms.request import make_params, summarize
-from dms.routing import CONTROL_QUEUE
+from dms.route.queues import CONTROL_QUEUE
 
 __all__ = ["sync", "sync_signature"]
 
@@ -33,7 +33,7 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
     state: check summary["state"]. Your chain is stored once and started by
     dms.finalize; it is never copied into the transfer messages.
     """
-    from dms.application import app
+    from dms.worker.app import app
 
     params = make_params(source, destination, **options)  # fail here, not in a worker
     if not params.clustered:  # across clusters the roots are checked where the plan runs

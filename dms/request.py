@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dms.errors import RequestError
-from dms.filters import RuleSet
+from dms.fs.filters import RuleSet
+from dms.fs.paths import request_path
 from dms.model import SyncParams
 from dms.options import OPTIONS, unknown_options
-from dms.paths import request_path
-from dms.routing import cluster_queue
+from dms.route.queues import cluster_queue
 from dms.sizes import parse_size
 
 __all__ = ["check_request_id", "make_params", "new_request_id", "summarize", "task_request_id"]
@@ -53,8 +53,8 @@ def make_params(source: str, destination: str, *, request_id: str | None = None,
     """Validated SyncParams from the options of dms.options.OPTIONS (a ValueError names an
     unknown or malformed one; a RequestError a bad request id; a PathError a bad path).
 
-    The paths are checked as spelled and made absolute here (dms.paths.request_path); what
-    the file system says of them is checked where they are visible (dms.paths.validate_pair).
+    The paths are checked as spelled and made absolute here (dms.fs.paths.request_path); what
+    the file system says of them is checked where they are visible (dms.fs.paths.validate_pair).
     `direction="A_TO_B"` is source_cluster="A", destination_cluster="B". Filter rules come as
     `filters` (ordered ("+"|"-", pattern) pairs, as the CLI passes them) and, from Python,
     as `include`/`exclude` lists (includes first, then excludes).

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from dms.processes import stop_process_group
+from dms.client.processes import stop_process_group
 from tests.services import RedisServer, read_log, start_logged
 
 
@@ -53,7 +53,7 @@ class NodeWorker:
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60.0) -> NodeWorker:
-        args = [sys.executable, "-m", "dms.worker", self.node, "--config", str(self.config), "--",
+        args = [sys.executable, "-m", "dms.worker.main", self.node, "--config", str(self.config), "--",
                 "--without-heartbeat", "-I", "tests.example_tasks"]  # fmt: skip
         if self.netns:
             args = ["ip", "netns", "exec", self.netns, *args]
@@ -97,7 +97,7 @@ def multihost_deployment(
     Node roots are root/<cluster lowercase>."""
     from celery import Celery
 
-    from dms.state import RequestStore, connect
+    from dms.state.requests import RequestStore, connect
     from tests.netns import Topology
 
     nodes = [n for names in clusters.values() for n in names]

@@ -32,7 +32,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def dms_app(redis_server: RedisServer) -> Any:
     """The dms Celery app of this test process, pointed at the test Redis."""
     os.environ.update(redis_server.env())
-    from dms.application import app
+    from dms.worker.app import app
 
     app.conf.broker_url = redis_server.broker_url
     app.conf.result_backend = redis_server.broker_url
@@ -41,7 +41,7 @@ def dms_app(redis_server: RedisServer) -> Any:
 
 @pytest.fixture(scope="session")
 def store(redis_server: RedisServer, dms_app: Any) -> Any:
-    from dms.state import RequestStore, connect
+    from dms.state.requests import RequestStore, connect
 
     return RequestStore(connect(redis_server.state_url))
 
@@ -88,7 +88,7 @@ def wait_for_state(store: Any, request_id: str, states: set[str], timeout: float
 def held_request(dms_app: Any, store: Any, start_worker: Any) -> Any:
     """Submit a request on private queues: a worker plans it, and its transfers wait
     until the test starts a worker on `params.data_queue`. Returns (params, planner)."""
-    from dms.client import submit
+    from dms.client.submit import submit
     from dms.model import SyncParams
 
     def hold(src: Path, dst: Path, prefix: str, **fields: Any) -> tuple[SyncParams, Worker]:

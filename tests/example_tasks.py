@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dms.application import app
+from dms.worker.app import app
 
 
 @app.task(name="example.my_task")  # type: ignore[untyped-decorator]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from dms.processes import stop_process_group
+from dms.client.processes import stop_process_group
 
 REDIS_MISSING = "redis-server is not installed; run the README's test command (it installs it)"
 

@@ -28,7 +28,7 @@ from dms.errors import (
     PathError,
     RequestError,
 )
-from dms.names import printable
+from dms.fs.names import printable
 
 __all__ = ["EXIT_CODES", "cli", "main", "run"]
 

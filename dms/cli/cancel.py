@@ -7,8 +7,8 @@ import click
 from dms.cli import cli
 from dms.cli.connection import control_plane, fail
 from dms.cli.render import request_lines
-from dms.client import cancel as cancel_request
-from dms.client import wait
+from dms.client.submit import cancel as cancel_request
+from dms.client.submit import wait
 from dms.errors import DmsError
 
 __all__ = ["cancel"]

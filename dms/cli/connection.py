@@ -1,4 +1,4 @@
-"""Reach the control plane from the CLI: --broker and --config, then dms.plane."""
+"""Reach the control plane from the CLI: --broker and --config, then dms.client.connect."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from dms.client.connect import ControlPlane
+from dms.client.connect import control_plane as _control_plane
 from dms.errors import DmsError
-from dms.plane import ControlPlane
-from dms.plane import control_plane as _control_plane
 
 __all__ = ["control_plane", "fail"]
 
 
 @contextlib.contextmanager
 def control_plane(obj: dict[str, str | None], *, worker_concurrency: int = 0) -> Iterator[ControlPlane]:
-    """dms.plane.control_plane with the CLI's --config and --broker options applied."""
+    """dms.client.connect.control_plane with the CLI's --config and --broker options applied."""
     env = dict(os.environ)
     if obj.get("broker_url"):
         env["DMS_BROKER_URL"] = obj["broker_url"] or ""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from dms.progress import Progress, ProgressTracker
+from dms.cli.progress import Progress, ProgressTracker
 from dms.sizes import format_size
 
 __all__ = ["ProgressDisplay"]

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from dms.names import printable, shown
+from dms.fs.names import printable, shown
 from dms.sizes import format_size
 
 __all__ = ["request_json", "request_lines", "when"]

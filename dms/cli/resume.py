@@ -9,8 +9,8 @@ import click
 from dms.cli import EXIT_REQUEST_FAILED, cli
 from dms.cli.connection import control_plane, fail
 from dms.cli.render import request_lines
-from dms.client import resume as resume_request
-from dms.client import wait
+from dms.client.submit import resume as resume_request
+from dms.client.submit import wait
 from dms.errors import DmsError
 from dms.model import RequestState
 

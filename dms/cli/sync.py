@@ -14,7 +14,7 @@ from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.cli.options import SIZE
 from dms.cli.render import request_json, request_lines
-from dms.client import check_request_paths, submit, wait
+from dms.client.submit import check_request_paths, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import ConfigError, DmsError, RequestError
 from dms.model import RequestState
@@ -96,7 +96,7 @@ def _from_command_line(ctx: click.Context, given: dict[str, Any], defaults: Defa
 
 
 @cli.command(cls=_OrderedFilters)
-@click.argument("source")  # plain strings: dms.paths checks them, with one style of message and exit 3
+@click.argument("source")  # plain strings: dms.fs.paths checks them, with one style of message and exit 3
 @click.argument("destination")
 @click.option("--id", "request_id", help="Request id (default: generated, e.g. 20261124-191500-3fa9c1).")
 @_request_options
@@ -140,7 +140,7 @@ def sync(
         if clustered and not config_path:
             raise ConfigError("--from/--to need the workers.yml that defines the clusters (--config or DMS_CONFIG)")
         if scheduler:
-            from dms.scheduling import get_policy  # here: it loads the NIC registry (redis-py)
+            from dms.route.policies import get_policy  # here: it loads the NIC registry (redis-py)
 
             get_policy(scheduler)  # an unknown name is refused here, not in a worker
         if clustered:

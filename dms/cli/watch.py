@@ -9,7 +9,7 @@ import click
 from dms.cli import EXIT_REQUEST_FAILED, cli
 from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
-from dms.client import wait
+from dms.client.submit import wait
 from dms.errors import DmsError
 from dms.model import RequestState
 

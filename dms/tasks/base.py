@@ -8,13 +8,13 @@ from typing import Any
 
 from celery import Task
 
-from dms.lanes import Lanes
 from dms.model import RequestState, SyncParams
-from dms.placement import Placement, Route
-from dms.registry import Registry
-from dms.routing import nic_queue
+from dms.route.lanes import Lanes
+from dms.route.placement import Placement, Route
+from dms.route.queues import nic_queue
 from dms.settings import active_config, resolve_endpoints
-from dms.state import RequestStore, UnitProgress, connect
+from dms.state.nodes import Registry
+from dms.state.requests import RequestStore, UnitProgress, connect
 
 __all__ = ["DmsTask"]
 
@@ -79,7 +79,7 @@ class DmsTask(Task):  # type: ignore[misc]
     def advance(self, params: SyncParams, index: int, progress: UnitProgress) -> None:
         """After unit `index` is recorded: start the next unit of its lane, or finalize.
 
-        The lane rule (dms.lanes): the unit after `index` in its lane starts now that
+        The lane rule (dms.route.lanes): the unit after `index` in its lane starts now that
         `index` is done.
         """
         nxt = Lanes(params.parallelism).successor(index)

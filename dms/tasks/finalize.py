@@ -7,13 +7,13 @@ from typing import Any
 
 from celery import signature
 
-from dms.application import app
-from dms.beneath import destination_beneath
+from dms.finalize.publish import PublishReport, publish_request
+from dms.fs.beneath import destination_beneath
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
-from dms.publish import PublishReport, publish_request
 from dms.request import summarize
-from dms.state import RequestStore
+from dms.state.requests import RequestStore
 from dms.tasks.base import DmsTask
+from dms.worker.app import app
 
 __all__ = ["RETENTION_SECONDS", "finalize"]
 
@@ -91,7 +91,7 @@ def _final_state(
 
 def _prepare_destination(params: SyncParams) -> None:
     """Finalize runs on the destination's side; it writes only inside this node's roots,
-    reached without following a symbolic link (dms.beneath.destination_beneath)."""
+    reached without following a symbolic link (dms.fs.beneath.destination_beneath)."""
     if params.dry_run:
         return
     with destination_beneath(params) as beneath:

@@ -5,28 +5,28 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dms.application import app
-from dms.beneath import destination_beneath
 from dms.errors import ConfinementError, PathError, RequestExists
-from dms.fanout import fan_out_wanted, fanned_out_walk, walk_subtree
-from dms.lanes import Lanes, restart_lane_heads
+from dms.fs.beneath import destination_beneath
+from dms.fs.names import shown
+from dms.fs.paths import validate_pair, validate_source
+from dms.fs.roots import check_roots, under_roots
 from dms.model import TERMINAL_STATES, RequestState, SyncParams
-from dms.names import shown
-from dms.paths import validate_pair, validate_source
-from dms.planner import plan_tree
+from dms.plan.fanout import fan_out_wanted, fanned_out_walk, walk_subtree
+from dms.plan.planner import plan_tree
 from dms.request import make_params, task_request_id
-from dms.roots import check_roots, under_roots
+from dms.route.lanes import Lanes, restart_lane_heads
 from dms.settings import active_config, current_node
-from dms.state import UnitProgress
+from dms.state.requests import UnitProgress
+from dms.state.walks import WalkStore
 from dms.tasks.base import DmsTask
-from dms.walk_state import WalkStore
+from dms.worker.app import app
 
 __all__ = ["plan", "run_plan", "sync", "walk"]
 
 
 @app.task(name="dms.plan", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
 def plan(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
-    """Plan a request whose record exists (dms-submit and dms.client.submit create it)."""
+    """Plan a request whose record exists (dms-submit and dms.client.submit.submit create it)."""
     if self.store.params(request_id).epoch != epoch:  # an earlier incarnation of a resumed request
         return {"request_id": request_id, "stale": True}
     return run_plan(self, request_id)
@@ -54,7 +54,7 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
 
 @app.task(name="dms.walk", bind=True, base=DmsTask, ignore_result=True)  # type: ignore[untyped-decorator]
 def walk(self: DmsTask, request_id: str, epoch: int, sub: int) -> dict[str, Any]:
-    """Walk one group of top-level subtrees of a request's source for its planner (dms.fanout)."""
+    """Walk one group of top-level subtrees of a request's source for its planner (dms.plan.fanout)."""
     store = self.store
     walks = WalkStore(store)
     params = store.live_params(request_id, epoch)
@@ -166,7 +166,7 @@ def _check_paths(params: SyncParams) -> None:
     has roots, the source's real path (symbolic links resolved) must lie under one of
     them, single-node requests included: a symlink inside a root that points outside is
     refused, not followed. The destination is made below its root without following one
-    (dms.beneath.destination_beneath)."""
+    (dms.fs.beneath.destination_beneath)."""
     if params.clustered:
         check_roots(active_config(), params)
     me = current_node()

@@ -20,18 +20,18 @@ import os
 from typing import Any
 
 from dms import native
-from dms.application import app
 from dms.config import NodeConfig, read_secret
-from dms.copying import UnitResult, copy_unit, send_unit
 from dms.errors import AuthenticationError, ConfinementError, IntegrityError, ProtocolError
+from dms.fs.roots import under_roots
 from dms.model import FailedPiece, SyncParams, UnitPiece
-from dms.nics import usable
-from dms.placement import NoRoute, Route
-from dms.registry import NicEndpoint
-from dms.roots import under_roots
-from dms.routing import nic_of_queue, nic_queue
+from dms.route.nics import usable
+from dms.route.placement import NoRoute, Route
+from dms.route.queues import nic_of_queue, nic_queue
 from dms.settings import active_config, current_node
+from dms.state.nodes import NicEndpoint
 from dms.tasks.base import DmsTask
+from dms.transfer.unit import UnitResult, copy_unit, send_unit
+from dms.worker.app import app
 
 __all__ = ["TransferTask", "transfer"]
 

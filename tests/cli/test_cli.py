@@ -140,10 +140,10 @@ def test_one_gib_mixed_tree_embedded(tmp_path: Path, home: dict[str, str]) -> No
 def test_embedded_start_ends_interrupted_requests_instead_of_running_them(tmp_path: Path, home: dict[str, str]) -> None:
     from celery import Celery
 
-    from dms.client import submit
-    from dms.embedded import EmbeddedService
+    from dms.client.embedded import EmbeddedService
+    from dms.client.submit import submit
     from dms.model import SyncParams
-    from dms.state import RequestStore, connect
+    from dms.state.requests import RequestStore, connect
 
     old_src, new_src = tmp_path / "old", tmp_path / "new"
     old_src.mkdir()
@@ -178,7 +178,7 @@ def test_cancel_stops_a_large_transfer_and_leaves_no_staging(
 ) -> None:
     import time
 
-    from dms.client import submit, wait
+    from dms.client.submit import submit, wait
     from dms.model import SyncParams
 
     src, dst = tmp_path / "src", tmp_path / "dst"
@@ -222,7 +222,7 @@ def test_python_api_sync_runs_embedded_when_nothing_is_configured(tmp_path: Path
 
 def test_logs_list_filters_and_retention(tmp_path: Path, redis_server: RedisServer, dms_app: Any, store: Any,
                                          worker: Any) -> None:  # fmt: skip
-    from dms.client import submit, wait
+    from dms.client.submit import submit, wait
     from dms.model import SyncParams
 
     (tmp_path / "src").mkdir()
@@ -246,7 +246,7 @@ def test_logs_list_filters_and_retention(tmp_path: Path, redis_server: RedisServ
     assert run_cli("logs", "no-such-request", env=env).returncode == 7
 
 
-@pytest.mark.parametrize("light", ["1", "0"], ids=["dms.resp", "redis-py+kombu"])
+@pytest.mark.parametrize("light", ["1", "0"], ids=["dms.state.resp", "redis-py+kombu"])
 def test_service_sync_and_status_over_either_client(tmp_path: Path, redis_server: RedisServer, worker: Any,
                                                     light: str) -> None:  # fmt: skip
     """`dms-submit` against a running service, with its light client (decision 0018) and with

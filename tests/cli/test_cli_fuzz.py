@@ -144,7 +144,7 @@ def test_every_command_with_odd_arguments(tmp_path: Path, redis_server: RedisSer
     monkeypatch.setenv("DMS_BROKER_URL", redis_server.broker_url)
     monkeypatch.setenv("DMS_HOME", str(tmp_path / "home"))
     runner = CliRunner()
-    from dms.state import RequestStore, connect
+    from dms.state.requests import RequestStore, connect
 
     store = RequestStore(connect(redis_server.state_url))
     codes: dict[int, int] = {}

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from dms.client import wait
+from dms.client.submit import wait
 from dms.model import RequestState
-from dms.publishing import KombuSender, RespSender
 from dms.request import make_params
-from dms.resp import connect_light
-from dms.state import RequestStore
+from dms.state.messages import KombuSender, RespSender
+from dms.state.requests import RequestStore
+from dms.state.resp import connect_light
 from tests.services import RedisServer
 
 #: Fields that differ between any two messages: fresh ids.
@@ -76,13 +76,13 @@ def test_the_client_publishes_the_message_celery_publishes(
     r.delete("test.pub.celery", "test.pub.kombu", "test.pub.witness")
 
 
-@pytest.mark.parametrize("light", [False, True], ids=["redis-py", "dms.resp"])
+@pytest.mark.parametrize("light", [False, True], ids=["redis-py", "dms.state.resp"])
 def test_wait_wakes_when_the_request_ends_not_at_its_next_poll(
     redis_server: RedisServer, store: Any, tmp_path: Any, light: bool
 ) -> None:
     """wait() with a 60 s poll returns as soon as another client ends the request: the end is
     published as the state is written (a waiter that only polled would sleep a minute). The
-    waiter subscribes with redis-py or with dms.resp (decision 0018)."""
+    waiter subscribes with redis-py or with dms.state.resp (decision 0018)."""
     (tmp_path / "src").mkdir()
     waiter = RequestStore(connect_light(redis_server.state_url)) if light else store
     params = make_params(str(tmp_path / "src"), str(tmp_path / "dst"), request_id=f"endsig-{time.time_ns()}")

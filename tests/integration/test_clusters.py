@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from dms import native
-from dms.client import resume, submit, wait
+from dms.client.submit import resume, submit, wait
 from dms.errors import ConfinementError, PathError
 from dms.request import make_params
 from tests.clusters import NodeWorker, free_port, write_config, write_secret
@@ -272,7 +272,7 @@ def test_hostile_connections_are_refused_while_a_transfer_completes(
 
 
 def test_dms_worker_refuses_an_unknown_node(clusters: LoopbackClusters) -> None:
-    proc = subprocess.run([sys.executable, "-m", "dms.worker", "zz9", "--config", str(clusters.config)],
+    proc = subprocess.run([sys.executable, "-m", "dms.worker.main", "zz9", "--config", str(clusters.config)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 4
     assert "no node named 'zz9'" in proc.stderr and "a1, a2, b1" in proc.stderr

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dms.client import submit, wait
+from dms.client.submit import submit, wait
 from dms.model import SyncParams
 from tests.conftest import unique_id, wait_for_state
 from tests.trees import MIB

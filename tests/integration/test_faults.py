@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dms.client import resume, submit, wait
+from dms.client.submit import resume, submit, wait
 from dms.request import make_params
 from tests.conftest import unique_id
 from tests.trees import MIB, write_unique
@@ -217,8 +217,8 @@ def test_symlinks_swapped_into_the_destination_mid_sync_are_never_written_throug
 def test_redis_restarting_mid_request_with_persistence_the_request_completes(tmp_path: Path) -> None:
     """A Redis with AOF on (docs/operations.md) is SIGKILLed mid-request and started again on
     the same files: workers reconnect, the messages it left unacknowledged are put back at
-    once (dms.broker_recovery), and the request completes byte-exact, without `resume`."""
-    from dms.state import RequestStore, connect
+    once (dms.worker.broker_recovery), and the request completes byte-exact, without `resume`."""
+    from dms.state.requests import RequestStore, connect
     from tests.services import RedisServer, Worker
 
     src, dst = tmp_path / "src", tmp_path / "dst"
@@ -279,7 +279,7 @@ def test_redis_losing_its_state_mid_request_fails_clearly_and_a_resubmit_finishe
                 "-p", "2"]  # fmt: skip
         client = subprocess.Popen([*argv, "--wait"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)  # fmt: skip
-        from dms.state import RequestStore, connect
+        from dms.state.requests import RequestStore, connect
 
         store = RequestStore(connect(volatile.state_url))
         deadline = time.monotonic() + 60
@@ -310,13 +310,13 @@ def test_redis_losing_its_state_mid_request_fails_clearly_and_a_resubmit_finishe
 
 
 def test_a_restore_on_a_torn_down_broker_connection_does_not_kill_the_worker(redis_server: Any) -> None:
-    """kombu race (dms.broker_recovery): closing a channel whose transport connection is
+    """kombu race (dms.worker.broker_recovery): closing a channel whose transport connection is
     already gone raised AttributeError from restore_unacked, which Celery treats as fatal.
     With DMS's guard the close logs and the message stays in Redis's unacked set, where
     the reconnect step finds it."""
     from kombu import Connection, Queue
 
-    import dms.application  # noqa: F401  (installs the guard)
+    import dms.worker.app  # noqa: F401  (installs the guard)
 
     queue = Queue(unique_id("t.torn"))
     with Connection(redis_server.broker_url) as conn:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from dms.client import submit, wait
+from dms.client.processes import stop_process_group
+from dms.client.submit import submit, wait
 from dms.model import SyncParams
-from dms.processes import stop_process_group
 from tests.conftest import unique_id
 from tests.services import RedisServer
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from dms.client import resume, submit, wait
+from dms.client.submit import resume, submit, wait
 from dms.request import make_params
 from tests.conftest import unique_id, wait_for_state
 from tests.generative import tally

@@ -6,8 +6,8 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from dms.janitor import FORGET_AFTER, sweep
-from dms.registry import DEAD_SINCE, NODES, NodeStatus, Registry
+from dms.state.nodes import DEAD_SINCE, NODES, NodeStatus, Registry
+from dms.worker.janitor import FORGET_AFTER, sweep
 from tests.conftest import unique_id
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dms.client import submit, wait
+from dms.client.submit import submit, wait
 from dms.request import make_params
 from tests.clusters import Deployment, multihost_deployment
 from tests.conftest import unique_id
@@ -97,7 +97,7 @@ def test_round_robin_across_hosts(multihost: MultiHost) -> None:
 
 
 def test_workers_announce_their_nics_over_the_control_network(multihost: MultiHost) -> None:
-    from dms.registry import Registry
+    from dms.state.nodes import Registry
 
     nodes = {n.node: n for n in Registry(multihost.store.r).live_nodes(fresh=True)}
     assert set(nodes) == {"a1", "a2", "b1"}
@@ -107,7 +107,7 @@ def test_workers_announce_their_nics_over_the_control_network(multihost: MultiHo
 
 
 def _announced(mh: MultiHost) -> dict[str, set[str]]:
-    from dms.registry import Registry
+    from dms.state.nodes import Registry
 
     return {n.node: {nic.interface for nic in n.nics} for n in Registry(mh.store.r).live_nodes(fresh=True)}
 

@@ -1,5 +1,5 @@
 """Names are bytes: any name Linux allows is walked, stored, moved, published, deleted and
-shown (in one escaped form, dms.names) like any other."""
+shown (in one escaped form, dms.fs.names) like any other."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dms.names import shown, unshown
+from dms.fs.names import shown, unshown
 from tests.integration.test_rsync_semantics import dms, rsync
 from tests.services import RedisServer
 from tests.trees import MIB, assert_like_oracle, write_unique

@@ -133,7 +133,7 @@ def test_empty_destination_with_delete_keeps_the_current_directory(tmp_path: Pat
 
 
 def test_dry_run_creates_no_destination(tmp_path: Path, dms_app: Any, store: Any, worker: Any) -> None:
-    from dms.client import submit, wait
+    from dms.client.submit import submit, wait
     from dms.request import make_params
 
     root = scratch(tmp_path)

@@ -29,8 +29,8 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
-from dms.client import submit, wait
-from dms.filters import RuleSet
+from dms.client.submit import submit, wait
+from dms.fs.filters import RuleSet
 from dms.request import make_params
 from tests.conftest import unique_id
 from tests.generative import profile, tally

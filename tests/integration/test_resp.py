@@ -1,4 +1,4 @@
-"""dms.resp against a real redis-server: it answers like redis-py, a RequestStore over it
+"""dms.state.resp against a real redis-server: it answers like redis-py, a RequestStore over it
 behaves like one over redis-py, it fails fast when Redis is absent and rides out a restart.
 (Its end-of-request subscription: test_client_messages.py; its publish: the same file.)"""
 
@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-import dms.resp
+import dms.state.resp
 from dms.errors import BrokerUnavailable
 from dms.model import RequestState
 from dms.request import make_params
-from dms.resp import RespClient, RespError, connect_light
-from dms.state import RequestStore, connect
+from dms.state.requests import RequestStore, connect
+from dms.state.resp import RespClient, RespError, connect_light
 from tests.services import RedisServer
 
 
@@ -98,7 +98,7 @@ def test_no_redis_fails_fast_and_a_restart_is_ridden_out(tmp_path: Path, monkeyp
     with pytest.raises(BrokerUnavailable, match="cannot reach the DMS Redis"):
         connect_light(server.state_url)
     assert time.monotonic() - started < 5
-    monkeypatch.setattr(dms.resp, "RETRY_SECONDS", 20.0)
+    monkeypatch.setattr(dms.state.resp, "RETRY_SECONDS", 20.0)
     server.start()
     try:
         client = connect_light(server.state_url)
@@ -113,7 +113,7 @@ def test_no_redis_fails_fast_and_a_restart_is_ridden_out(tmp_path: Path, monkeyp
             restarter.join()
         client.close()
         server.stop()
-        monkeypatch.setattr(dms.resp, "RETRY_SECONDS", 0.5)
+        monkeypatch.setattr(dms.state.resp, "RETRY_SECONDS", 0.5)
         dead = RespClient(client.address)
         with pytest.raises(ConnectionError, match="unreachable"):
             dead.get("k")

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from dms.client import submit, wait
-from dms.copying import copy_unit
+from dms.client.submit import submit, wait
 from dms.errors import RequestExists
 from dms.model import SyncParams
-from dms.state import Keys
+from dms.state.requests import Keys
+from dms.transfer.unit import copy_unit
 from tests.conftest import unique_id, wait_for_state
 from tests.pagecache import cached_bytes, make_cold
 from tests.trees import MIB, assert_same_tree, build_edge_tree
@@ -155,7 +155,7 @@ def test_a_chained_task_receives_the_summary_and_is_not_copied_into_transfers(
 
 
 def test_inflight_progress_is_overwritten_and_cleared_when_recorded(store: Any) -> None:
-    from dms.state import RequestStore
+    from dms.state.requests import RequestStore
 
     rid = unique_id("inflight")
     store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))
@@ -194,7 +194,7 @@ def test_cancelled_request_publishes_nothing_and_leaves_no_staging(
 def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_damage(
     tmp_path: Path, store: Any, start_worker: Any, held_request: Any
 ) -> None:
-    from dms.paths import staging_path
+    from dms.fs.paths import staging_path
 
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
@@ -223,7 +223,7 @@ def test_chunks_of_large_files_are_dealt_out_across_files(
     tmp_path: Path, dms_app: Any, store: Any, held_request: Any, start_worker: Any
 ) -> None:
     """Transfers running at once must not all write into one file (they would queue on its
-    inode lock): the planner deals the chunks of cut files round-robin (dms.unit_order)."""
+    inode lock): the planner deals the chunks of cut files round-robin (dms.plan.order)."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     for name in ("a", "b", "c"):

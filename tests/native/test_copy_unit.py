@@ -9,10 +9,10 @@ import stat
 from pathlib import Path
 
 from dms import native
-from dms.copying import copy_unit
 from dms.errors import IntegrityError
+from dms.fs.paths import staging_path
 from dms.model import FileRecord, SyncParams, UnitPiece
-from dms.paths import staging_path
+from dms.transfer.unit import copy_unit
 
 
 def _piece(src: Path, rel: str, file_id: int, offset: int, length: int) -> UnitPiece:

@@ -8,7 +8,7 @@ import pytest
 
 from dms.config import load_config
 from dms.errors import ConfigError, PathError
-from dms.paths import is_staging_name, staging_path, validate_pair
+from dms.fs.paths import is_staging_name, staging_path, validate_pair
 from dms.settings import DEFAULT_BROKER_URL, redis_client_url, resolve_endpoints
 from dms.sizes import format_size, parse_size
 

@@ -1,12 +1,12 @@
-"""dms.resp without a server: URLs it serves (and the ones it leaves to redis-py), and a reply
+"""dms.state.resp without a server: URLs it serves (and the ones it leaves to redis-py), and a reply
 that arrives in pieces is parsed only once it is whole."""
 
 from __future__ import annotations
 
 import pytest
 
-from dms.resp import Address, RespError, _encode, _Incomplete, _parse, light_url
 from dms.settings import redacted
+from dms.state.resp import Address, RespError, _encode, _Incomplete, _parse, light_url
 
 
 def test_urls_of_redis_py_and_kombu_are_understood() -> None:

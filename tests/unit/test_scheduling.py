@@ -14,9 +14,8 @@ import pytest
 
 from dms.config import DmsConfig
 from dms.errors import ConfigError
-from dms.placement import NoRoute, Placement
-from dms.registry import NicEndpoint, NodeStatus, Registry
 from dms.request import make_params
+from dms.route.placement import NoRoute, Placement
 from dms.scheduling import (
     LeastLoaded,
     RoundRobin,
@@ -26,6 +25,7 @@ from dms.scheduling import (
     candidate_paths,
     get_policy,
 )
+from dms.state.nodes import NicEndpoint, NodeStatus, Registry
 from tests.conftest import unique_id
 
 POLICIES = sorted(available_policies())
@@ -162,7 +162,7 @@ def test_a_third_party_policy_plugs_in(registry: Registry, monkeypatch: pytest.M
         found = list(real(**kw))
         return [*found, ep] if kw.get("group") == "dms.scheduler_policies" else found
 
-    monkeypatch.setattr("dms.scheduling.entry_points", fake_entry_points)
+    monkeypatch.setattr("dms.route.policies.entry_points", fake_entry_points)  # where get_policy looks
     monkeypatch.setitem(globals(), "FirstNicOnly", FirstNicOnly)
     get_policy.cache_clear()
     try:

@@ -1,8 +1,8 @@
-"""dms.unit_order: chunks of cut files are dealt round-robin across files, within bounds."""
+"""dms.plan.order: chunks of cut files are dealt round-robin across files, within bounds."""
 
 from __future__ import annotations
 
-from dms.unit_order import Interleaver
+from dms.plan.order import Interleaver
 
 
 def dealer(width: int, **kw: int) -> tuple[Interleaver[str], list[str]]:

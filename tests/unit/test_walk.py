@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dms.filters import RuleSet
+from dms.fs.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord
-from dms.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
+from dms.plan.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
 
 
 def test_walk_is_sorted_depth_first_with_sequential_file_ids(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+"""What DMS reads and writes in the broker's own Redis keys: kombu's unacked messages, the
+once-per-Redis-process marker of a restart, the queues of a private (embedded) server.
+
+Why here and not beside the worker step that uses it: every Redis key and call DMS makes
+lives in the state package, so a reader finds the whole of what DMS keeps in Redis in
+one place, and a change of the broker's layout (a kombu upgrade) touches one module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+from dms.state.requests import RequestStore
+
+__all__ = [
+    "SLACK_SECONDS",
+    "answers_on_socket",
+    "drop_broker_keys",
+    "first_to_see_restart",
+    "restore_orphaned",
+    "tolerate_restore_on_a_dead_connection",
+]
+
+log = logging.getLogger(__name__)
+
+#: Messages fetched up to this long after Redis started are treated as orphans too:
+#: uptime has a resolution of one second, and restoring twice is harmless; stranding is not.
+SLACK_SECONDS = 1.0
+
+
+def restore_orphaned(channel: Any, server: dict[str, Any]) -> int:
+    """Restore the unacked messages fetched before the Redis server (`server`: its INFO
+    server section) started; how many. kombu's own WATCH transaction (`restore_by_tag`)
+    does it, so two workers doing it at once restore each message once."""
+    client = channel.client
+    started = time.time() - float(server["uptime_in_seconds"]) + SLACK_SECONDS
+    tags = client.zrange(channel.unacked_index_key, 0, started, byscore=True)
+    for tag in tags:
+        channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
+    return len(tags)
+
+
+def first_to_see_restart(client: Any, server: dict[str, Any], remember_seconds: float) -> bool:
+    """Whether this caller is the first to act on the Redis process `server` (its INFO
+    server section) having started: SET NX on its run id."""
+    return bool(client.set(f"dms:restarted:{server['run_id']}", "1", nx=True, ex=int(remember_seconds)))
+
+
+def answers_on_socket(socket_path: str) -> bool:
+    """Whether a redis-server answers PING on this Unix socket now."""
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis(unix_socket_path=socket_path, socket_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    return False
+
+
+def store_on_socket(socket_path: str) -> RequestStore:
+    """The request store of a private redis-server reached on its Unix socket."""
+    import redis
+
+    return RequestStore(redis.Redis(unix_socket_path=socket_path, decode_responses=True, socket_timeout=30))
+
+
+def drop_broker_keys(store: RequestStore) -> int:
+    """Delete every key outside dms:* (Celery's queues, results, unacked sets) of a private
+    server nobody else uses; how many."""
+    stale = [key for key in store.r.scan_iter(count=1000) if not key.startswith("dms:")]
+    for start in range(0, len(stale), 500):
+        store.r.delete(*stale[start : start + 500])
+    return len(stale)
+
+
+def tolerate_restore_on_a_dead_connection() -> None:
+    """Keep a worker alive through a kombu race when Redis goes away (kombu 5.7.0).
+
+    After a connection error, Celery closes the connection and kombu's Redis QoS tries to
+    restore the channel's unacked messages. When the transport's connection is already torn
+    down, building a client for that raises AttributeError ("'NoneType' object has no
+    attribute 'hostname'", kombu `_connparams`), which Celery treats as unrecoverable: the
+    worker exits (the same family as kombu#659). Nothing is lost by not restoring there: the
+    messages stay in Redis's unacked set, and the worker puts them back when its consumer
+    reconnects (or the visibility timeout does, if Redis itself did not restart). So log,
+    and carry on.
+    """
+    from kombu.transport import redis as kombu_redis
+
+    original = kombu_redis.QoS.restore_unacked
+    if getattr(original, "_dms_tolerant", False):
+        return
+
+    def restore_unacked(self: Any, client: Any = None) -> Any:
+        try:
+            return original(self, client)  # type: ignore[no-untyped-call]
+        except AttributeError as exc:
+            log.warning("could not put back %d unacknowledged message(s) while the broker connection closed "
+                        "(%s); they are put back when the worker reconnects", len(self._delivered), exc)  # fmt: skip
+            self._delivered.clear()  # as a successful restore does: they live on in Redis's unacked set
+            return None
+
+    restore_unacked._dms_tolerant = True  # type: ignore[attr-defined]
+    kombu_redis.QoS.restore_unacked = restore_unacked  # type: ignore[method-assign]

@@ -1,0 +1,805 @@
+"""Request state in Redis: the key schema and every read and write of it.
+
+One request, id R, owns these keys (documented in docs/architecture.md):
+
+    dms:requests                 zset   request id -> creation time (for `list`)
+    dms:req:R                    hash   params, state, counters, timestamps, error
+    dms:req:R:errors             list   per-file errors, newest first, capped at ERRORS_CAP
+    dms:req:R:events             list   the request's event log, oldest first, capped at EVENTS_CAP
+    dms:req:R:files:S            string JSON list of FileRecord rows, file ids S*SHARD ...
+    dms:req:R:dirs:S             string JSON list of DirRecord rows
+    dms:req:R:links:S            string JSON list of LinkRecord rows (symlinks, hard links)
+    dms:req:R:names:S            string JSON list of [dir relpath, [names]] (for --delete)
+    dms:req:R:dryrun             list   "copy|update|delete|link <path>" lines of a dry run
+    dms:req:R:carry              hash   relpath -> [size, mtime_ns, {offset: "len:digest"}] of files a
+                                        failed or interrupted run left partly staged (for resume)
+    dms:req:R:unit:K             string JSON list of UnitPiece rows of transfer unit K
+    dms:req:R:unit:K:about       string one line saying what unit K moves (Flower's argsrepr)
+    dms:req:R:digests:S          hash   "file_id:offset" -> "length:digest" (first write wins)
+    dms:req:R:failed:S           hash   file_id -> error JSON (first write wins)
+    dms:req:R:units_done         bitmap bit K set when unit K has been recorded
+    dms:req:R:dispatched         bitmap bit K set once unit K was published to a queue
+    dms:req:R:published          bitmap bit F set once file F was renamed into place
+    dms:req:R:inflight           hash   unit -> bytes moved so far by its running transfer
+    dms:req:R:cancel             string present when a cancel was asked for
+    dms:req:R:chain              string the caller's Celery chain, re-dispatched by finalize
+    dms:req:R:ended              channel (pub/sub, not a key) the terminal state, published as it is set
+    dms:req:R:finalize_lock      string held by the finalize task that is running
+
+No value grows with the size of the tree beyond a shard (SHARD files) or a
+unit (unit_max_files pieces); counters are updated by Lua scripts so a task
+that runs twice (redelivery) counts once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dms.errors import BrokerUnavailable, RequestError, RequestExists
+from dms.fs.names import printable, shown
+from dms.model import (
+    TERMINAL_STATES,
+    DirRecord,
+    FailedPiece,
+    FileRecord,
+    LinkRecord,
+    RecordedPiece,
+    RequestState,
+    SyncParams,
+    UnitPiece,
+)
+from dms.settings import redacted
+
+if TYPE_CHECKING:  # redis-py is imported where it is used: a client process may not load it (dms.state.resp)
+    import redis
+
+    from dms.state.resp import RespClient
+
+__all__ = [
+    "ERRORS_CAP",
+    "EVENTS_CAP",
+    "REQUESTS_INDEX",
+    "SHARD",
+    "EndSignal",
+    "Keys",
+    "RequestStore",
+    "UnitProgress",
+    "connect",
+]
+
+SHARD = 1000
+ERRORS_CAP = 1000
+EVENTS_CAP = 2000
+REQUESTS_INDEX = "dms:requests"
+_INT_FIELDS = (
+    "files_total",
+    "files_done",
+    "files_failed",
+    "bytes_total",
+    "bytes_done",
+    "tasks_total",
+    "tasks_done",
+    "dirs_total",
+    "skipped",
+    "files_uptodate",
+    "bytes_uptodate",
+    "file_shards",
+    "dir_shards",
+    "links_total",
+    "link_shards",
+    "name_shards",
+    "excluded",
+    "deleted",
+)
+
+#: At most this many lines of a dry run's report are kept (the counts are exact).
+DRYRUN_CAP = 100_000
+
+
+#: A Redis restart (AOF reload) takes seconds: every command retries this long before failing.
+RETRY_SECONDS = float(os.environ.get("DMS_REDIS_RETRY_SECONDS", "30"))
+
+
+def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:
+    """A redis-py client for the state store, failing fast when it is unreachable at first,
+    and riding out a restart later (each command retries with backoff for RETRY_SECONDS).
+
+    All state writes are idempotent (first-write-wins Lua, HSET of totals), so a command
+    retried after a lost reply does no harm."""
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    retries = max(1, int(RETRY_SECONDS / 0.5))
+    client = redis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=5, socket_timeout=timeout, health_check_interval=25,
+        encoding_errors="surrogateescape",  # file names are bytes: they go in and come back as they were
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError, ConnectionError],
+    )  # fmt: skip
+    probe = redis.Redis.from_url(
+        url, socket_connect_timeout=5, socket_timeout=timeout, retry=Retry(ExponentialBackoff(), 0)
+    )
+    try:
+        probe.ping()  # at first contact, fail fast: "Redis is not there" is an answer
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise BrokerUnavailable(f"cannot reach the DMS Redis at {redacted(url)}: {exc}") from exc
+    finally:
+        probe.close()
+    return client
+
+
+class Keys:
+    """Key names of one request; see the module docstring."""
+
+    def __init__(self, request_id: str) -> None:
+        self.base = f"dms:req:{request_id}"
+        self.req = self.base
+        self.errors = f"{self.base}:errors"
+        self.events = f"{self.base}:events"
+        self.units_done = f"{self.base}:units_done"
+        self.dispatched = f"{self.base}:dispatched"
+        self.published = f"{self.base}:published"
+        self.inflight = f"{self.base}:inflight"
+        self.cancel = f"{self.base}:cancel"
+        self.chain = f"{self.base}:chain"
+        self.ended = f"{self.base}:ended"  # pub/sub channel: the terminal state, once
+        self.dryrun = f"{self.base}:dryrun"
+        self.carry = f"{self.base}:carry"
+        self.routes = f"{self.base}:routes"
+        self.finalize_lock = f"{self.base}:finalize_lock"
+
+    def walk(self, sub: int | str) -> str:
+        """Keys of walk group `sub` start with this ("*" for a pattern over all groups)."""
+        return f"{self.base}:walk:{sub}"
+
+    def files(self, shard: int) -> str:
+        return f"{self.base}:files:{shard}"
+
+    def dirs(self, shard: int) -> str:
+        return f"{self.base}:dirs:{shard}"
+
+    def unit(self, index: int) -> str:
+        return f"{self.base}:unit:{index}"
+
+    def unit_description(self, index: int) -> str:
+        return f"{self.base}:unit:{index}:about"
+
+    def links(self, shard: int) -> str:
+        return f"{self.base}:links:{shard}"
+
+    def names(self, shard: int) -> str:
+        return f"{self.base}:names:{shard}"
+
+    def digests(self, shard: int) -> str:
+        return f"{self.base}:digests:{shard}"
+
+    def failed(self, shard: int) -> str:
+        return f"{self.base}:failed:{shard}"
+
+
+@dataclass(frozen=True)
+class UnitProgress:
+    """What record_unit saw, atomically: enough to decide who dispatches finalize."""
+
+    first: bool
+    tasks_done: int
+    tasks_total: int
+    planned: bool
+    finalize_sent: bool
+    failed_new: int = 0  # failures recorded by this call (not seen before)
+
+    @property
+    def all_done(self) -> bool:
+        return self.planned and self.tasks_done >= self.tasks_total
+
+
+# Records a unit's outcome once: digests and failures are first-write-wins, and
+# the counters move only for what was new, so a redelivered task counts once.
+# ARGV[1] is the unit index, or "" to record failures that belong to no unit
+# (finalize's verification and publish failures). Nothing is recorded into a request
+# that has ended: a task that woke up after its request ended (a hung node) may have
+# passed its own check just before, and finalize has dropped the digests it would
+# count as new. Nor into a request that does not exist: Redis lost its data while the
+# task ran, and what it wrote would be taken by a resubmission under the same id as
+# its own (a unit marked done that the new plan never copied).
+_RECORD_UNIT = """
+local req = KEYS[1]
+local state = redis.call('HGET', req, 'state')
+if not state or state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
+  local v = redis.call('HMGET', req, 'tasks_done', 'tasks_total', 'planned', 'finalize_sent')
+  return {0, tonumber(v[1] or '0'), tonumber(v[2] or '-1'), v[3] or '', v[4] or '', 0}
+end
+local first = false
+if ARGV[1] ~= '' then
+  first = redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 0
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
+local n_ok, n_failed, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local i = 5
+local bytes = 0
+for j = 1, n_ok do
+  if redis.call('HSETNX', KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2]) == 1 then
+    bytes = bytes + tonumber(ARGV[i+3])
+  end
+  i = i + 4
+end
+local failed_new = 0
+for j = 1, n_failed do
+  if redis.call('HSETNX', KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2]) == 1 then
+    failed_new = failed_new + 1
+    redis.call('LPUSH', KEYS[3], ARGV[i+2])
+  end
+  i = i + 3
+end
+if failed_new > 0 then
+  redis.call('LTRIM', KEYS[3], 0, cap - 1)
+  redis.call('HINCRBY', req, 'files_failed', failed_new)
+end
+if bytes > 0 then redis.call('HINCRBY', req, 'bytes_done', bytes) end
+local done
+if first then
+  done = redis.call('HINCRBY', req, 'tasks_done', 1)
+else
+  done = tonumber(redis.call('HGET', req, 'tasks_done') or '0')
+end
+local v = redis.call('HMGET', req, 'tasks_total', 'planned', 'finalize_sent')
+return {first and 1 or 0, done, tonumber(v[1] or '-1'), v[2] or '', v[3] or '', failed_new}
+"""
+
+# Moves a request to a new state unless it already ended: a late duplicate
+# task must never turn a SUCCEEDED request back into TRANSFERRING. ARGV[1] is the
+# channel to announce the end on ("" when the new state is not terminal), so a
+# waiter wakes in the same moment the state is written, not at its next poll.
+_SET_STATE = """
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return -1 end
+if cur == 'SUCCEEDED' or cur == 'FAILED' or cur == 'CANCELLED' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[3]) end
+return 1
+"""
+
+
+# Sets each file's published bit and counts only the bits that were not set yet; not in a
+# request that has ended or does not exist (as _RECORD_UNIT: a task that woke up late, or
+# outlived Redis's data, records nothing).
+_MARK_PUBLISHED = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then return 0 end
+local new = 0
+for i = 1, #ARGV do
+  if redis.call('SETBIT', KEYS[2], ARGV[i], 1) == 0 then new = new + 1 end
+end
+if new > 0 then redis.call('HINCRBY', KEYS[1], 'files_done', new) end
+return new
+"""
+
+
+# The offsets of the set bits in bytes ARGV[1]..ARGV[2] of a bitmap, counted from the first
+# bit of that range (Redis numbers bits from the high bit of each byte). Done server side:
+# the client decodes replies as text, and a bitmap is not.
+_SET_BITS = """
+local s = redis.call('GETRANGE', KEYS[1], ARGV[1], ARGV[2])
+local out = {}
+for i = 1, #s do
+  local b = string.byte(s, i)
+  if b ~= 0 then
+    for j = 0, 7 do
+      if bit.band(b, bit.rshift(128, j)) ~= 0 then out[#out + 1] = (i - 1) * 8 + j end
+    end
+  end
+end
+return out
+"""
+
+
+class EndSignal:
+    """A subscription to one request's end (the Keys.ended channel) for a waiter to sleep on.
+
+    Subscribed before the waiter's first read of the state, so an end that lands between
+    a read and the next sleep is still heard. It only shortens sleeps: the state in the
+    hash stays the authority, and any error of the client (redis-py's or dms.state.resp's, which
+    share no exception class) turns it into a plain time.sleep.
+    """
+
+    def __init__(self, client: Any, channel: str) -> None:
+        self._pubsub: Any = None
+        try:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(channel)
+            self._pubsub = pubsub
+        except Exception:  # best effort, see the docstring
+            pass
+
+    def sleep(self, seconds: float) -> None:
+        """Return after `seconds`, or as soon as the request's end is published."""
+        deadline = time.monotonic() + seconds
+        if self._pubsub is not None:
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    if self._pubsub.get_message(timeout=left) is not None:
+                        return
+                return
+            except Exception:  # best effort, see the docstring
+                self.close()
+        time.sleep(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                self._pubsub.close()
+            self._pubsub = None
+
+    def __enter__(self) -> EndSignal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class RequestStore:
+    """All reads and writes of request state; tasks and the CLI go through here."""
+
+    def __init__(self, client: redis.Redis | RespClient) -> None:
+        # Typed as Any: redis-py's annotations cannot express decode_responses=True
+        # (every reply would be `bytes | str`), and this client always decodes. A client
+        # process passes dms.state.resp's RespClient, which answers like redis-py.
+        self.r: Any = client
+        self._record_unit = client.register_script(_RECORD_UNIT)
+        self._set_bits = client.register_script(_SET_BITS)
+        self._set_state = client.register_script(_SET_STATE)
+        self._mark_published = client.register_script(_MARK_PUBLISHED)
+
+    def close(self) -> None:
+        self.r.close()
+
+    # -- lifecycle -----------------------------------------------------------------
+    def create(self, params: SyncParams) -> None:
+        keys = Keys(params.request_id)
+        now = time.time()
+        # Keys under this id from before (a task that outlived Redis's data wrote its bits there):
+        # the hash, or any key a task writes by name; sharded keys come with one of these.
+        leftovers = bool(self.r.exists(keys.req, keys.units_done, keys.dispatched, keys.published, keys.inflight,
+                                       keys.cancel, keys.routes, keys.finalize_lock))  # fmt: skip
+        created = self.r.hsetnx(keys.req, "params", params.to_json())
+        if not created:
+            current = self.r.hget(keys.req, "state") or "unknown"
+            raise RequestExists(f"request id {params.request_id!r} is already in use (state {current})")
+        if leftovers:
+            self._drop_leftovers(params.request_id)
+        fields: dict[str, Any] = {"state": RequestState.PENDING.value, "created_at": now, "updated_at": now}
+        fields.update({name: 0 for name in _INT_FIELDS})
+        self.r.hset(keys.req, mapping=fields)
+        self.r.zadd(REQUESTS_INDEX, {params.request_id: now})
+
+    def _drop_leftovers(self, request_id: str) -> None:
+        """Delete what a request id's keys held before create() gave it params: writes of tasks
+        that outlived Redis's data (a restart without persistence), such as the dispatched bit
+        a lane's last task set as Redis came back empty, which would keep a resubmission's lane
+        from ever starting that unit. Rare, so a SCAN of the id's keys is affordable here."""
+        keys = Keys(request_id)
+        pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in keys.base) + ":*"  # the id is literal
+        stale = list(self.r.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(stale), 500):
+            self.r.delete(*stale[start : start + 500])
+        fields = [f for f in self.r.hkeys(keys.req) if f != "params"]
+        if fields:
+            self.r.hdel(keys.req, *fields)
+
+    def exists(self, request_id: str) -> bool:
+        return bool(self.r.exists(Keys(request_id).req))
+
+    def params(self, request_id: str) -> SyncParams:
+        text = self.r.hget(Keys(request_id).req, "params")
+        if text is None:
+            raise RequestError(f"no such request: {request_id!r}")
+        return SyncParams.from_json(text)
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """The request record, with `bytes_inflight`: bytes moved by units still running."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(keys.req)
+        pipe.hvals(keys.inflight)
+        raw, inflight = pipe.execute()
+        if not raw:
+            return None
+        record = _decode_request(raw)
+        record["bytes_inflight"] = sum(int(v) for v in inflight)
+        return record
+
+    def live_params(self, request_id: str, epoch: int) -> SyncParams | None:
+        """The request's parameters if it exists, has not ended and is in incarnation `epoch`;
+        None otherwise. What a task checks before it acts (and again before it records)."""
+        state, text = self.r.hmget(Keys(request_id).req, "state", "params")
+        if not state or not text or RequestState(state) in TERMINAL_STATES:
+            return None
+        params = SyncParams.from_json(text)
+        return params if params.epoch == epoch else None
+
+    def state(self, request_id: str) -> RequestState | None:
+        value = self.r.hget(Keys(request_id).req, "state")
+        return RequestState(value) if value else None
+
+    def set_state(self, request_id: str, state: RequestState, *, announce: bool = True, **fields: Any) -> bool:
+        """Set the state (and fields) unless the request already ended; True if it moved.
+
+        A terminal state is announced to waiters (Keys.ended) in the same script, unless
+        `announce` is False: finalize writes the state first (so late tasks record nothing),
+        settles the request's keys, and then calls announce_end itself."""
+        now = time.time()
+        values: dict[str, Any] = {"state": state.value, "updated_at": now, **fields}
+        keys = Keys(request_id)
+        argv: list[Any] = [keys.ended if announce and state in TERMINAL_STATES else ""]  # ARGV[3]: the state
+        if state in TERMINAL_STATES:
+            values["finished_at"] = now
+            if announce:
+                values["settled"] = 1
+        for name, value in values.items():
+            argv += [name, value]
+        return int(self._set_state(keys=[keys.req], args=argv)) == 1
+
+    def announce_end(self, request_id: str, state: RequestState) -> None:
+        """Mark the ended request settled and wake its waiters (after set_state(..., announce=False))."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(keys.req, "settled", 1)
+        pipe.publish(keys.ended, state.value)
+        pipe.execute()
+
+    def end_signal(self, request_id: str) -> EndSignal:
+        """Subscribe to the request's end; set_state publishes it with the terminal state."""
+        return EndSignal(self.r, Keys(request_id).ended)
+
+    def is_cancelled(self, request_id: str) -> bool:
+        return bool(self.r.exists(Keys(request_id).cancel))
+
+    def request_cancel(self, request_id: str) -> None:
+        self.r.set(Keys(request_id).cancel, "1")
+
+    def name_owner(self, request_id: str, role: str, worker: str) -> None:
+        """Record which worker plans ("planner") or finalizes ("finalizer") a request: if its
+        node falls silent, the janitor publishes that step again."""
+        self.r.hset(Keys(request_id).req, role, worker or "?")
+
+    def is_planned(self, request_id: str) -> bool:
+        return bool(self.r.hget(Keys(request_id).req, "planned") == "1")
+
+    def queued_messages(self, queue: str, limit: int = 10_000) -> list[str]:
+        """The raw messages waiting in a broker queue (a kombu Redis list), newest first."""
+        return list(self.r.lrange(queue, 0, limit - 1))
+
+    def log_event(self, request_id: str, event: str, **detail: Any) -> None:
+        """Append to the request's event log (`dms-submit logs`); the oldest entries fall off."""
+        key = Keys(request_id).events
+        pipe = self.r.pipeline(transaction=False)
+        shown_detail = {k: _shown_value(k, v) for k, v in detail.items()}
+        pipe.rpush(key, json.dumps({"at": time.time(), "event": event, **shown_detail}, sort_keys=True))
+        pipe.ltrim(key, -EVENTS_CAP, -1)
+        pipe.execute()
+
+    def events(self, request_id: str) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.r.lrange(Keys(request_id).events, 0, -1)]
+
+    def list_requests(self, limit: int = 100, since: float | None = None) -> list[dict[str, Any]]:
+        """Newest first; `since`: only requests created at or after this Unix time."""
+        low = "-inf" if since is None else since
+        ids = self.r.zrevrangebyscore(REQUESTS_INDEX, "+inf", low, start=0, num=limit)
+        pipe = self.r.pipeline(transaction=False)
+        for request_id in ids:
+            pipe.hgetall(Keys(request_id).req)
+        rows = []
+        for request_id, raw in zip(ids, pipe.execute(), strict=True):
+            if raw:
+                rows.append({"request_id": request_id, **_decode_request(raw)})
+            else:  # expired: keep the index honest
+                self.r.zrem(REQUESTS_INDEX, request_id)
+        return rows
+
+    def errors(self, request_id: str, limit: int = ERRORS_CAP) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.r.lrange(Keys(request_id).errors, 0, limit - 1)]
+
+    def add_error(self, request_id: str, relpath: str, message: str, errno: int | None = None) -> None:
+        keys = Keys(request_id)
+        pipe = self.r.pipeline()
+        pipe.lpush(keys.errors, _error_entry(relpath, message, errno))
+        pipe.ltrim(keys.errors, 0, ERRORS_CAP - 1)
+        pipe.execute()
+
+    # -- the plan ------------------------------------------------------------------
+    def write_files(self, request_id: str, shard: int, files: Sequence[FileRecord]) -> None:
+        self.r.set(Keys(request_id).files(shard), json.dumps([f.to_wire() for f in files]))
+
+    def load_files(self, request_id: str, shard: int) -> list[FileRecord]:
+        text = self.r.get(Keys(request_id).files(shard))
+        return [FileRecord.from_wire(row) for row in json.loads(text)] if text else []
+
+    def write_dirs(self, request_id: str, shard: int, dirs: Sequence[DirRecord]) -> None:
+        self.r.set(Keys(request_id).dirs(shard), json.dumps([d.to_wire() for d in dirs]))
+
+    def load_dirs(self, request_id: str, shard: int) -> list[DirRecord]:
+        text = self.r.get(Keys(request_id).dirs(shard))
+        return [DirRecord.from_wire(row) for row in json.loads(text)] if text else []
+
+    def write_links(self, request_id: str, shard: int, links: Sequence[LinkRecord]) -> None:
+        self.r.set(Keys(request_id).links(shard), json.dumps([x.to_wire() for x in links]))
+
+    def load_links(self, request_id: str, shard: int) -> list[LinkRecord]:
+        text = self.r.get(Keys(request_id).links(shard))
+        return [LinkRecord.from_wire(row) for row in json.loads(text)] if text else []
+
+    def write_names(self, request_id: str, shard: int, listings: Sequence[tuple[str, Sequence[str]]]) -> None:
+        self.r.set(Keys(request_id).names(shard), json.dumps([[d, list(n)] for d, n in listings]))
+
+    def load_names(self, request_id: str, shard: int) -> list[tuple[str, list[str]]]:
+        text = self.r.get(Keys(request_id).names(shard))
+        return [(str(d), [str(x) for x in n]) for d, n in json.loads(text)] if text else []
+
+    def add_dryrun(self, request_id: str, lines: Sequence[str]) -> None:
+        """Append report lines of a dry run (kept up to DRYRUN_CAP)."""
+        if not lines:
+            return
+        key = Keys(request_id).dryrun
+        pipe = self.r.pipeline(transaction=False)
+        pipe.rpush(key, *(printable(line) for line in lines))
+        pipe.ltrim(key, 0, DRYRUN_CAP - 1)
+        pipe.execute()
+
+    def dryrun(self, request_id: str, limit: int = DRYRUN_CAP) -> list[str]:
+        return list(self.r.lrange(Keys(request_id).dryrun, 0, limit - 1))
+
+    def add_count(self, request_id: str, field: str, n: int) -> None:
+        if n:
+            self.r.hincrby(Keys(request_id).req, field, n)
+
+    def note_units_written(self, request_id: str, count: int) -> None:
+        """Units 0..count-1 exist: transfers may start while the walk goes on. A plain
+        HSET (the walk is sequential and deterministic), so a re-run plan sets the same value."""
+        self.r.hset(Keys(request_id).req, "tasks_total", count)
+
+    def write_unit(self, request_id: str, index: int, pieces: Sequence[UnitPiece], description: str = "") -> None:
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(keys.unit(index), json.dumps([p.to_wire() for p in pieces]))
+        if description:
+            pipe.set(keys.unit_description(index), description[:300])
+        pipe.execute()
+
+    def unit_description(self, request_id: str, index: int) -> str:
+        return str(self.r.get(Keys(request_id).unit_description(index)) or "")
+
+    def load_unit(self, request_id: str, index: int) -> list[UnitPiece]:
+        text = self.r.get(Keys(request_id).unit(index))
+        if text is None:
+            raise RequestError(f"request {request_id!r} has no transfer unit {index}")
+        return [UnitPiece.from_wire(row) for row in json.loads(text)]
+
+    def mark_planned(self, request_id: str, **totals: int) -> UnitProgress:
+        """Publish the plan's totals; the returned progress tells if every unit already finished."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline()
+        pipe.hset(keys.req, mapping={**totals, "planned": 1, "planned_at": time.time()})
+        pipe.hmget(keys.req, "tasks_done", "tasks_total", "finalize_sent")
+        _, (done, total, sent) = pipe.execute()
+        return UnitProgress(False, int(done or 0), int(total), True, sent == "1")  # "0" after a resume
+
+    # -- transfer bookkeeping -----------------------------------------------------------
+    def record_unit(
+        self, request_id: str, index: int | None, ok: Iterable[RecordedPiece], failed: Iterable[FailedPiece]
+    ) -> UnitProgress:
+        """Record a unit's digests and failures, once; `index=None` records failures of no unit."""
+        keys = Keys(request_id)
+        key_list = [keys.req, keys.units_done, keys.errors, keys.inflight]
+        key_index: dict[str, int] = {}
+
+        def slot(key: str) -> int:
+            if key not in key_index:
+                key_list.append(key)
+                key_index[key] = len(key_list)  # Lua is 1-based
+            return key_index[key]
+
+        ok_args: list[Any] = []
+        n_ok = 0
+        for p in ok:
+            ok_args += [slot(keys.digests(p.file_id // SHARD)), f"{p.file_id}:{p.offset}", f"{p.length}:{p.digest}"]
+            ok_args.append(p.length)
+            n_ok += 1
+        failed_args: list[Any] = []
+        n_failed = 0
+        for f in failed:
+            failed_args += [
+                slot(keys.failed(f.file_id // SHARD)),
+                f.file_id,
+                _error_entry(f.relpath, f.message, f.errno),
+            ]
+            n_failed += 1
+        unit = "" if index is None else index
+        result = self._record_unit(keys=key_list, args=[unit, n_ok, n_failed, ERRORS_CAP, *ok_args, *failed_args])
+        first, done, total, planned, sent, failed_new = result
+        return UnitProgress(bool(first), int(done), int(total), planned == "1", sent == "1", int(failed_new))
+
+    def report_inflight(self, request_id: str, index: int, moved: int) -> None:
+        """Live progress of a running unit; overwritten, never added, so a rerun cannot inflate it."""
+        self.r.hset(Keys(request_id).inflight, index, moved)
+
+    def lane_bits(self, request_id: str, total: int) -> tuple[list[int], list[int]]:
+        """Bits units_done[k] and dispatched[k] for every unit, in one round trip."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        for k in range(total):
+            pipe.getbit(keys.units_done, k)
+        for k in range(total):
+            pipe.getbit(keys.dispatched, k)
+        bits = pipe.execute()
+        return bits[:total], bits[total:]
+
+    def mark_dispatched(self, request_id: str, index: int) -> None:
+        self.r.setbit(Keys(request_id).dispatched, index, 1)
+
+    def was_dispatched(self, request_id: str, index: int) -> bool:
+        return bool(self.r.getbit(Keys(request_id).dispatched, index))
+
+    def unit_done(self, request_id: str, index: int) -> bool:
+        return bool(self.r.getbit(Keys(request_id).units_done, index))
+
+    def mark_finalize_sent(self, request_id: str) -> None:
+        self.r.hset(Keys(request_id).req, "finalize_sent", 1)
+
+    # -- finalize ----------------------------------------------------------------------
+    def load_digests(self, request_id: str, shard: int) -> dict[str, str]:
+        return dict(self.r.hgetall(Keys(request_id).digests(shard)))
+
+    def load_failed(self, request_id: str, shard: int) -> dict[int, dict[str, Any]]:
+        return {int(k): json.loads(v) for k, v in self.r.hgetall(Keys(request_id).failed(shard)).items()}
+
+    def fail_files(self, request_id: str, failed: Iterable[FailedPiece]) -> int:
+        """Mark files failed (first reason wins, counted once); returns how many were new."""
+        return self.record_unit(request_id, None, [], failed).failed_new
+
+    def mark_published(self, request_id: str, file_ids: Sequence[int]) -> int:
+        """Count published files once each, in one round trip; returns how many were new."""
+        if not file_ids:
+            return 0
+        keys = Keys(request_id)
+        return int(self._mark_published(keys=[keys.req, keys.published], args=list(file_ids)))
+
+    def published_ids(self, request_id: str, shard: int) -> set[int]:
+        """File ids of one shard whose published bit is set, in one small script call (a
+        shard of small files published by their transfers has all SHARD bits set; SHARD is
+        a multiple of 8, so a shard is whole bytes of the bitmap)."""
+        first = shard * SHARD
+        offsets = self._set_bits(keys=[Keys(request_id).published], args=[first // 8, (first + SHARD) // 8 - 1])
+        return {first + int(o) for o in offsets}
+
+    def acquire_finalize_lock(self, request_id: str, owner: str, ttl: int) -> bool:
+        return bool(self.r.set(Keys(request_id).finalize_lock, owner, nx=True, ex=ttl))
+
+    def release_finalize_lock(self, request_id: str) -> None:
+        self.r.delete(Keys(request_id).finalize_lock)
+
+    def save_chain(self, request_id: str, chain: list[dict[str, Any]]) -> None:
+        self.r.set(Keys(request_id).chain, json.dumps(chain))
+
+    def pop_chain(self, request_id: str) -> list[dict[str, Any]] | None:
+        text = self.r.getdel(Keys(request_id).chain)
+        return json.loads(text) if text else None
+
+    def forget_digests(self, request_id: str, shard: int, fields: Sequence[str]) -> None:
+        for start in range(0, len(fields), 1000):
+            self.r.hdel(Keys(request_id).digests(shard), *fields[start : start + 1000])
+
+    def save_carry(self, request_id: str, file_shards: int) -> int:
+        """Remember, by path, the chunks already staged of every file not yet published,
+        so `resume` moves only the missing chunks. Returns how many files it saved."""
+        keys = Keys(request_id)
+        saved = 0
+        for shard in range(file_shards):
+            files = self.load_files(request_id, shard)
+            digests = self.load_digests(request_id, shard)
+            if not digests:
+                continue
+            published = self.published_ids(request_id, shard)
+            chunks: dict[int, dict[str, str]] = {}
+            for key, value in digests.items():
+                fid, _, offset = key.partition(":")
+                chunks.setdefault(int(fid), {})[offset] = value
+            mapping = {
+                f.relpath: json.dumps([f.size, f.mtime_ns, chunks[f.file_id]])
+                for f in files
+                if f.file_id in chunks and f.file_id not in published
+            }
+            if mapping:
+                self.r.hset(keys.carry, mapping=mapping)
+                saved += len(mapping)
+        return saved
+
+    def load_carry(self, request_id: str) -> dict[str, tuple[int, int, dict[int, tuple[int, str]]]]:
+        """relpath -> (size, mtime_ns, {offset: (length, digest)}) saved by save_carry()."""
+        out = {}
+        for relpath, text in self.r.hgetall(Keys(request_id).carry).items():
+            size, mtime_ns, chunks = json.loads(text)
+            parsed = {int(o): (int(v.split(":")[0]), v.split(":")[1]) for o, v in chunks.items()}
+            out[relpath] = (int(size), int(mtime_ns), parsed)
+        return out
+
+    def reset_for_resume(self, request_id: str, params: SyncParams) -> None:
+        """Start a new incarnation of an ended or abandoned request: drop its plan (the
+        carry-over stays), zero its counters, store `params` (a higher epoch), PENDING."""
+        keys = Keys(request_id)
+        info = self.get(request_id) or {}
+        self.drop_plan(request_id, int(info.get("tasks_total", 0)), int(info.get("file_shards", 0)),
+                       int(info.get("dir_shards", 0)), int(info.get("link_shards", 0)),
+                       int(info.get("name_shards", 0)))  # fmt: skip
+        names = [keys.finalize_lock, keys.errors, keys.dryrun, keys.routes]
+        names += [keys.failed(s) for s in range(int(info.get("file_shards", 0)))]
+        self.r.delete(*names)
+        now = time.time()
+        fields: dict[str, Any] = {name: 0 for name in _INT_FIELDS}
+        fields.update({"params": params.to_json(), "state": RequestState.PENDING.value, "updated_at": now,
+                       "planned": 0, "finalize_sent": 0})  # fmt: skip
+        pipe = self.r.pipeline()
+        pipe.hdel(keys.req, "finished_at", "planned_at", "error", "settled")
+        pipe.hset(keys.req, mapping=fields)
+        pipe.persist(keys.req)
+        pipe.persist(keys.events)
+        pipe.execute()
+
+    def drop_plan(
+        self, request_id: str, units: int, file_shards: int, dir_shards: int, link_shards: int = 0, name_shards: int = 0
+    ) -> None:
+        """Delete what only the transfer needed; keep the request hash, errors and failures."""
+        keys = Keys(request_id)
+        names = [keys.unit(k) for k in range(units)] + [keys.unit_description(k) for k in range(units)]
+        names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
+        names += [keys.links(s) for s in range(link_shards)] + [keys.names(s) for s in range(name_shards)]
+        names += [keys.digests(s) for s in range(file_shards)]
+        names += [keys.units_done, keys.dispatched, keys.published, keys.cancel, keys.inflight]
+        for start in range(0, len(names), 500):
+            self.r.delete(*names[start : start + 500])
+
+    def expire(self, request_id: str, seconds: int, file_shards: int) -> None:
+        """Start the retention clock of an ended request (docs/operations.md, "Retention")."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline(transaction=False)
+        for name in [keys.req, keys.errors, keys.events, keys.chain, keys.dryrun,
+                     *(keys.failed(s) for s in range(file_shards))]:  # fmt: skip
+            pipe.expire(name, seconds)
+        pipe.execute()
+
+
+def _error_entry(relpath: str, message: str, errno: int | None) -> str:
+    """One entry of `dms:req:R:errors` (and of a failure shard): what `status --files` shows."""
+    entry = {"path": shown(relpath), "error": printable(message), "errno": errno, "at": time.time()}
+    return json.dumps(entry)
+
+
+#: Event fields that hold a path: shown in dms.fs.names' escaped form (other text: printable()).
+_PATH_FIELDS = frozenset({"path", "first", "source", "destination"})
+
+
+def _shown_value(key: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return shown(value) if key in _PATH_FIELDS else printable(value)
+
+
+def _decode_request(raw: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(raw)
+    for name in _INT_FIELDS:
+        out[name] = int(raw.get(name) or 0)
+    for name in ("created_at", "updated_at", "planned_at", "finished_at"):
+        if name in raw:
+            out[name] = float(raw[name])
+    out["planned"] = raw.get("planned") == "1"
+    out["finalize_sent"] = raw.get("finalize_sent") == "1"
+    out["settled"] = raw.get("settled") == "1"
+    if "params" in raw:
+        out["params"] = json.loads(raw["params"])
+    return out

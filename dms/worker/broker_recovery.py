@@ -1,0 +1,72 @@
+"""Put back the messages a Redis restart left unacknowledged.
+
+With persistence on (docs/operations.md), Redis comes back with its queues and with
+the `unacked` hash of every message a worker had fetched but not acknowledged. kombu
+restores a channel's unacked messages when the channel closes, but when Redis itself
+went away that restore cannot reach it, so the messages wait for the visibility
+timeout (2 h) and their lanes stall (decision 0023, F4 and F5).
+
+Every connection to the previous Redis process is gone, so a message fetched before
+the running Redis process started can never be acknowledged: this step, which runs
+each time a worker's consumer (re)connects, restores exactly those, at once, into the
+queue they came from (dms.state.broker.restore_orphaned). A task that was still
+running when Redis went away may run a second time; every DMS task is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import bootsteps
+
+from dms.state.broker import first_to_see_restart, restore_orphaned
+
+__all__ = ["RestoreAfterBrokerRestart", "restart_lanes_once"]
+
+log = logging.getLogger(__name__)
+
+#: A Redis process younger than this counts as "just restarted" when a worker reconnects.
+RECENT_RESTART_SECONDS = 600.0
+
+
+def restart_lanes_once(client: Any, app: Any, server: dict[str, Any]) -> int:
+    """After a Redis restart, once per Redis process (the first worker to reconnect does it):
+    restart the lanes of every transferring request (dms.route.lanes.restart_lane_heads), since
+    a message popped but not yet recorded as unacknowledged when Redis died is lost."""
+    if float(server["uptime_in_seconds"]) > RECENT_RESTART_SECONDS:
+        return 0
+    if not first_to_see_restart(client, server, RECENT_RESTART_SECONDS * 2):
+        return 0  # another worker did it
+    from dms.model import RequestState
+    from dms.route.lanes import restart_lane_heads
+
+    task = app.tasks["dms.transfer"]
+    store = task.store
+    started = 0
+    for info in store.list_requests(limit=1000):
+        if info["state"] == RequestState.TRANSFERRING.value:
+            params = store.params(info["request_id"])
+            started += restart_lane_heads(store, task, params, reason="Redis restarted")
+    if started:
+        log.warning("restarted %d lane(s) of transferring requests after a Redis restart", started)
+    return started
+
+
+class RestoreAfterBrokerRestart(bootsteps.StartStopStep):  # type: ignore[misc]
+    """A consumer step: on every (re)connect, restore what a Redis restart orphaned."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c: Any) -> None:
+        channel = getattr(getattr(c, "task_consumer", None), "channel", None)
+        if channel is None or not hasattr(channel, "unacked_index_key"):
+            return  # not the Redis transport
+        try:
+            server = channel.client.info("server")  # uptime and run id of the Redis process reached
+            n = restore_orphaned(channel, server)
+            if n:
+                log.warning("restored %d message(s) left unacknowledged by a Redis restart", n)
+            restart_lanes_once(channel.client, c.app, server)
+        except Exception as exc:  # never stop a worker from consuming
+            log.warning("could not recover from a Redis restart: %s", exc)
