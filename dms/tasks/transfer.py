@@ -21,7 +21,7 @@ from typing import Any
 
 from dms import native
 from dms.config import NodeConfig, read_secret
-from dms.errors import AuthenticationError, ConfinementError, IntegrityError, ProtocolError
+from dms.errors import AuthenticationError, ConfinementError, ProtocolError
 from dms.fs.roots import under_roots
 from dms.model import FailedPiece, SyncParams, UnitPiece
 from dms.route.nics import usable
@@ -30,7 +30,7 @@ from dms.route.queues import nic_of_queue, nic_queue
 from dms.settings import active_config, current_node
 from dms.state.nodes import NicEndpoint
 from dms.tasks.base import DmsTask
-from dms.transfer.unit import UnitResult, copy_unit, send_unit
+from dms.transfer.unit import UnitResult, copy_unit, send_resending
 from dms.worker.app import app
 
 __all__ = ["TransferTask", "transfer"]
@@ -73,6 +73,117 @@ class TransferTask(DmsTask):
             self.registry.release(request_id, [index])
         self.advance(params, index, progress)
 
+    def transfer_clustered(
+        self, params: SyncParams, index: int, pieces: list[UnitPiece], options: dict[str, Any]
+    ) -> tuple[UnitResult, str] | None:
+        me = current_node()
+        if me is None or me.cluster != params.source_cluster:
+            where = f"node {me.name} of cluster {me.cluster}" if me else "a worker started without --dms-node"
+            self.fail_unit(params.request_id, index, f"unit reached {where}, not cluster {params.source_cluster}")
+            return None
+        if not under_roots(params.source, me.roots):
+            outside = ConfinementError(f"source {params.source} is outside node {me.name}'s roots")
+            self.fail_unit(params.request_id, index, str(outside))
+            return None
+        nic = self.my_nic(me)
+        if nic is None:
+            self.retry_later(params, index, f"every data NIC of node {me.name} is down")
+            return None
+        route = self.current_route(params, index, me, pieces)
+        if route is None:
+            return None
+        if route.destination is None:
+            return copy_unit(
+                params, pieces, **options, may_publish=lambda: not options["cancelled"]()
+            ), f"{me.name} local"
+        dst = route.destination
+
+        attempt = 0
+
+        def make_sender(specs: list[native.CopySpec]) -> native.UnitSender:
+            sender = native.UnitSender(
+                specs,
+                nic.address,
+                dst.address,
+                dst.port,
+                _secret(me),
+                method=SEND_METHOD,
+                timeout_ms=int(active_config().defaults.data_timeout * 1000),
+            )
+            if CORRUPT_EVERY and attempt == 0:  # test-only fault: the first attempt of every unit is corrupted
+                sender.corrupt_in_flight(CORRUPT_EVERY)
+            return sender
+
+        via = f"{me.name}/{nic.interface} -> {dst.key}"
+
+        def resending(pieces_again: int, attempt_now: int) -> None:
+            nonlocal attempt
+            attempt = attempt_now
+            self.store.log_event(params.request_id, "pieces resent", unit=index, pieces=pieces_again,
+                                 reason="corrupted in flight", attempt=attempt_now)  # fmt: skip
+
+        try:
+            return send_resending(params, pieces, make_sender, CORRUPTION_RETRIES, resending, **options), via
+        except AuthenticationError as exc:  # retrying cannot fix a secret that differs
+            self.fail_unit(params.request_id, index, f"data plane: {exc}")
+            return None
+        except (OSError, ProtocolError) as exc:
+            self.reroute(params, index, pieces, failed=dst, error=exc)
+            return None
+
+    def my_nic(self, me: NodeConfig) -> Any:
+        """The NIC to send from: the one whose queue delivered this message (the message may
+        have been moved from another queue by an operator or a janitor), else the first; if
+        that NIC is down, another of this node's NICs that is not (None if all are down)."""
+        iface = nic_of_queue((self.request.delivery_info or {}).get("routing_key"), me.name)
+        ordered = sorted(me.data, key=lambda n: n.interface != iface)
+        return next((n for n in ordered if usable(n.interface)), None)
+
+    def current_route(self, params: SyncParams, index: int, me: NodeConfig, pieces: list[UnitPiece]) -> Route | None:
+        """The recorded destination of this unit, if its node is still alive; else a fresh one."""
+        recorded = self.registry.route_of(params.request_id, index)
+        if recorded is not None:
+            src_key, dst_key, _ = recorded
+            if not dst_key:
+                return Route(_endpoint_of(me, src_key), None)
+            node_name, _, iface = dst_key.partition("/")
+            status = self.registry.node(node_name)
+            if status is not None and status.receiver:
+                for nic in status.nics:
+                    if nic.interface == iface:
+                        return Route(_endpoint_of(me, src_key), nic)
+        try:
+            return self.placement.route(params, index, sum(p.length for p in pieces), source_node=me.name)
+        except NoRoute as exc:
+            self.retry_later(params, index, str(exc))
+            return None
+
+    def reroute(
+        self, params: SyncParams, index: int, pieces: list[UnitPiece], failed: NicEndpoint, error: Exception
+    ) -> None:
+        message = f"{failed.key}: {type(error).__name__}: {error}"
+        log.warning(
+            "request %s unit %d: data connection failed (%s); routing it again", params.request_id, index, message
+        )
+        self.store.log_event(params.request_id, "unit rerouted", unit=index, error=message)
+        try:
+            route = self.placement.route(params, index, sum(p.length for p in pieces), exclude={failed.key})
+        except NoRoute as exc:
+            self.retry_later(params, index, f"{message}; {exc}")
+            return
+        if self.request.retries >= MAX_ROUTE_RETRIES:
+            tries = self.request.retries + 1
+            self.fail_unit(params.request_id, index, f"data connection failed {tries} times; last: {message}")
+            return
+        self.retry(queue=nic_queue(route.source.node, route.source.interface), countdown=RETRY_DELAY,
+                   max_retries=MAX_ROUTE_RETRIES, exc=None)  # fmt: skip
+
+    def retry_later(self, params: SyncParams, index: int, message: str) -> None:
+        if self.request.retries >= MAX_ROUTE_RETRIES:
+            self.fail_unit(params.request_id, index, message)
+            return
+        self.retry(countdown=RETRY_DELAY * 2, max_retries=MAX_ROUTE_RETRIES, exc=None)
+
 
 @functools.cache
 def _secret(node: NodeConfig) -> bytes:
@@ -107,7 +218,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         "progress": lambda moved: store.report_inflight(request_id, unit_index, moved),
     }
     if params.clustered:
-        outcome = _transfer_clustered(self, params, unit_index, pieces, options)
+        outcome = self.transfer_clustered(params, unit_index, pieces, options)
         if outcome is None:  # re-routed and retried, or failed as a whole
             return {"request_id": request_id, "unit": unit_index, "status": "rerouted"}
         result, via = outcome
@@ -137,133 +248,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
     }
 
 
-def _transfer_clustered(
-    self: TransferTask, params: SyncParams, index: int, pieces: list[UnitPiece], options: dict[str, Any]
-) -> tuple[UnitResult, str] | None:
-    me = current_node()
-    if me is None or me.cluster != params.source_cluster:
-        where = f"node {me.name} of cluster {me.cluster}" if me else "a worker started without --dms-node"
-        self.fail_unit(params.request_id, index, f"unit reached {where}, not cluster {params.source_cluster}")
-        return None
-    if not under_roots(params.source, me.roots):
-        self.fail_unit(params.request_id, index,
-                       str(ConfinementError(f"source {params.source} is outside node {me.name}'s roots")))  # fmt: skip
-        return None
-    nic = _my_nic(self, me)
-    if nic is None:
-        _retry_later(self, params, index, f"every data NIC of node {me.name} is down")
-        return None
-    route = _current_route(self, params, index, me, pieces)
-    if route is None:
-        return None
-    if route.destination is None:
-        return copy_unit(params, pieces, **options, may_publish=lambda: not options["cancelled"]()), f"{me.name} local"
-    dst = route.destination
-
-    attempt = 0
-
-    def make_sender(specs: list[native.CopySpec]) -> native.UnitSender:
-        sender = native.UnitSender(
-            specs,
-            nic.address,
-            dst.address,
-            dst.port,
-            _secret(me),
-            method=SEND_METHOD,
-            timeout_ms=int(active_config().defaults.data_timeout * 1000),
-        )
-        if CORRUPT_EVERY and attempt == 0:  # test-only fault: the first attempt of every unit is corrupted
-            sender.corrupt_in_flight(CORRUPT_EVERY)
-        return sender
-
-    via = f"{me.name}/{nic.interface} -> {dst.key}"
-    try:
-        result = send_unit(params, pieces, make_sender, **options)
-        # a piece the receiver's checksum rejected was corrupted in flight: send it again
-        while attempt < CORRUPTION_RETRIES and not result.cancelled:
-            again = [p for p, error in result.failed_pieces if isinstance(error, IntegrityError)]
-            if not again:
-                break
-            attempt += 1
-            retried = {(p.file.file_id, p.offset) for p in again}
-            self.store.log_event(params.request_id, "pieces resent", unit=index, pieces=len(again),
-                                 reason="corrupted in flight", attempt=attempt)  # fmt: skip
-            keep = [i for i, (p, _) in enumerate(result.failed_pieces) if (p.file.file_id, p.offset) not in retried]
-            result.failed = [result.failed[i] for i in keep]  # send_unit keeps the two lists in step
-            result.failed_pieces = [result.failed_pieces[i] for i in keep]
-            retry = send_unit(params, again, make_sender, **options)
-            result.ok += retry.ok
-            result.failed += retry.failed
-            result.failed_pieces += retry.failed_pieces
-            result.bytes_moved += retry.bytes_moved
-            result.cancelled = retry.cancelled
-        return result, via
-    except AuthenticationError as exc:  # retrying cannot fix a secret that differs
-        self.fail_unit(params.request_id, index, f"data plane: {exc}")
-        return None
-    except (OSError, ProtocolError) as exc:
-        _reroute(self, params, index, pieces, failed=dst, error=exc)
-        return None
-
-
-def _my_nic(self: TransferTask, me: NodeConfig) -> Any:
-    """The NIC to send from: the one whose queue delivered this message (the message may
-    have been moved from another queue by an operator or a janitor), else the first; if
-    that NIC is down, another of this node's NICs that is not (None if all are down)."""
-    iface = nic_of_queue((self.request.delivery_info or {}).get("routing_key"), me.name)
-    ordered = sorted(me.data, key=lambda n: n.interface != iface)
-    return next((n for n in ordered if usable(n.interface)), None)
-
-
-def _current_route(
-    self: TransferTask, params: SyncParams, index: int, me: NodeConfig, pieces: list[UnitPiece]
-) -> Route | None:
-    """The recorded destination of this unit, if its node is still alive; else a fresh one."""
-    recorded = self.registry.route_of(params.request_id, index)
-    if recorded is not None:
-        src_key, dst_key, _ = recorded
-        if not dst_key:
-            return Route(_endpoint_of(me, src_key), None)
-        node_name, _, iface = dst_key.partition("/")
-        status = self.registry.node(node_name)
-        if status is not None and status.receiver:
-            for nic in status.nics:
-                if nic.interface == iface:
-                    return Route(_endpoint_of(me, src_key), nic)
-    try:
-        return self.placement.route(params, index, sum(p.length for p in pieces), source_node=me.name)
-    except NoRoute as exc:
-        _retry_later(self, params, index, str(exc))
-        return None
-
-
 def _endpoint_of(me: NodeConfig, key: str) -> NicEndpoint:
     iface = key.partition("/")[2]
     nic = next((n for n in me.data if n.interface == iface), me.data[0])
     return NicEndpoint(me.name, me.cluster, nic.interface, nic.address, 0, nic.network)
-
-
-def _reroute(
-    self: TransferTask, params: SyncParams, index: int, pieces: list[UnitPiece], failed: NicEndpoint, error: Exception
-) -> None:
-    message = f"{failed.key}: {type(error).__name__}: {error}"
-    log.warning("request %s unit %d: data connection failed (%s); routing it again", params.request_id, index, message)
-    self.store.log_event(params.request_id, "unit rerouted", unit=index, error=message)
-    try:
-        route = self.placement.route(params, index, sum(p.length for p in pieces), exclude={failed.key})
-    except NoRoute as exc:
-        _retry_later(self, params, index, f"{message}; {exc}")
-        return
-    if self.request.retries >= MAX_ROUTE_RETRIES:
-        tries = self.request.retries + 1
-        self.fail_unit(params.request_id, index, f"data connection failed {tries} times; last: {message}")
-        return
-    self.retry(queue=nic_queue(route.source.node, route.source.interface), countdown=RETRY_DELAY,
-               max_retries=MAX_ROUTE_RETRIES, exc=None)  # fmt: skip
-
-
-def _retry_later(self: TransferTask, params: SyncParams, index: int, message: str) -> None:
-    if self.request.retries >= MAX_ROUTE_RETRIES:
-        self.fail_unit(params.request_id, index, message)
-        return
-    self.retry(countdown=RETRY_DELAY * 2, max_retries=MAX_ROUTE_RETRIES, exc=None)

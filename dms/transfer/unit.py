@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dms import native
+from dms.errors import IntegrityError
 from dms.fs.beneath import Beneath, destination_beneath, rename_replacing
 from dms.fs.names import shown
 from dms.fs.paths import staging_path
@@ -34,6 +35,7 @@ __all__ = [
     "piece_spec",
     "publish_whole_files",
     "publishable",
+    "send_resending",
     "send_unit",
 ]
 
@@ -196,6 +198,38 @@ def send_unit(
         result = drive(make_sender(specs), runnable, result, cancelled, slice_bytes, progress)
         result.failed = [source.readable(f) for f in result.failed]
         return result
+
+
+def send_resending(
+    params: SyncParams,
+    pieces: Sequence[UnitPiece],
+    make_sender: Callable[[list[CopySpec]], SlicedWorker],
+    retries: int,
+    on_resend: Callable[[int, int], None],
+    cancelled: Callable[[], bool] = lambda: False,
+    slice_bytes: int = SLICE_BYTES,
+    progress: Callable[[int], None] = lambda moved: None,
+) -> UnitResult:
+    """send_unit, then send again (up to `retries` times) the pieces the receiver's checksum
+    rejected: they were corrupted in flight, and the source still holds the right bytes.
+    `on_resend(pieces, attempt)` is called before each attempt (make_sender sees it)."""
+    result = send_unit(params, pieces, make_sender, cancelled, slice_bytes, progress)
+    for attempt in range(1, retries + 1):
+        again = [p for p, error in result.failed_pieces if isinstance(error, IntegrityError)]
+        if result.cancelled or not again:
+            break
+        on_resend(len(again), attempt)
+        retried = {(p.file.file_id, p.offset) for p in again}
+        keep = [i for i, (p, _) in enumerate(result.failed_pieces) if (p.file.file_id, p.offset) not in retried]
+        result.failed = [result.failed[i] for i in keep]  # send_unit keeps the two lists in step
+        result.failed_pieces = [result.failed_pieces[i] for i in keep]
+        retry = send_unit(params, again, make_sender, cancelled, slice_bytes, progress)
+        result.ok += retry.ok
+        result.failed += retry.failed
+        result.failed_pieces += retry.failed_pieces
+        result.bytes_moved += retry.bytes_moved
+        result.cancelled = retry.cancelled
+    return result
 
 
 def piece_spec(
