@@ -110,7 +110,27 @@ cdef list _units(vector[c_chunker.WorkUnit] units):
     return [[(p.file_index, p.offset, p.length) for p in u.pieces] for u in units]
 
 
-cdef class UnitCopier:
+cdef class _Sliced:
+    """What UnitCopier, UnitSender and Verifier share: work done a bounded slice per step(),
+    with the GIL released, by one thread at a time (a second concurrent step() is refused:
+    the C++ objects are not thread-safe)."""
+
+    cdef bint _busy
+
+    cdef vector[c_copier.PieceOutcome] _step_released(self, uint64_t max_bytes) except *:
+        raise NotImplementedError
+
+    def step(self, uint64_t max_bytes=DEFAULT_SLICE_BYTES):
+        if self._busy:
+            raise RuntimeError(f"{type(self).__name__}.step() is already running in another thread")
+        self._busy = True
+        try:
+            return _outcomes(self._step_released(max_bytes))
+        finally:
+            self._busy = False
+
+
+cdef class UnitCopier(_Sliced):
     """Copies a list of pieces into staging files, a bounded slice per step().
 
     specs: dms.native.records.CopySpec records; with `finish`, a whole-file piece is read
@@ -122,7 +142,6 @@ cdef class UnitCopier:
     """
 
     cdef unique_ptr[c_copier.UnitCopier] _c
-    cdef bint _busy
 
     def __cinit__(self, specs, str method="readwrite", size_t buffer_size=DEFAULT_BUFFER_BYTES):
         self._c.reset(new c_copier.UnitCopier(_copy_specs(specs), _method(method), buffer_size))
@@ -139,17 +158,11 @@ cdef class UnitCopier:
     def method(self):
         return "readwrite" if self._c.get().method() == c_copier.CopyMethod.ReadWrite else "copy_file_range"
 
-    def step(self, uint64_t max_bytes=DEFAULT_SLICE_BYTES):
-        if self._busy:
-            raise RuntimeError("UnitCopier.step() is already running in another thread")
+    cdef vector[c_copier.PieceOutcome] _step_released(self, uint64_t max_bytes) except *:
         cdef vector[c_copier.PieceOutcome] outs
-        self._busy = True
-        try:
-            with nogil:
-                outs = self._c.get().step(max_bytes)
-        finally:
-            self._busy = False
-        return _outcomes(outs)
+        with nogil:
+            outs = self._c.get().step(max_bytes)
+        return outs
 
 
 cdef vector[c_copier.CopySpec] _copy_specs(specs) except *:
@@ -170,7 +183,7 @@ cdef vector[c_copier.CopySpec] _copy_specs(specs) except *:
     return cspecs
 
 
-cdef class UnitSender:
+cdef class UnitSender(_Sliced):
     """Streams a unit's pieces to a remote TcpReceiver, a bounded slice per step().
 
     specs are UnitCopier's CopySpec records; dst is the staging path on the receiving
@@ -182,7 +195,6 @@ cdef class UnitSender:
     """
 
     cdef unique_ptr[c_net.UnitSender] _c
-    cdef bint _busy
 
     def __cinit__(self, specs, str bind_address, str host, uint16_t port, bytes secret, str method="sendfile",
                   size_t buffer_size=DEFAULT_BUFFER_BYTES, int timeout_ms=60000, size_t window=64):
@@ -211,17 +223,11 @@ cdef class UnitSender:
         """Test-only fault hook: flip a byte every `every` payload bytes, after hashing."""
         self._c.get().corrupt_in_flight(every)
 
-    def step(self, uint64_t max_bytes=DEFAULT_SLICE_BYTES):
-        if self._busy:
-            raise RuntimeError("UnitSender.step() is already running in another thread")
+    cdef vector[c_copier.PieceOutcome] _step_released(self, uint64_t max_bytes) except *:
         cdef vector[c_copier.PieceOutcome] outs
-        self._busy = True
-        try:
-            with nogil:
-                outs = self._c.get().step(max_bytes)
-        finally:
-            self._busy = False
-        return _outcomes(outs)
+        with nogil:
+            outs = self._c.get().step(max_bytes)
+        return outs
 
 
 def query_up_to_date(entries, str bind_address, str host, uint16_t port, bytes secret, bint checksum=False,
@@ -304,7 +310,7 @@ cdef class TcpReceiver:
                 self._c.get().stop()
 
 
-cdef class Verifier:
+cdef class Verifier(_Sliced):
     """Re-reads staged ranges and compares them with their recorded digests.
 
     specs: dms.native.records.VerifySpec records. step() reports like
@@ -312,7 +318,6 @@ cdef class Verifier:
     """
 
     cdef unique_ptr[c_copier.Verifier] _c
-    cdef bint _busy
 
     def __cinit__(self, specs, size_t buffer_size=DEFAULT_BUFFER_BYTES):
         cdef vector[c_copier.VerifySpec] cspecs
@@ -330,17 +335,11 @@ cdef class Verifier:
     def done(self):
         return self._c.get().done()
 
-    def step(self, uint64_t max_bytes=DEFAULT_SLICE_BYTES):
-        if self._busy:
-            raise RuntimeError("Verifier.step() is already running in another thread")
+    cdef vector[c_copier.PieceOutcome] _step_released(self, uint64_t max_bytes) except *:
         cdef vector[c_copier.PieceOutcome] outs
-        self._busy = True
-        try:
-            with nogil:
-                outs = self._c.get().step(max_bytes)
-        finally:
-            self._busy = False
-        return _outcomes(outs)
+        with nogil:
+            outs = self._c.get().step(max_bytes)
+        return outs
 
 
 def copy_range(src, dst, uint64_t offset, uint64_t length, str method="readwrite"):
