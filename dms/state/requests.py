@@ -764,7 +764,7 @@ class RequestStore:
         for start in range(0, len(names), 500):
             self.r.delete(*names[start : start + 500])
 
-    def expire(self, request_id: str, seconds: int, file_shards: int) -> None:
+    def set_retention(self, request_id: str, seconds: int, file_shards: int) -> None:
         """Start the retention clock of an ended request (docs/operations.md, "Retention")."""
         keys = Keys(request_id)
         pipe = self.r.pipeline(transaction=False)

@@ -59,7 +59,7 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
                             info.get("link_shards", 0), info.get("name_shards", 0))  # fmt: skip
             if params.clustered:
                 self.registry.release_all(request_id)  # units that never finished give their NIC load back
-            store.expire(request_id, RETENTION_SECONDS, info["file_shards"])
+            store.set_retention(request_id, RETENTION_SECONDS, info["file_shards"])
             store.announce_end(request_id, RequestState(info["state"]))
         finally:
             store.release_finalize_lock(request_id)
