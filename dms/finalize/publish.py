@@ -95,10 +95,13 @@ def _publish_shard(
     published = store.published_ids(rid, shard)
     if len(published) == len(files):
         return  # every file was published by the transfer that copied it whole
-    digests = store.load_digests(rid, shard)
-    failed = store.load_failed(rid, shard)
     with destination_beneath(params) as beneath:  # every path goes through directories opened without symlinks
-        _verify_and_rename(store, params, shard, files, digests, failed, published, chunker, report, beneath)
+        shard_run = _ShardPublish(store, params, shard, chunker, report, beneath)
+        candidates = shard_run.candidates(files, published)
+        bad = _verify_in_parallel(shard_run.verify_specs, shard_run.spec_owner)
+        if params.fsync and candidates:
+            native.sync_filesystem(params.destination)
+        shard_run.publish(candidates, bad)
 
 
 def _verify_in_parallel(specs: list[native.VerifySpec], owner: list[int]) -> dict[int, str]:
@@ -133,86 +136,104 @@ def _verify_in_parallel(specs: list[native.VerifySpec], owner: list[int]) -> dic
     return bad
 
 
-def _verify_and_rename(
-    store: RequestStore,
-    params: SyncParams,
-    shard: int,
-    files: list[FileRecord],
-    digests: dict[str, str],
-    failed: Container[int],
-    published: Container[int],
-    chunker: native.FileChunker,
-    report: PublishReport,
-    beneath: Beneath,
-) -> None:
-    rid = params.request_id
-    candidates: list[tuple[FileRecord, str, str, bool]] = []  # file, staged, final, already renamed
-    verify_specs: list[native.VerifySpec] = []
-    spec_owner: list[int] = []  # verify spec -> index into candidates
-    newly_failed: list[FailedPiece] = []
-    forget: list[str] = []  # digests of staging files removed here: resume must not count on them
+class _ShardPublish:
+    """One shard's files through finalize: which can be published (every chunk recorded),
+    what to verify, then the renames; failures and forgotten digests are recorded once."""
 
-    def discard(f: FileRecord, staged: str) -> None:
+    def __init__(self, store: RequestStore, params: SyncParams, shard: int, chunker: native.FileChunker,
+                 report: PublishReport, beneath: Beneath) -> None:  # fmt: skip
+        self.store, self.params, self.shard, self.chunker = store, params, shard, chunker
+        self.report, self.beneath = report, beneath
+        self.digests = store.load_digests(params.request_id, shard)
+        self.failed = store.load_failed(params.request_id, shard)
+        self.verify_specs: list[native.VerifySpec] = []
+        self.spec_owner: list[int] = []  # verify spec -> index into the candidates
+        self.newly_failed: list[FailedPiece] = []
+        self.forget: list[str] = []  # digests of staging files removed here: resume must not count on them
+
+    def forget_chunks(self, f: FileRecord) -> None:
+        self.forget.extend(f"{f.file_id}:{offset}" for offset, _ in self.chunker.split(f.file_id, f.size))
+
+    def discard(self, f: FileRecord, staged: str) -> None:
         _remove(staged)
-        forget.extend(f"{f.file_id}:{offset}" for offset, _ in chunker.split(f.file_id, f.size))
+        self.forget_chunks(f)
 
-    for f in files:
-        if f.file_id in published or (f.file_id in failed and not report.cancelled):
-            continue  # a failed file's staged chunks stay for `resume` (docs/operations.md, "Resume")
-        try:
-            final = beneath.path(f.relpath, create=False)
-        except OSError as exc:  # nothing is written there
-            if not report.cancelled:
-                newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish refused: {exc.strerror}", exc.errno))
-            if exc.errno == errno.ENOENT:  # its directory is gone, and its staged chunks with it
-                forget.extend(f"{f.file_id}:{offset}" for offset, _ in chunker.split(f.file_id, f.size))
-            continue
-        staged = staging_path(final, rid)
-        if report.cancelled:
-            discard(f, staged)
-            continue
-        missing = 0
-        specs = []
-        renamed = not os.path.lexists(staged) and os.path.isfile(final)
-        for offset, length in chunker.split(f.file_id, f.size):
-            recorded = digests.get(f"{f.file_id}:{offset}")
+    def candidates(self, files: list[FileRecord], published: Container[int]) -> list[tuple[FileRecord, str, str, bool]]:
+        """(file, staged, final, already renamed) of each file whose chunks are all recorded;
+        their chunks are queued for verification."""
+        found: list[tuple[FileRecord, str, str, bool]] = []
+        cancelled = self.report.cancelled
+        for f in files:
+            if f.file_id in published or (f.file_id in self.failed and not cancelled):
+                continue  # a failed file's staged chunks stay for `resume` (docs/operations.md, "Resume")
+            try:
+                final = self.beneath.path(f.relpath, create=False)
+            except OSError as exc:  # nothing is written there
+                if not cancelled:
+                    self.newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish refused: {exc.strerror}",
+                                                         exc.errno))  # fmt: skip
+                if exc.errno == errno.ENOENT:  # its directory is gone, and its staged chunks with it
+                    self.forget_chunks(f)
+                continue
+            staged = staging_path(final, self.params.request_id)
+            if cancelled:
+                self.discard(f, staged)
+                continue
+            renamed = not os.path.lexists(staged) and os.path.isfile(final)
+            specs = self.chunk_specs(f, final if renamed else staged)
+            if specs is None:
+                continue  # what was staged stays for `resume`
+            self.spec_owner.extend([len(found)] * len(specs))
+            self.verify_specs.extend(specs)
+            found.append((f, staged, final, renamed))
+        return found
+
+    def chunk_specs(self, f: FileRecord, path: str) -> list[native.VerifySpec] | None:
+        """What to verify of `f` at `path`: each chunk against its recorded digest; None
+        (and `f` failed) when some chunk was never copied."""
+        specs, missing = [], 0
+        for offset, length in self.chunker.split(f.file_id, f.size):
+            recorded = self.digests.get(f"{f.file_id}:{offset}")
             if recorded is None or int(recorded.split(":")[0]) != length:
                 missing += 1
             else:
-                specs.append(native.VerifySpec(final if renamed else staged, offset, length, recorded.split(":")[1]))
+                specs.append(native.VerifySpec(path, offset, length, recorded.split(":")[1]))
         if missing:
-            newly_failed.append(FailedPiece(f.file_id, f.relpath, f"{missing} chunk(s) were never copied"))
-            continue  # what was staged stays for `resume`
-        spec_owner.extend([len(candidates)] * len(specs))
-        verify_specs.extend(specs)
-        candidates.append((f, staged, final, renamed))
-    bad = _verify_in_parallel(verify_specs, spec_owner)
-    if params.fsync and candidates:
-        native.sync_filesystem(params.destination)
-    done: list[int] = []
-    for i, (f, staged, final, renamed) in enumerate(candidates):
-        if i in bad:
-            newly_failed.append(FailedPiece(f.file_id, f.relpath, f"verification failed: {bad[i]}"))
-            discard(f, staged)
-            continue
-        if not renamed:
-            try:
-                fd = os.open(staged, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # metadata on what was verified
-                try:
-                    apply_owner_and_xattrs(fd, f.uid, f.gid, f.xattrs, params.xattrs)
-                    os.chmod(fd, f.mode)
-                    os.utime(fd, ns=(f.atime_ns, f.mtime_ns))
-                finally:
-                    os.close(fd)
-                rename_replacing(staged, final, params.delete, shown(f.relpath))
-            except OSError as exc:
-                newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish failed: {exc}", exc.errno))
-                discard(f, staged)
+            self.newly_failed.append(FailedPiece(f.file_id, f.relpath, f"{missing} chunk(s) were never copied"))
+            return None
+        return specs
+
+    def publish(self, candidates: list[tuple[FileRecord, str, str, bool]], bad: dict[int, str]) -> None:
+        """Rename each verified file into place with its metadata set on what was verified;
+        then mark, fail and forget in one round trip each."""
+        rid = self.params.request_id
+        done: list[int] = []
+        for i, (f, staged, final, renamed) in enumerate(candidates):
+            if i in bad:
+                self.newly_failed.append(FailedPiece(f.file_id, f.relpath, f"verification failed: {bad[i]}"))
+                self.discard(f, staged)
                 continue
-        done.append(f.file_id)
-    report.published += store.mark_published(rid, done)
-    report.failed += store.fail_files(rid, [beneath.readable(f) for f in newly_failed])
-    store.forget_digests(rid, shard, forget)
+            if not renamed:
+                try:
+                    self.rename_verified(f, staged, final)
+                except OSError as exc:
+                    self.newly_failed.append(FailedPiece(f.file_id, f.relpath, f"publish failed: {exc}", exc.errno))
+                    self.discard(f, staged)
+                    continue
+            done.append(f.file_id)
+        self.report.published += self.store.mark_published(rid, done)
+        self.report.failed += self.store.fail_files(rid, [self.beneath.readable(f) for f in self.newly_failed])
+        self.store.forget_digests(rid, self.shard, self.forget)
+
+    def rename_verified(self, f: FileRecord, staged: str, final: str) -> None:
+        fd = os.open(staged, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # metadata on what was verified
+        try:
+            apply_owner_and_xattrs(fd, f.uid, f.gid, f.xattrs, self.params.xattrs)
+            os.chmod(fd, f.mode)
+            os.utime(fd, ns=(f.atime_ns, f.mtime_ns))
+        finally:
+            os.close(fd)
+        rename_replacing(staged, final, self.params.delete, shown(f.relpath))
 
 
 def _apply_dirs(store: RequestStore, params: SyncParams, dir_shards: int) -> None:

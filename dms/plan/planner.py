@@ -94,49 +94,8 @@ def plan_tree(
 ) -> PlanTotals:
     """Walk, compare, and write the plan. Each unit is announced (tasks_total) and handed
     to `on_unit` as soon as it is written, so transfers run while the walk goes on."""
-    rid = params.request_id
-    chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
-    files = _Shards(lambda s, items: store.write_files(rid, s, items))
-    dirs = _Shards(lambda s, items: store.write_dirs(rid, s, items))
-    links = _Shards(lambda s, items: store.write_links(rid, s, items))
-    names = _Shards(lambda s, items: store.write_names(rid, s, items))
-    pending: dict[int, FileRecord] = {}  # files whose last piece is not in a written unit yet
-    counts = {"bytes": 0, "units": 0, "skipped": 0, "uptodate": 0, "uptodate_bytes": 0, "excluded": 0}
-    report: list[str] = []  # dry run
-    carry = store.load_carry(rid)  # chunks a previous incarnation already staged (resume)
-    carried: list[RecordedPiece] = []
-
-    def write_units(units: list[list[tuple[int, int, int]]]) -> None:
-        for unit in units:
-            pieces = [UnitPiece(pending[fid], off, length) for fid, off, length in unit]
-            for p in pieces:
-                if p.offset + p.length >= p.file.size:
-                    pending.pop(p.file.file_id, None)
-            cut = len(pieces) == 1 and not pieces[0].whole_file
-            order.add(pieces, pieces[0].file.file_id if cut else None)
-        order.walked()
-
-    def new_unit(pieces: list[UnitPiece]) -> None:
-        # a unit carries its files' records, so it can run before their shard is stored
-        index = counts["units"]
-        store.write_unit(rid, index, pieces, describe_unit(pieces))
-        counts["units"] += 1
-        store.note_units_written(rid, counts["units"])
-        on_unit(index)
-
-    order: Interleaver[list[UnitPiece]] = Interleaver(new_unit, params.parallelism)  # across files
-
-    def note(line: str) -> None:
-        report.append(line)
-        if len(report) >= 1000:
-            store.add_dryrun(rid, report)
-            report.clear()
-
-    # Across clusters the planner cannot see the destination: a serial walk sends every file
-    # (the fanned-out walk, the default, asks a destination receiver instead: dms.plan.remote_check).
-    visible = params.source_cluster == params.destination_cluster
-    skeleton = _Skeleton(params) if visible and not params.dry_run else None
-    quick_check = visible and not params.ignore_times
+    planner = _Planner(store, params, on_unit)
+    quick_check = planner.visible and not params.ignore_times
     if entries is None:  # one serial walk; dms.plan.fanout gives the same entries from subtree tasks
         checked_into = native_quick_check(params)
         entries = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
@@ -146,84 +105,151 @@ def plan_tree(
         quick_check = False  # the walkers did it, and said so with UpToDate
     for found in entries:
         if isinstance(found, UpToDate):
-            counts["uptodate"] += 1
-            counts["uptodate_bytes"] += found.size
-            continue
-        if isinstance(found, FileRecord):
+            planner.up_to_date(found.size)
+        elif isinstance(found, FileRecord):
             if quick_check and up_to_date(found, params):
-                counts["uptodate"] += 1
-                counts["uptodate_bytes"] += found.size
-                continue
-            # file ids number the files to copy, so shards and units stay dense
-            entry = dataclasses.replace(found, file_id=files.count)
-            files.add(entry)
-            counts["bytes"] += entry.size
-            if params.dry_run:
-                exists = visible and os.path.lexists(os.path.join(params.destination, entry.relpath))
-                note(f"{'update' if exists else 'copy'} {shown(entry.relpath)}")
-                continue
-            previous = carry.get(entry.relpath)
-            if previous is not None and visible and not _still_staged(params, entry):
-                previous = None  # its staging file is gone (moved, cleaned): copy it again
-            if previous is not None and previous[:2] == (entry.size, entry.mtime_ns):
-                # resume: chunks staged and recorded by the previous run count as done;
-                # finalize re-verifies them on disk before publishing
-                for offset, length in chunker.split(entry.file_id, entry.size):
-                    staged = previous[2].get(offset)
-                    if staged is not None and staged[0] == length:
-                        carried.append(RecordedPiece(entry.file_id, offset, length, staged[1]))
-                    else:
-                        new_unit([UnitPiece(entry, offset, length)])
-                if len(carried) >= 1000:
-                    store.record_unit(rid, None, carried, [])
-                    carried.clear()
-                continue
-            pending[entry.file_id] = entry
-            chunker.add(entry.file_id, entry.size)
-            write_units(chunker.take_ready())
+                planner.up_to_date(found.size)
+            else:
+                planner.file(found)
         elif isinstance(found, DirRecord):
-            dirs.add(found)
-            if skeleton is not None:
-                skeleton.make(found.relpath)
+            planner.directory(found)
         elif isinstance(found, LinkRecord):
-            links.add(found)
-            if params.dry_run and not (visible and dry_run_leaves_link(params.destination, found)):
-                rel, target = shown(found.relpath), shown(found.target)
-                note({"sym": f"link {rel} -> {target}", "hard": f"hardlink {rel} => {target}",
-                      "special": f"special {rel}"}[found.kind])  # fmt: skip
+            planner.link(found)
         elif isinstance(found, DirNames):
-            names.add((found.relpath, found.names))
+            planner.names.add((found.relpath, found.names))
         elif isinstance(found, Excluded):
-            counts["excluded"] += 1
+            planner.excluded += 1
         elif isinstance(found, Skipped):
-            counts["skipped"] += 1
-            log.warning("request %s: skipped %s: %s", rid, shown(found.relpath), found.reason)
-            store.log_event(rid, "skipped", path=found.relpath, reason=found.reason)
-    if skeleton is not None:
-        skeleton.close()
-    if not params.dry_run:
-        write_units(chunker.finish())
-        order.drain()
-    for shards in (files, dirs, links, names):
-        shards.flush()
-    if carried:
-        store.record_unit(rid, None, carried, [])
-    store.add_dryrun(rid, report)
-    return PlanTotals(
-        files_total=files.count,
-        bytes_total=counts["bytes"],
-        dirs_total=dirs.count,
-        tasks_total=counts["units"],
-        skipped=counts["skipped"],
-        files_uptodate=counts["uptodate"],
-        bytes_uptodate=counts["uptodate_bytes"],
-        file_shards=files.shards,
-        dir_shards=dirs.shards,
-        links_total=links.count,
-        link_shards=links.shards,
-        name_shards=names.shards,
-        excluded=counts["excluded"],
-    )
+            planner.skipped(found)
+    return planner.finish()
+
+
+class _Planner:
+    """The plan being written: shards of records, units cut by the native chunker and dealt
+    out across files, the counts, the dry run's report, and chunks carried over by resume."""
+
+    def __init__(self, store: RequestStore, params: SyncParams, on_unit: Callable[[int], None]) -> None:
+        rid = self.rid = params.request_id
+        self.store, self.params, self.on_unit = store, params, on_unit
+        self.chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
+        self.files = _Shards(lambda s, items: store.write_files(rid, s, items))
+        self.dirs = _Shards(lambda s, items: store.write_dirs(rid, s, items))
+        self.links = _Shards(lambda s, items: store.write_links(rid, s, items))
+        self.names = _Shards(lambda s, items: store.write_names(rid, s, items))
+        self.pending: dict[int, FileRecord] = {}  # files whose last piece is not in a written unit yet
+        self.bytes = self.units = self.skips = self.uptodate = self.uptodate_bytes = self.excluded = 0
+        self.report: list[str] = []  # dry run
+        self.carry = store.load_carry(rid)  # chunks a previous incarnation already staged (resume)
+        self.carried: list[RecordedPiece] = []
+        self.order: Interleaver[list[UnitPiece]] = Interleaver(self.new_unit, params.parallelism)  # across files
+        # Across clusters the planner cannot see the destination: a serial walk sends every file
+        # (the fanned-out walk, the default, asks a destination receiver instead: dms.plan.remote_check).
+        self.visible = params.source_cluster == params.destination_cluster
+        self.skeleton = _Skeleton(params) if self.visible and not params.dry_run else None
+
+    def up_to_date(self, size: int) -> None:
+        self.uptodate += 1
+        self.uptodate_bytes += size
+
+    def file(self, found: FileRecord) -> None:
+        # file ids number the files to copy, so shards and units stay dense
+        entry = dataclasses.replace(found, file_id=self.files.count)
+        self.files.add(entry)
+        self.bytes += entry.size
+        if self.params.dry_run:
+            exists = self.visible and os.path.lexists(os.path.join(self.params.destination, entry.relpath))
+            self.note(f"{'update' if exists else 'copy'} {shown(entry.relpath)}")
+        elif not self.carried_over(entry):
+            self.pending[entry.file_id] = entry
+            self.chunker.add(entry.file_id, entry.size)
+            self.write_units(self.chunker.take_ready())
+
+    def carried_over(self, entry: FileRecord) -> bool:
+        """Resume: chunks staged and recorded by the previous run count as done (finalize
+        re-verifies them on disk before publishing); the others become units of their own."""
+        previous = self.carry.get(entry.relpath)
+        if previous is not None and self.visible and not _still_staged(self.params, entry):
+            previous = None  # its staging file is gone (moved, cleaned): copy it again
+        if previous is None or previous[:2] != (entry.size, entry.mtime_ns):
+            return False
+        for offset, length in self.chunker.split(entry.file_id, entry.size):
+            staged = previous[2].get(offset)
+            if staged is not None and staged[0] == length:
+                self.carried.append(RecordedPiece(entry.file_id, offset, length, staged[1]))
+            else:
+                self.new_unit([UnitPiece(entry, offset, length)])
+        if len(self.carried) >= 1000:
+            self.store.record_unit(self.rid, None, self.carried, [])
+            self.carried.clear()
+        return True
+
+    def directory(self, found: DirRecord) -> None:
+        self.dirs.add(found)
+        if self.skeleton is not None:
+            self.skeleton.make(found.relpath)
+
+    def link(self, found: LinkRecord) -> None:
+        self.links.add(found)
+        if self.params.dry_run and not (self.visible and dry_run_leaves_link(self.params.destination, found)):
+            rel, target = shown(found.relpath), shown(found.target)
+            self.note({"sym": f"link {rel} -> {target}", "hard": f"hardlink {rel} => {target}",
+                       "special": f"special {rel}"}[found.kind])  # fmt: skip
+
+    def skipped(self, found: Skipped) -> None:
+        self.skips += 1
+        log.warning("request %s: skipped %s: %s", self.rid, shown(found.relpath), found.reason)
+        self.store.log_event(self.rid, "skipped", path=found.relpath, reason=found.reason)
+
+    def write_units(self, units: list[list[tuple[int, int, int]]]) -> None:
+        for unit in units:
+            pieces = [UnitPiece(self.pending[fid], off, length) for fid, off, length in unit]
+            for p in pieces:
+                if p.offset + p.length >= p.file.size:
+                    self.pending.pop(p.file.file_id, None)
+            cut = len(pieces) == 1 and not pieces[0].whole_file
+            self.order.add(pieces, pieces[0].file.file_id if cut else None)
+        self.order.walked()
+
+    def new_unit(self, pieces: list[UnitPiece]) -> None:
+        # a unit carries its files' records, so it can run before their shard is stored
+        index = self.units
+        self.store.write_unit(self.rid, index, pieces, describe_unit(pieces))
+        self.units += 1
+        self.store.note_units_written(self.rid, self.units)
+        self.on_unit(index)
+
+    def note(self, line: str) -> None:
+        self.report.append(line)
+        if len(self.report) >= 1000:
+            self.store.add_dryrun(self.rid, self.report)
+            self.report.clear()
+
+    def finish(self) -> PlanTotals:
+        if self.skeleton is not None:
+            self.skeleton.close()
+        if not self.params.dry_run:
+            self.write_units(self.chunker.finish())
+            self.order.drain()
+        for shards in (self.files, self.dirs, self.links, self.names):
+            shards.flush()
+        if self.carried:
+            self.store.record_unit(self.rid, None, self.carried, [])
+        self.store.add_dryrun(self.rid, self.report)
+        return PlanTotals(
+            files_total=self.files.count,
+            bytes_total=self.bytes,
+            dirs_total=self.dirs.count,
+            tasks_total=self.units,
+            skipped=self.skips,
+            files_uptodate=self.uptodate,
+            bytes_uptodate=self.uptodate_bytes,
+            file_shards=self.files.shards,
+            dir_shards=self.dirs.shards,
+            links_total=self.links.count,
+            link_shards=self.links.shards,
+            name_shards=self.names.shards,
+            excluded=self.excluded,
+        )
 
 
 class _Skeleton:
