@@ -20,7 +20,7 @@ from dms.client.submit import check_request_paths, submit, wait
 from dms.config import load_config
 from dms.fs.paths import validate_pair
 from dms.request import make_params, summarize
-from dms.route.queues import CONTROL_QUEUE
+from dms.settings import active_config
 
 __all__ = ["sync", "sync_signature"]
 
@@ -38,10 +38,11 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
     params = make_params(source, destination, **options)  # fail here, not in a worker
     if not params.clustered:  # across clusters the roots are checked where the plan runs
         validate_pair(params.source, params.destination)  # as dms.sync() and dms-submit check them
-    # across clusters, dms.sync plans, so it runs where the source is (dms.cluster.<source>)
-    queue = params.control_queue if params.clustered else CONTROL_QUEUE
-    # absolute paths: a relative one would be read against the worker's current directory
-    return app.signature("dms.sync", args=(params.source, params.destination), kwargs=options, queue=queue)
+    # dms.sync plans, so it goes where plans go: the request's control queue (across clusters,
+    # dms.cluster.<source>); absolute paths: a relative one would be read against the
+    # worker's current directory. The worker applies its workers.yml's defaults.
+    return app.signature("dms.sync", args=(params.source, params.destination), kwargs=options,
+                         queue=params.control_queue)  # fmt: skip
 
 
 def sync(
@@ -52,8 +53,9 @@ def sync(
     Uses the configured DMS service (DMS_BROKER_URL / DMS_CONFIG / `config`), or the
     embedded mode when none is configured, like `dms-submit sync --wait`.
     """
-    params = make_params(source, destination, **options)
     loaded = load_config(config) if config else None
+    defaults = (loaded or active_config()).defaults  # workers.yml's defaults:, as the CLI applies them
+    params = make_params(source, destination, defaults=defaults, **options)
     check_request_paths(params, loaded)  # before the embedded services start for nothing
     with control_plane(config, worker_concurrency=params.parallelism) as plane:
         submit(plane.sender, plane.store, params, check_paths=False, config=loaded)  # checked above

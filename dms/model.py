@@ -91,6 +91,11 @@ class SyncParams:
     def clustered(self) -> bool:
         return self.source_cluster is not None
 
+    @property
+    def finalize_target(self) -> str:
+        """The queue dms.finalize goes to: the destination's side, else the control queue."""
+        return self.finalize_queue or self.control_queue
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 

@@ -1,9 +1,11 @@
 """The options of a sync request, in one table: names, defaults, meaning, command-line spelling.
 
 Why one table: `dms-submit sync` builds its click options from it, `make_params` (and
-so dms.sync(), dms.sync_signature() and the dms.sync task) accepts exactly its names and
-fills in its defaults, and SyncParams takes its field defaults from it. An option added
-here appears in all of them at once; one that is missing from one of them cannot be.
+so dms.sync(), dms.sync_signature() and the dms.sync task) accepts exactly its names,
+checks each value by its kind and bounds, and fills in its defaults, and SyncParams takes
+its field defaults from it. An option added here appears in all of them at once; one that
+is missing from one of them cannot be. Not options of a request, so not here: the paths,
+the request id (`--id`, `request_id=`) and how a caller waits (`--wait`, `--json`, `timeout`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from dms import defaults as default
 
 __all__ = ["OPTIONS", "Option", "default_of", "unknown_options"]
 
-#: flag: a boolean; int, count (>= 0), size ("64MiB"), text, choice: one value;
-#: patterns: a repeatable rsync rule; rules: ordered ("+"|"-", pattern) pairs (Python only).
+#: flag: a boolean; int: an integer in [low, high]; count: an integer >= 0, or -1 for no
+#: limit; size: bytes or "64MiB"; text: a string (with `name`, a cluster or policy name);
+#: choice: one of `choices`; patterns: rsync rules, repeatable (a single string is one
+#: rule); rules: ordered ("+"|"-", pattern) pairs (Python only).
 Kind = Literal["flag", "int", "count", "size", "text", "choice", "patterns", "rules"]
 
 
@@ -35,11 +39,15 @@ class Option:
     metavar: str | None = None
     choices: tuple[str, ...] = ()
     negate: bool = False
+    low: int = 1
+    high: int = 1 << 62
+    #: a text option that names a cluster or a policy (letters, digits, "_", "-")
+    name_like: bool = False
 
 
 OPTIONS: tuple[Option, ...] = (
     Option("parallelism", "Transfer tasks in flight at once.", "int", default.PARALLELISM,
-           "--parallelism", "-p"),
+           "--parallelism", "-p", high=1024),
     Option("chunk_size", "Largest piece of one file per task, e.g. 64MiB (default).", "size", default.CHUNK_SIZE,
            "--chunk-size"),
     Option("copy_method", "How bytes move on one node; copy_file_range falls back to readwrite where the kernel "
@@ -47,12 +55,14 @@ OPTIONS: tuple[Option, ...] = (
            choices=("readwrite", "copy_file_range")),
     Option("ignore_times", "Copy every file, even those whose size, mtime and mode match.", cli="--ignore-times",
            short="-I"),
-    Option("source_cluster", "Cluster that holds SOURCE (with --to).", "text", None, "--from", metavar="CLUSTER"),
-    Option("destination_cluster", "Cluster that receives DESTINATION.", "text", None, "--to", metavar="CLUSTER"),
+    Option("source_cluster", "Cluster that holds SOURCE (with --to).", "text", None, "--from", metavar="CLUSTER",
+           name_like=True),
+    Option("destination_cluster", "Cluster that receives DESTINATION.", "text", None, "--to", metavar="CLUSTER",
+           name_like=True),
     Option("direction", "Same as --from A --to B (the reference design's spelling).", "text", None, "--direction",
            metavar="A_TO_B"),
     Option("scheduler", "Scheduler policy (default: workers.yml defaults.scheduler).", "text", None, "--scheduler",
-           metavar="POLICY"),
+           metavar="POLICY", name_like=True),
     Option("checksum", "Skip files by content (XXH3 of both copies), not size+mtime.", cli="--checksum", short="-c"),
     Option("delete", "Delete destination entries that are not in the source (each is logged).", cli="--delete"),
     Option("max_delete", "With --delete: delete at most N entries.", "count", -1, "--max-delete", metavar="N"),

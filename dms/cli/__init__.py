@@ -1,15 +1,4 @@
-"""`dms-submit`: submit, follow and inspect DMS sync requests.
-
-Exit codes (stable, for scripts):
-  0  success (the request SUCCEEDED, or the command did what it was asked)
-  1  the request ended FAILED or CANCELLED
-  2  usage error (click)
-  3  bad path: missing source, destination inside the source, ...
-  4  unreadable or invalid configuration
-  5  the control-plane Redis (broker) is unreachable
-  6  the embedded mode cannot start (redis-server missing, another sync running)
-  7  request error: unknown request id, id already in use, malformed id
-"""
+"""`dms-submit`: submit, follow and inspect DMS sync requests; its exit codes are EXIT_HELP."""
 
 from __future__ import annotations
 
@@ -30,7 +19,19 @@ from dms.errors import (
 )
 from dms.fs.names import printable
 
-__all__ = ["EXIT_CODES", "cli", "main", "run"]
+__all__ = ["EXIT_CODES", "EXIT_HELP", "cli", "main", "run"]
+
+#: The exit codes, stable for scripts; shown by `dms-submit --help`.
+EXIT_HELP = """\b
+Exit codes (stable, for scripts):
+  0  success (the request SUCCEEDED, or the command did what it was asked)
+  1  the request ended FAILED or CANCELLED
+  2  usage error: an unknown, malformed or contradictory option
+  3  bad path: missing source, destination inside the source, ...
+  4  unreadable or invalid configuration
+  5  the control-plane Redis (broker) is unreachable
+  6  the embedded mode cannot start (redis-server missing, another sync running)
+  7  request error: unknown request id, id already in use, malformed id"""
 
 EXIT_CODES: dict[type[DmsError], int] = {
     PathError: 3,
@@ -72,7 +73,7 @@ class DmsGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-@click.group(cls=DmsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DmsGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.option(
     "--config",
     "config_path",

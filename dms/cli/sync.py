@@ -12,11 +12,11 @@ import click
 from dms.cli import EXIT_REQUEST_FAILED, cli
 from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
-from dms.cli.options import SIZE
 from dms.cli.render import request_json, request_lines
+from dms.cli.types import SIZE
 from dms.client.submit import check_request_paths, submit, wait
 from dms.config import DefaultsConfig, load_config
-from dms.errors import ConfigError, DmsError, RequestError
+from dms.errors import ConfigError, DmsError
 from dms.model import RequestState
 from dms.options import OPTIONS, Option
 from dms.request import make_params
@@ -54,7 +54,7 @@ def _click_option(option: Option) -> Callable[[F], F]:
     if option.kind == "flag":
         kwargs["is_flag"] = True
     elif option.kind == "int":
-        kwargs["type"] = click.IntRange(1, 1024)
+        kwargs["type"] = click.IntRange(option.low, option.high)
     elif option.kind == "count":
         kwargs["type"] = click.IntRange(0)
     elif option.kind == "size":
@@ -73,10 +73,10 @@ def _request_options(command: F) -> F:
     return command
 
 
-def _from_command_line(ctx: click.Context, given: dict[str, Any], defaults: DefaultsConfig) -> dict[str, Any]:
+def _from_command_line(ctx: click.Context, given: dict[str, Any]) -> dict[str, Any]:
     """make_params options from the parsed command line: a negated flag turns its option
-    off, rules keep their command-line order, and what is not given is left to
-    workers.yml's defaults (parallelism, chunk size), then to the table's."""
+    off, rules keep their command-line order, and what is not given is left out (for
+    workers.yml's defaults, then the table's)."""
     options: dict[str, Any] = {}
     patterns: dict[str, tuple[str, ...]] = {}
     for option in OPTIONS:
@@ -89,8 +89,6 @@ def _from_command_line(ctx: click.Context, given: dict[str, Any], defaults: Defa
             options[option.name] = not value
         elif value is not None:
             options[option.name] = value
-    options.setdefault("parallelism", defaults.parallelism)
-    options.setdefault("chunk_size", defaults.chunk_size)
     options["filters"] = _ordered_rules(ctx, patterns["include"], patterns["exclude"])
     return options
 
@@ -134,18 +132,16 @@ def sync(
     try:
         config_path = obj.get("config_path")
         defaults = load_config(config_path).defaults if config_path else DefaultsConfig()
-        options = _from_command_line(click.get_current_context(), given, defaults)
-        scheduler = options.get("scheduler")
-        clustered = any(options.get(k) for k in ("source_cluster", "destination_cluster", "direction"))
-        if clustered and not config_path:
+        options = _from_command_line(click.get_current_context(), given)
+        params = make_params(source, destination, request_id=request_id, defaults=defaults, **options)
+        if params.clustered and not config_path:
             raise ConfigError("--from/--to need the workers.yml that defines the clusters (--config or DMS_CONFIG)")
-        if scheduler:
+        if params.scheduler:
             from dms.route.policies import get_policy  # here: it loads the NIC registry (redis-py)
 
-            get_policy(scheduler)  # an unknown name is refused here, not in a worker
-        if clustered:
+            get_policy(params.scheduler)  # an unknown name is refused here, not in a worker
+        if params.clustered:
             os.environ["DMS_CONFIG"] = os.path.abspath(config_path or "")  # for the roots check in submit()
-        params = make_params(source, destination, request_id=request_id, **options)
         check_request_paths(params)  # before the embedded services start for nothing
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
             submit(plane.sender, plane.store, params, check_paths=False)  # checked above
@@ -173,7 +169,7 @@ def sync(
             )
     except DmsError as exc:
         fail(exc)
-    except ValueError as exc:  # make_params: contradictory or malformed options
-        fail(RequestError(str(exc)))
+    except ValueError as exc:  # make_params: contradictory or malformed options, a usage error
+        raise click.UsageError(str(exc)) from None
     if info["state"] != RequestState.SUCCEEDED.value:
         sys.exit(EXIT_REQUEST_FAILED)

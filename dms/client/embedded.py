@@ -30,7 +30,7 @@ from pathlib import Path
 
 from dms.client.processes import stop_process_group
 from dms.errors import EmbeddedError
-from dms.route.queues import CONTROL_QUEUE, DATA_QUEUE
+from dms.route.queues import worker_queues
 from dms.state.broker import answers_on_socket
 
 __all__ = ["EmbeddedService", "default_state_dir"]
@@ -172,7 +172,7 @@ class EmbeddedService:
         env.pop("DMS_CONFIG", None)
         args = [
             sys.executable, "-m", "celery", "-A", "dms", "worker",
-            "-Q", f"{CONTROL_QUEUE},{DATA_QUEUE}", "-c", str(self.worker_concurrency),
+            "-Q", worker_queues(), "-c", str(self.worker_concurrency),
             "-n", f"embedded-{os.getpid()}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat",
             "-l", "WARNING", "--logfile", str(self.state_dir / "worker.log"),
         ]  # fmt: skip

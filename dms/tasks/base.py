@@ -72,7 +72,7 @@ class DmsTask(Task):  # type: ignore[misc]
         self.store.mark_dispatched(params.request_id, index)
 
     def dispatch_finalize(self, params: SyncParams) -> None:
-        queue = params.finalize_queue or params.control_queue
+        queue = params.finalize_target
         self.app.send_task("dms.finalize", args=(params.request_id, params.epoch), queue=queue)
         self.store.mark_finalize_sent(params.request_id)
 

@@ -41,7 +41,7 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
     after dms.finalize, with its summary.
     """
     request_id = options.pop("request_id", None) or task_request_id(self.request.id)
-    params = make_params(source, destination, request_id=request_id, **options)
+    params = make_params(source, destination, request_id=request_id, defaults=active_config().defaults, **options)
     if not params.clustered:
         validate_pair(params.source, params.destination)  # refused before the request exists
     try:

@@ -113,7 +113,7 @@ def _sweep_request(store: RequestStore, registry: Registry, transfer_task: Any, 
         store.name_owner(rid, "finalizer", "janitor")
         store.release_finalize_lock(rid)
         transfer_task.app.send_task("dms.finalize", args=(rid, params.epoch),
-                                    queue=params.finalize_queue or params.control_queue)  # fmt: skip
+                                    queue=params.finalize_target)  # fmt: skip
         store.log_event(rid, "finalize re-dispatched", reason=f"node {_node_of(info.get('finalizer'))} silent")
     moved = 0
     for unit in registry.routed_units(rid):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import click
 import pytest
+from click.testing import CliRunner
 
+from dms.cli import cli
 from dms.cli.sync import sync
+from dms.config import DefaultsConfig
 from dms.errors import RequestError
 from dms.model import SyncParams
 from dms.options import OPTIONS
@@ -46,7 +50,10 @@ def test_make_params_accepts_every_table_option_and_refuses_others(tmp_path: obj
         make_params("/a", "/b", paralellism=2)
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "a/b", "x:y", "*", "tab\there", "nl\n", "\x01", 7, None])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "a b", "a/b", "x:y", "*", "a[bc]d", "back\\slash", "é", "..", "x" * 201, "tab\there", "nl\n", "\x01", 7, None],
+)
 def test_request_ids_are_checked_in_one_place(bad: object) -> None:
     with pytest.raises(RequestError):
         check_request_id(bad)
@@ -58,3 +65,51 @@ def test_request_ids_are_checked_in_one_place(bad: object) -> None:
 def test_generated_and_task_derived_ids_pass_the_check() -> None:
     assert make_params("/a", "/b").request_id
     assert task_request_id("9f1c-aa") == "sync-9f1c-aa"
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"delete": "no"}, "delete must be True or False"),
+        ({"xattrs": 1}, "xattrs must be True or False"),
+        ({"chunk_size": True}, "chunk_size must be a number of bytes"),
+        ({"chunk_size": 1.5}, "chunk_size must be a number of bytes"),
+        ({"chunk_size": "0"}, "at least 1 byte"),
+        ({"parallelism": True}, "parallelism must be an integer from 1 to 1024"),
+        ({"parallelism": 5000}, "parallelism must be an integer from 1 to 1024"),
+        ({"max_delete": -2}, "max_delete must be a non-negative integer"),
+        ({"copy_method": "bogus"}, "copy_method must be one of"),
+        ({"filters": [("+", "a", "b")]}, "filters must be a list of"),
+        ({"filters": "+a"}, "filters must be a list of"),
+        ({"include": None}, "include must be a pattern or a list"),
+        ({"include": [""]}, "include must be a pattern or a list"),
+        ({"scheduler": "a b"}, "scheduler must be a name"),
+        ({"control_queue": ""}, "control_queue must be a non-empty string"),
+        ({"source_cluster": "", "destination_cluster": "B"}, "source_cluster must be a non-empty string"),
+        ({"direction": "A_TO_B_TO_C"}, "direction must name two clusters"),
+        ({"direction": "A.x_TO_B"}, "is not a cluster name"),
+    ],
+)
+def test_make_params_checks_each_option_by_its_kind(options: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        make_params("/a", "/b", **options)
+
+
+def test_a_single_pattern_is_one_rule_not_its_characters() -> None:
+    params = make_params("/a", "/b", include="*.c", exclude="tmp")
+    assert params.filters == (("+", "*.c"), ("-", "tmp"))
+
+
+def test_workers_yml_defaults_fill_what_the_caller_did_not_give() -> None:
+    defaults = DefaultsConfig(parallelism=7, chunk_size=1 << 20)
+    assert (
+        make_params("/a", "/b", defaults=defaults).parallelism,
+        make_params("/a", "/b", defaults=defaults).chunk_size,
+    ) == (7, 1 << 20)
+    assert make_params("/a", "/b", defaults=defaults, parallelism=2).parallelism == 2
+
+
+def test_a_malformed_option_on_the_command_line_is_a_usage_error(tmp_path: object) -> None:
+    result = CliRunner().invoke(cli, ["sync", "/nonexistent-src", "/tmp/nonexistent-dst", "--direction", "FOO"])
+    assert result.exit_code == 2, result.output
+    assert "direction must look like A_TO_B" in result.output
