@@ -9,8 +9,8 @@ import click
 
 from dms.cli import cli
 from dms.cli.connection import control_plane, fail
-from dms.cli.options import DURATION
 from dms.cli.render import when
+from dms.cli.types import DURATION
 from dms.errors import DmsError
 from dms.sizes import format_size
 

@@ -21,6 +21,7 @@ __all__ = [
     "drop_broker_keys",
     "first_to_see_restart",
     "restore_orphaned",
+    "server_info",
     "tolerate_restore_on_a_dead_connection",
 ]
 
@@ -43,10 +44,16 @@ def restore_orphaned(channel: Any, server: dict[str, Any]) -> int:
     return len(tags)
 
 
-def first_to_see_restart(client: Any, server: dict[str, Any], remember_seconds: float) -> bool:
+def server_info(channel: Any) -> dict[str, Any]:
+    """The INFO server section (uptime, run id) of the Redis process a kombu channel reaches."""
+    return dict(channel.client.info("server"))
+
+
+def first_to_see_restart(channel: Any, server: dict[str, Any], remember_seconds: float) -> bool:
     """Whether this caller is the first to act on the Redis process `server` (its INFO
-    server section) having started: SET NX on its run id."""
-    return bool(client.set(f"dms:restarted:{server['run_id']}", "1", nx=True, ex=int(remember_seconds)))
+    server section) having started: SET NX on its run id, over the channel's connection."""
+    marker = f"dms:restarted:{server['run_id']}"
+    return bool(channel.client.set(marker, "1", nx=True, ex=int(remember_seconds)))
 
 
 def answers_on_socket(socket_path: str) -> bool:

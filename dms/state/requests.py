@@ -155,9 +155,15 @@ class Keys:
         self.routes = f"{self.base}:routes"
         self.finalize_lock = f"{self.base}:finalize_lock"
 
-    def walk(self, sub: int | str) -> str:
-        """Keys of walk group `sub` start with this ("*" for a pattern over all groups)."""
+    def walk(self, sub: int) -> str:
+        """Keys of walk group `sub` start with this."""
         return f"{self.base}:walk:{sub}"
+
+    def pattern(self, suffix: str) -> str:
+        """A SCAN pattern for this request's keys `<base>:<suffix>`: the id taken literally
+        (its glob characters escaped, should an id ever hold one), `suffix` as a glob."""
+        literal = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.base)
+        return f"{literal}:{suffix}"
 
     def files(self, shard: int) -> str:
         return f"{self.base}:files:{shard}"
@@ -385,8 +391,7 @@ class RequestStore:
         a lane's last task set as Redis came back empty, which would keep a resubmission's lane
         from ever starting that unit. Rare, so a SCAN of the id's keys is affordable here."""
         keys = Keys(request_id)
-        pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in keys.base) + ":*"  # the id is literal
-        stale = list(self.r.scan_iter(match=pattern, count=1000))
+        stale = list(self.r.scan_iter(match=keys.pattern("*"), count=1000))
         for start in range(0, len(stale), 500):
             self.r.delete(*stale[start : start + 500])
         fields = [f for f in self.r.hkeys(keys.req) if f != "params"]

@@ -67,6 +67,6 @@ class WalkStore:
 
     def drop(self, request_id: str) -> None:
         """Every key of a request's fanned-out walk (chunks, claims, done marks)."""
-        names = list(self.r.scan_iter(Keys(request_id).walk("*"), count=1000))
+        names = list(self.r.scan_iter(match=Keys(request_id).pattern("walk:*"), count=1000))
         for start in range(0, len(names), 500):
             self.r.delete(*names[start : start + 500])

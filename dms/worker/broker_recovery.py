@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import bootsteps
 
-from dms.state.broker import first_to_see_restart, restore_orphaned
+from dms.state.broker import first_to_see_restart, restore_orphaned, server_info
 
 __all__ = ["RestoreAfterBrokerRestart", "restart_lanes_once"]
 
@@ -30,13 +30,13 @@ log = logging.getLogger(__name__)
 RECENT_RESTART_SECONDS = 600.0
 
 
-def restart_lanes_once(client: Any, app: Any, server: dict[str, Any]) -> int:
+def restart_lanes_once(channel: Any, app: Any, server: dict[str, Any]) -> int:
     """After a Redis restart, once per Redis process (the first worker to reconnect does it):
     restart the lanes of every transferring request (dms.route.lanes.restart_lane_heads), since
     a message popped but not yet recorded as unacknowledged when Redis died is lost."""
     if float(server["uptime_in_seconds"]) > RECENT_RESTART_SECONDS:
         return 0
-    if not first_to_see_restart(client, server, RECENT_RESTART_SECONDS * 2):
+    if not first_to_see_restart(channel, server, RECENT_RESTART_SECONDS * 2):
         return 0  # another worker did it
     from dms.model import RequestState
     from dms.route.lanes import restart_lane_heads
@@ -63,10 +63,10 @@ class RestoreAfterBrokerRestart(bootsteps.StartStopStep):  # type: ignore[misc]
         if channel is None or not hasattr(channel, "unacked_index_key"):
             return  # not the Redis transport
         try:
-            server = channel.client.info("server")  # uptime and run id of the Redis process reached
+            server = server_info(channel)  # uptime and run id of the Redis process reached
             n = restore_orphaned(channel, server)
             if n:
                 log.warning("restored %d message(s) left unacknowledged by a Redis restart", n)
-            restart_lanes_once(channel.client, c.app, server)
+            restart_lanes_once(channel, c.app, server)
         except Exception as exc:  # never stop a worker from consuming
             log.warning("could not recover from a Redis restart: %s", exc)
