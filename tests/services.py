@@ -132,7 +132,8 @@ def start_logged(
 
 
 def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live (non-zombie) processes that contain `text`."""
+    """Command lines of live (non-zombie) processes whose command line or working directory
+    contains `text` (redis-server retitles itself, but runs in its --dir)."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -140,8 +141,9 @@ def processes_mentioning(text: str) -> list[str]:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if text in cmdline and state != "Z":
-            found.append(f"{pid}: {cmdline}")
+        if (text in cmdline or text in cwd) and state != "Z":
+            found.append(f"{pid}: {cmdline} (in {cwd})")
     return found

@@ -7,8 +7,10 @@ pipeline (the same tasks, the same Redis code paths) on this machine:
     directory, and keeps its data (append-only file) in the state directory,
     so `dms-submit status` and `list` work after the sync has ended;
   * one `celery -A dms worker` serves the control and data queues;
-  * both run in their own process groups and are stopped on exit, Ctrl-C
-    included; nothing is left running.
+  * both run in their own process groups and are stopped on exit, on Ctrl-C, SIGTERM
+    and SIGHUP; they die with dms-submit if it is killed (PR_SET_PDEATHSIG), and what a
+    killed run left anyway is reaped by the next one (the groups are recorded in the
+    state directory): nothing is left running.
 
 A lock file in the state directory keeps two embedded servers from sharing one
 data directory; a second `dms-submit` connects to the running one instead.
@@ -24,14 +26,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from dms.client.processes import stop_process_group
+from dms.client.processes import die_with_parent, reap_recorded, record_started, stop_process_group
 from dms.errors import EmbeddedError
 from dms.route.queues import worker_queues
-from dms.state.broker import answers_on_socket
+from dms.state.broker import answers_on_socket, compact_append_only
 
 __all__ = ["EmbeddedService", "default_state_dir"]
 
@@ -58,6 +62,7 @@ class EmbeddedService:
     _redis: subprocess.Popen[bytes] | None = None
     _worker: subprocess.Popen[bytes] | None = None
     _owner: bool = False
+    _old_handlers: dict[int, Any] = field(default_factory=dict)
 
     @property
     def broker_url(self) -> str:
@@ -76,6 +81,7 @@ class EmbeddedService:
 
     def __enter__(self) -> EmbeddedService:
         try:
+            self._stop_on_signals()
             self._start()
         except BaseException:
             self.close()
@@ -84,6 +90,15 @@ class EmbeddedService:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _stop_on_signals(self) -> None:
+        """SIGTERM and SIGHUP (a closed terminal, a job killed by a scheduler) end dms-submit
+        as Ctrl-C does, through close(), instead of leaving the services running. Only the
+        main thread can set handlers; dms.sync() from another thread keeps the defaults."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._old_handlers[sig] = signal.signal(sig, _exit_on)
 
     # -- start ------------------------------------------------------------------------
     def _start(self) -> None:
@@ -95,6 +110,7 @@ class EmbeddedService:
         except BlockingIOError:
             self._attach_to_running()
             return
+        reap_recorded(self.state_dir / "processes")  # a run killed before it could stop its own
         redis_server = shutil.which("redis-server")
         if redis_server is None:
             raise EmbeddedError(f"the embedded mode needs redis-server, which is not on PATH; {_REDIS_HINT}")
@@ -107,8 +123,10 @@ class EmbeddedService:
             "--logfile", str(self.state_dir / "redis.log"),
         ]  # fmt: skip
         self._redis = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
-        )
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # SIGTERM: it flushes its append-only file
+        )  # fmt: skip
+        self._record()
         self._wait_for_redis()
         self._abandon_interrupted()
         (self.state_dir / "socket").write_text(self.socket_path)
@@ -187,7 +205,12 @@ class EmbeddedService:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGKILL),  # its pool children die with it (Celery)
             )
+        self._record()
+
+    def _record(self) -> None:
+        record_started(self.state_dir / "processes", [p for p in (self._redis, self._worker) if p is not None])
 
     def check_worker(self) -> None:
         """Raise if the embedded worker died (called while waiting for a request)."""
@@ -208,15 +231,25 @@ class EmbeddedService:
             stop_process_group(self._worker, signal.SIGKILL, grace=5.0, whole_group=True)
             self._worker = None
         if self._redis is not None:
+            if self._redis.poll() is None and self.socket_path:
+                compact_append_only(self.socket_path)  # the next start replays records, not finished plans
             # On SIGTERM redis-server flushes its append-only file and exits cleanly.
             stop_process_group(self._redis, signal.SIGTERM, grace=10.0)
             self._redis = None
         if self._owner:
-            with contextlib.suppress(OSError):
-                (self.state_dir / "socket").unlink()
+            for name in ("socket", "processes"):
+                with contextlib.suppress(OSError):
+                    (self.state_dir / name).unlink()
         if self._socket_dir:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = ""
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = -1
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()
+
+
+def _exit_on(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)

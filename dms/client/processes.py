@@ -8,14 +8,17 @@ own process group; Celery's prefork children stay in that group.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["group_members", "stop_process_group"]
+__all__ = ["die_with_parent", "group_members", "reap_recorded", "record_started", "start_time", "stop_process_group"]
+
+_PR_SET_PDEATHSIG = 1
 
 
 def stop_process_group(
@@ -49,6 +52,62 @@ def stop_process_group(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         time.sleep(0.05)
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """A preexec_fn: the child gets `sig` when the process that started it dies, however it
+    dies (SIGKILL included), so a killed dms-submit leaves no service of its own running."""
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)  # resolved here: the child between fork and exec only calls it
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), sig)
+
+    return arm
+
+
+def start_time(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with its
+    pid, it names one process for good (a pid alone may be reused). None if it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def record_started(path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Write the process groups we lead to `path`, for reap_recorded after a crash of ours."""
+    rows = [(p.pid, start_time(p.pid)) for p in procs]
+    path.write_text("".join(f"{pid} {started}\n" for pid, started in rows if started is not None))
+
+
+def reap_recorded(path: Path) -> int:
+    """Kill what an earlier run recorded in `path` and left running (it was killed before it
+    could stop its children, and they outlived it); how many groups were still there."""
+    try:
+        rows = [line.split() for line in path.read_text().splitlines()]
+    except OSError:
+        return 0
+    reaped = 0
+    for pid_text, started_text in (row for row in rows if len(row) == 2):
+        pid = int(pid_text)
+        if start_time(pid) != int(started_text):
+            continue  # gone, or the pid now belongs to another process
+        reaped += 1
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)  # redis-server flushes its append-only file on SIGTERM
+        for _ in range(200):
+            if start_time(pid) != int(started_text) and next(group_members(pid), None) is None:
+                break
+            if _ > 100:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return reaped
 
 
 def group_members(pgid: int) -> Iterator[int]:

@@ -18,6 +18,7 @@ from dms.state.requests import RequestStore
 __all__ = [
     "SLACK_SECONDS",
     "answers_on_socket",
+    "compact_append_only",
     "drop_broker_keys",
     "first_to_see_restart",
     "restore_orphaned",
@@ -67,6 +68,33 @@ def answers_on_socket(socket_path: str) -> bool:
         finally:
             client.close()
     return False
+
+
+def compact_append_only(socket_path: str, grown: int = 256 << 10, timeout: float = 10.0) -> bool:
+    """Rewrite a private server's append-only file to what its data set holds now, when it
+    has grown by more than `grown` bytes since the last rewrite (BGREWRITEAOF, waited for up
+    to `timeout`). Why: every write of a finished request's plan (shards, units, digests) is
+    in the file until a rewrite, and the next start would replay them all; what is left
+    after a request ends is its record. Whether it did."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=socket_path, socket_timeout=5, decode_responses=True)
+    try:
+        info = client.info("persistence")
+        if int(info.get("aof_current_size", 0)) - int(info.get("aof_base_size", 0)) <= grown:
+            return False
+        client.bgrewriteaof()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = client.info("persistence")
+            if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+                return True
+            time.sleep(0.02)
+        return False
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def store_on_socket(socket_path: str) -> RequestStore:

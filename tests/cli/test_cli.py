@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +269,84 @@ def test_service_sync_and_status_over_either_client(tmp_path: Path, redis_server
     assert status.returncode == 0 and json.loads(status.stdout)["state"] == "SUCCEEDED"
     taken = run_cli("sync", str(src), str(dst), "--id", rid, env=env)
     assert taken.returncode == 7 and "already in use" in taken.stderr
+
+
+def _embedded_worker_running(home: str) -> bool:
+    return any("celery" in line for line in processes_mentioning(home))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=["TERM", "HUP", "KILL"])
+def test_a_signalled_or_killed_embedded_sync_leaves_nothing_running(
+    tmp_path: Path, home: dict[str, str], sig: signal.Signals
+) -> None:
+    """dms-submit ended by a signal, SIGKILL included, leaves no redis-server and no worker of
+    its own running (they die with it), and the next embedded sync runs."""
+    src = tmp_path / "src"
+    for d in range(20):
+        (src / f"d{d}").mkdir(parents=True)
+        for f in range(100):
+            write_unique(src / f"d{d}" / f"f{f}", 64 * 1024, d * 100 + f)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")}
+    proc = subprocess.Popen([*CLI, "sync", str(src), str(tmp_path / "dst"), "--wait"], env={**base, **home},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _embedded_worker_running(home["DMS_HOME"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sync ended before it could be signalled: give it a larger tree"
+    os.kill(proc.pid, sig)
+    proc.communicate(timeout=60)
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 128 + sig, proc.returncode
+
+    deadline = time.monotonic() + 20
+    while processes_mentioning(home["DMS_HOME"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_mentioning(home["DMS_HOME"]) == []  # redis-server and worker (their cwd is its state dir)
+    r = run_cli("sync", str(src), str(tmp_path / "again"), "--wait", env=home)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_same_tree(src, tmp_path / "again")
+
+
+def test_the_next_embedded_run_reaps_what_a_killed_one_left_and_nothing_else(
+    tmp_path: Path, home: dict[str, str]
+) -> None:
+    """Processes recorded by a run that could not stop them (here: stand-ins that ignore
+    their parent's death) are killed by the next run; a recorded pid whose start time does
+    not match (the pid was reused by another process) is left alone."""
+    from dms.client.processes import start_time
+
+    state = Path(home["DMS_HOME"]) / "embedded"
+    state.mkdir(parents=True)
+    left = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    other = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        (state / "processes").write_text(
+            f"{left.pid} {start_time(left.pid)}\n{other.pid} {start_time(other.pid) + 1}\n"
+        )
+        (tmp_path / "src").mkdir()
+        r = run_cli("sync", str(tmp_path / "src"), str(tmp_path / "dst"), "--wait", env=home)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert left.wait(timeout=10) == -signal.SIGTERM
+        assert other.poll() is None
+    finally:
+        for p in (left, other):
+            p.kill()
+            p.wait()
+
+
+def test_the_embedded_redis_does_not_carry_a_finished_plan_into_the_next_start(
+    tmp_path: Path, home: dict[str, str]
+) -> None:
+    """The plan of an ended request (shards, units, digests: about 1 MB for 2,000 files) was in
+    the append-only file until a rewrite, and every later start replayed it; the record stays."""
+    src = tmp_path / "src"
+    for d in range(20):
+        (src / f"d{d}").mkdir(parents=True)
+        for f in range(100):
+            (src / f"d{d}" / f"f{f}").write_bytes(os.urandom(512))
+    r = run_cli("sync", str(src), str(tmp_path / "dst"), "--wait", "--id", "aof-1", env=home)
+    assert r.returncode == 0, r.stdout + r.stderr
+    aof = Path(home["DMS_HOME"]) / "embedded" / "appendonlydir"
+    assert sum(p.stat().st_size for p in aof.iterdir()) < 64 * 1024
+    status = run_cli("status", "aof-1", "--json", env=home)
+    assert json.loads(status.stdout)["state"] == "SUCCEEDED"
