@@ -58,7 +58,11 @@ def repair_lanes(store: RequestStore, transfer_task: Any, params: Any) -> int:
     predecessor is done but which was never published, and finalize if all is done."""
     info = store.get(params.request_id) or {}
     total = int(info.get("tasks_total", 0))
-    if not info.get("planned") or total > REPAIR_MAX_UNITS:
+    if (
+        _finalize_if_cancelled(store, transfer_task, params, info)
+        or not info.get("planned")
+        or total > REPAIR_MAX_UNITS
+    ):
         return 0
     done, sent = store.lane_bits(params.request_id, total)
     started = 0
@@ -80,6 +84,8 @@ def restart_lane_heads(store: RequestStore, transfer_task: Any, params: Any, rea
     unit only advances its lane once."""
     info = store.get(params.request_id) or {}
     total = int(info.get("tasks_total", 0))
+    if _finalize_if_cancelled(store, transfer_task, params, info):
+        return 0
     if total > REPAIR_MAX_UNITS:
         return 0
     done, _sent = store.lane_bits(params.request_id, total)
@@ -91,3 +97,13 @@ def restart_lane_heads(store: RequestStore, transfer_task: Any, params: Any, rea
     if info.get("planned") and all(done) and not info.get("finalize_sent"):
         transfer_task.dispatch_finalize(params)
     return started
+
+
+def _finalize_if_cancelled(store: RequestStore, transfer_task: Any, params: Any, info: dict[str, Any]) -> bool:
+    """A cancelled request's lanes are not repaired or restarted: its finalize is sent (if it
+    is planned and was not sent), which ends it; a unit still running stops at its next slice."""
+    if not store.is_cancelled(params.request_id):
+        return False
+    if info.get("planned") and not info.get("finalize_sent"):
+        transfer_task.dispatch_finalize(params)
+    return True

@@ -645,6 +645,19 @@ class RequestStore:
         bits = pipe.execute()
         return bits[:total], bits[total:]
 
+    def units_in_flight(self, request_id: str) -> int:
+        """Units published and not recorded yet (queued or running): the bits set in
+        `dispatched` or `units_done`, less those in `units_done`, counted by Redis."""
+        keys = Keys(request_id)
+        either = f"{keys.base}:in_flight_scratch"
+        pipe = self.r.pipeline(transaction=True)  # MULTI: the scratch key never outlives the count
+        pipe.bitop("OR", either, keys.dispatched, keys.units_done)
+        pipe.bitcount(either)
+        pipe.bitcount(keys.units_done)
+        pipe.delete(either)
+        _, published, done, _ = pipe.execute()
+        return int(published) - int(done)
+
     def mark_dispatched(self, request_id: str, index: int) -> None:
         self.r.setbit(Keys(request_id).dispatched, index, 1)
 

@@ -80,12 +80,22 @@ class DmsTask(Task):  # type: ignore[misc]
         """After unit `index` is recorded: start the next unit of its lane, or finalize.
 
         The lane rule (dms.route.lanes): the unit after `index` in its lane starts now that
-        `index` is done.
+        `index` is done. A cancelled request starts nothing more: the last of its units in
+        flight to end sends finalize, so a cancel costs the units already published, not
+        one empty task per unit left.
         """
+        if self.store.is_cancelled(params.request_id):
+            self.finalize_cancelled(params, progress)
+            return
         nxt = Lanes(params.parallelism).successor(index)
         if nxt < progress.tasks_total and not self.store.was_dispatched(params.request_id, nxt):
             self.dispatch_unit(params, nxt)
         if progress.all_done and not progress.finalize_sent:
+            self.dispatch_finalize(params)
+
+    def finalize_cancelled(self, params: SyncParams, progress: UnitProgress) -> None:
+        """Send a cancelled request's finalize once it is planned and no unit is in flight."""
+        if progress.planned and not progress.finalize_sent and self.store.units_in_flight(params.request_id) <= 0:
             self.dispatch_finalize(params)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:

@@ -104,9 +104,8 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
         if planned is None:
             return {"request_id": request_id, "state": RequestState.FAILED.value}
         total, progress = planned
-    if store.is_cancelled(request_id):  # cancelled while planning: start nothing, let finalize end it
-        if not progress.finalize_sent:
-            self.dispatch_finalize(params)
+    if store.is_cancelled(request_id):  # cancelled while planning: start nothing more, let finalize end it
+        self.finalize_cancelled(params, progress)  # now, or when the last unit in flight ends
         return {"request_id": request_id, "units": total, "cancelled": True}
     if interrupted:
         restart_lane_heads(store, self, params, reason="its plan had been interrupted")  # finalize too, if due

@@ -191,6 +191,27 @@ def test_cancelled_request_publishes_nothing_and_leaves_no_staging(
     assert sorted(os.listdir(tmp_path / "other")) == sorted(os.listdir(src))
 
 
+def test_cancelling_a_request_of_many_units_runs_only_the_units_already_published(
+    tmp_path: Path, store: Any, start_worker: Any, held_request: Any
+) -> None:
+    """A cancel ends a request after the units in flight, not after one empty task per unit
+    left in its lanes (at 100,000 units that took hours): 1,000 units, 2 lanes, 2 units run."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(1000):
+        (src / f"f{i:04}").write_bytes(os.urandom(100))
+    params, _ = held_request(src, dst, "cancel-many", parallelism=2, unit_max_files=1)
+    rid = params.request_id
+    wait_for_state(store, rid, {"TRANSFERRING"})
+    assert int(store.get(rid)["tasks_total"]) == 1000
+    store.request_cancel(rid)
+    start_worker(params.data_queue, concurrency=1)
+    info = wait(store, rid, poll=0.1, timeout=120)
+    assert info["state"] == "CANCELLED", info
+    assert int(info["tasks_done"]) <= params.parallelism, info["tasks_done"]
+    assert [p for p in dst.rglob("*") if p.is_file()] == []  # no published file, no staging file
+
+
 def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_damage(
     tmp_path: Path, store: Any, start_worker: Any, held_request: Any
 ) -> None:
