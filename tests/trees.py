@@ -80,11 +80,22 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int, int]]:
     return out
 
 
-def assert_same_tree(src: Path, dst: Path, ignore: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def assert_same_tree(
+    src: Path,
+    dst: Path,
+    ignore: set[str] = frozenset(),
+    mtime_ignored: set[str] = frozenset(),  # type: ignore[assignment]
+) -> None:
+    """Same entries, kinds, sizes, modes, mtimes and content; `ignore`: entries left out,
+    `mtime_ignored`: directories compared without their mtime."""
     a, b = snapshot(src), snapshot(dst)
     for rel in ignore:
         a.pop(rel, None)
         b.pop(rel, None)
+    for snap in (a, b):
+        for rel in mtime_ignored:
+            if rel in snap:
+                snap[rel] = (*snap[rel][:3], 0)
     only_src, only_dst = sorted(set(a) - set(b))[:5], sorted(set(b) - set(a))[:5]
     assert sorted(a) == sorted(b), f"entries differ: only in source {only_src}, only in destination {only_dst}"
     for rel, meta in a.items():
@@ -199,19 +210,24 @@ def assert_like_oracle(
     added to `fresher`; a name in `fresher` whose content alone still differs later (left at
     the destination once the source dropped it) is accepted too.
 
-    `excluded(relpath)`: entries a filter of this sync excludes are compared without their
-    hard-link group: they are protected and left as they were, and whether they still share
-    an inode with names the sync did copy depends on how each tool made that group (rsync
-    links new names to a destination inode that is already up to date; DMS makes the group
-    from its first name)."""
+    Hard-link groups are compared among the names the sync copies, the source's: a name
+    left at the destination that the source does not have (extraneous, kept without
+    --delete) or that a filter excludes (protected) is compared without its group, and a
+    group is named by its first such name. Whether a left-over name still shares an inode
+    with copied names depends on how each tool made the group (rsync links new names to a
+    destination inode that is already up to date; DMS makes the group from its first name,
+    so a left-over name keeps the old inode on its own); the source says nothing of it."""
     sa, sb = comparable(oracle), comparable(ours)
     src = meta_snapshot(source)
+
+    def copied(rel: str) -> bool:
+        return rel in src and not (excluded is not None and excluded(rel))
+
     for snap in (sa, sb):
         for rel, v in snap.items():
             if v[0] == "dir":
                 snap[rel] = (v[0], v[1], *v[3:])
-            elif v[0] == "file" and excluded is not None and excluded(rel):
-                snap[rel] = v[:-1]
+        _regroup(snap, copied)
     diff = {k: (sa.get(k), sb.get(k)) for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)}
     for rel, (theirs, mine) in list(diff.items()):
         if _fresher_content(theirs, mine, src.get(rel)):
@@ -226,6 +242,24 @@ def assert_like_oracle(
              if v[0] == "dir" and rel != "." and ours_snap.get(rel, ("",))[0] == "dir" and ours_snap[rel][2] != v[2]
              and not (excluded is not None and excluded(rel))}  # fmt: skip
     assert not times, f"directory mtimes differ from the source's: {dict(list(times.items())[:6])}"
+
+
+def _regroup(snap: dict[str, tuple[object, ...]], copied: Callable[[str], bool]) -> None:
+    """Hard-link groups of `snap` among the names `copied` says the sync copies: each such
+    name's group becomes its first copied member (None when it is the only one); names not
+    copied lose their group."""
+    members: dict[object, list[str]] = {}
+    for rel, v in snap.items():
+        if v[0] == "file" and v[-1] is not None and copied(rel):
+            members.setdefault(v[-1], []).append(rel)
+    for rel, v in list(snap.items()):
+        if v[0] != "file":
+            continue
+        if not copied(rel):
+            snap[rel] = v[:-1]
+        elif v[-1] is not None:
+            group = sorted(members[v[-1]])
+            snap[rel] = (*v[:-1], group[0] if len(group) > 1 else None)
 
 
 #: rsync errors that are rsync's own defects, not a difference DMS should copy: rsync 3.5.0
