@@ -56,23 +56,8 @@ def repair_lanes(store: RequestStore, transfer_task: Any, params: Any) -> int:
     """A node that died between recording a unit and publishing the next one of its lane
     leaves that lane stalled with nothing in flight: publish every unit whose lane
     predecessor is done but which was never published, and finalize if all is done."""
-    info = store.get(params.request_id) or {}
-    total = int(info.get("tasks_total", 0))
-    if (
-        _finalize_if_cancelled(store, transfer_task, params, info)
-        or not info.get("planned")
-        or total > REPAIR_MAX_UNITS
-    ):
-        return 0
-    done, sent = store.lane_bits(params.request_id, total)
-    started = 0
-    for k in Lanes(params.parallelism).stalled(done, sent):
-        transfer_task.dispatch_unit(params, k)
-        store.log_event(params.request_id, "unit re-dispatched", unit=k, reason="its lane had stalled")
-        started += 1
-    if all(done) and not info.get("finalize_sent"):
-        transfer_task.dispatch_finalize(params)
-    return started
+    return _republish(store, transfer_task, params, lambda lanes, done, sent: lanes.stalled(done, sent),
+                      reason="its lane had stalled", only_planned=True)  # fmt: skip
 
 
 def restart_lane_heads(store: RequestStore, transfer_task: Any, params: Any, reason: str) -> int:
@@ -82,28 +67,34 @@ def restart_lane_heads(store: RequestStore, transfer_task: Any, params: Any, rea
     (kombu moves it in two steps) is gone, and its lane would wait forever. A duplicate of a
     unit that is still queued or running does no harm: units are idempotent, and a done
     unit only advances its lane once."""
+    return _republish(store, transfer_task, params, lambda lanes, done, _sent: lanes.first_unfinished(done),
+                      reason=reason, only_planned=False)  # fmt: skip
+
+
+def _republish(
+    store: RequestStore,
+    transfer_task: Any,
+    params: Any,
+    choose: Callable[[Lanes, list[int], list[int]], list[int]],
+    reason: str,
+    only_planned: bool,
+) -> int:
+    """Publish the units `choose` picks from the lane bits, log each, and finalize a planned
+    request whose units are all done; a cancelled request is finalized instead (its lanes
+    are not restarted: a unit still running stops at its next slice). How many units."""
     info = store.get(params.request_id) or {}
     total = int(info.get("tasks_total", 0))
-    if _finalize_if_cancelled(store, transfer_task, params, info):
+    if store.is_cancelled(params.request_id):
+        if info.get("planned") and not info.get("finalize_sent"):
+            transfer_task.dispatch_finalize(params)
         return 0
-    if total > REPAIR_MAX_UNITS:
+    if (only_planned and not info.get("planned")) or total > REPAIR_MAX_UNITS:
         return 0
-    done, _sent = store.lane_bits(params.request_id, total)
-    started = 0
-    for head in Lanes(params.parallelism).first_unfinished(done):
-        transfer_task.dispatch_unit(params, head)
-        store.log_event(params.request_id, "unit re-dispatched", unit=head, reason=reason)
-        started += 1
+    done, sent = store.lane_bits(params.request_id, total)
+    units = choose(Lanes(params.parallelism), done, sent)
+    for k in units:
+        transfer_task.dispatch_unit(params, k)
+        store.log_event(params.request_id, "unit re-dispatched", unit=k, reason=reason)
     if info.get("planned") and all(done) and not info.get("finalize_sent"):
         transfer_task.dispatch_finalize(params)
-    return started
-
-
-def _finalize_if_cancelled(store: RequestStore, transfer_task: Any, params: Any, info: dict[str, Any]) -> bool:
-    """A cancelled request's lanes are not repaired or restarted: its finalize is sent (if it
-    is planned and was not sent), which ends it; a unit still running stops at its next slice."""
-    if not store.is_cancelled(params.request_id):
-        return False
-    if info.get("planned") and not info.get("finalize_sent"):
-        transfer_task.dispatch_finalize(params)
-    return True
+    return len(units)

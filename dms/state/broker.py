@@ -108,8 +108,7 @@ def drop_broker_keys(store: RequestStore) -> int:
     """Delete every key outside dms:* (Celery's queues, results, unacked sets) of a private
     server nobody else uses; how many."""
     stale = [key for key in store.r.scan_iter(count=1000) if not key.startswith("dms:")]
-    for start in range(0, len(stale), 500):
-        store.r.delete(*stale[start : start + 500])
+    store.delete_keys(stale)
     return len(stale)
 
 

@@ -154,6 +154,7 @@ class Keys:
         self.carry = f"{self.base}:carry"
         self.routes = f"{self.base}:routes"
         self.finalize_lock = f"{self.base}:finalize_lock"
+        self.in_flight_scratch = f"{self.base}:in_flight_scratch"  # units_in_flight's BITOP target, deleted at once
 
     def walk(self, sub: int) -> str:
         """Keys of walk group `sub` start with this."""
@@ -391,9 +392,7 @@ class RequestStore:
         a lane's last task set as Redis came back empty, which would keep a resubmission's lane
         from ever starting that unit. Rare, so a SCAN of the id's keys is affordable here."""
         keys = Keys(request_id)
-        stale = list(self.r.scan_iter(match=keys.pattern("*"), count=1000))
-        for start in range(0, len(stale), 500):
-            self.r.delete(*stale[start : start + 500])
+        self.delete_keys(list(self.r.scan_iter(match=keys.pattern("*"), count=1000)))
         fields = [f for f in self.r.hkeys(keys.req) if f != "params"]
         if fields:
             self.r.hdel(keys.req, *fields)
@@ -649,7 +648,7 @@ class RequestStore:
         """Units published and not recorded yet (queued or running): the bits set in
         `dispatched` or `units_done`, less those in `units_done`, counted by Redis."""
         keys = Keys(request_id)
-        either = f"{keys.base}:in_flight_scratch"
+        either = keys.in_flight_scratch
         pipe = self.r.pipeline(transaction=True)  # MULTI: the scratch key never outlives the count
         pipe.bitop("OR", either, keys.dispatched, keys.units_done)
         pipe.bitcount(either)
@@ -779,6 +778,10 @@ class RequestStore:
         names += [keys.links(s) for s in range(link_shards)] + [keys.names(s) for s in range(name_shards)]
         names += [keys.digests(s) for s in range(file_shards)]
         names += [keys.units_done, keys.dispatched, keys.published, keys.cancel, keys.inflight]
+        self.delete_keys(names)
+
+    def delete_keys(self, names: Sequence[str]) -> None:
+        """DEL `names`, 500 per command: one DEL of millions of keys would block Redis."""
         for start in range(0, len(names), 500):
             self.r.delete(*names[start : start + 500])
 

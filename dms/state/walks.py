@@ -22,6 +22,7 @@ class WalkStore:
     """Reads and writes of one store's fanned-out walks, keyed by request and group number."""
 
     def __init__(self, store: RequestStore) -> None:
+        self.store = store
         self.r: Any = store.r
 
     @staticmethod
@@ -67,6 +68,4 @@ class WalkStore:
 
     def drop(self, request_id: str) -> None:
         """Every key of a request's fanned-out walk (chunks, claims, done marks)."""
-        names = list(self.r.scan_iter(match=Keys(request_id).pattern("walk:*"), count=1000))
-        for start in range(0, len(names), 500):
-            self.r.delete(*names[start : start + 500])
+        self.store.delete_keys(list(self.r.scan_iter(match=Keys(request_id).pattern("walk:*"), count=1000)))

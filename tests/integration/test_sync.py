@@ -172,9 +172,7 @@ def test_cancelled_request_publishes_nothing_and_leaves_no_staging(
     tmp_path: Path, dms_app: Any, store: Any, start_worker: Any, held_request: Any
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    for i in range(40):
-        (src / f"f{i}").write_bytes(os.urandom(2000))
+    _small_files(src, 40, 2000)
     params, _ = held_request(src, dst, "cancel", parallelism=2, unit_max_files=5)
     rid = params.request_id
     # unit 0 copies before the cancel, exactly as its transfer task would: staging files now exist
@@ -182,11 +180,7 @@ def test_cancelled_request_publishes_nothing_and_leaves_no_staging(
     assert len(staging_leftovers(dst)) == 5
     other = SyncParams(unique_id("bystander"), str(src), str(tmp_path / "other"))
     submit(dms_app, store, other)  # runs on the shared worker meanwhile
-    store.request_cancel(rid)
-    start_worker(params.data_queue, concurrency=1)
-    info = wait(store, rid, poll=0.1, timeout=120)
-    assert info["state"] == "CANCELLED", info
-    assert [p for p in dst.rglob("*") if p.is_file()] == []  # no published file, no staging file
+    _cancel_and_drain(store, start_worker, params)
     assert wait(store, other.request_id, timeout=120)["state"] == "SUCCEEDED"
     assert sorted(os.listdir(tmp_path / "other")) == sorted(os.listdir(src))
 
@@ -197,19 +191,28 @@ def test_cancelling_a_request_of_many_units_runs_only_the_units_already_publishe
     """A cancel ends a request after the units in flight, not after one empty task per unit
     left in its lanes (at 100,000 units that took hours): 1,000 units, 2 lanes, 2 units run."""
     src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    for i in range(1000):
-        (src / f"f{i:04}").write_bytes(os.urandom(100))
-    params, _ = held_request(src, dst, "cancel-many", parallelism=2, unit_max_files=1)
-    rid = params.request_id
-    wait_for_state(store, rid, {"TRANSFERRING"})
-    assert int(store.get(rid)["tasks_total"]) == 1000
-    store.request_cancel(rid)
-    start_worker(params.data_queue, concurrency=1)
-    info = wait(store, rid, poll=0.1, timeout=120)
-    assert info["state"] == "CANCELLED", info
+    _small_files(src, 1000, 100)
+    params, _ = held_request(src, dst, "cancel-many", parallelism=2, unit_max_files=1)  # planned when it returns
+    assert int(store.get(params.request_id)["tasks_total"]) == 1000
+    info = _cancel_and_drain(store, start_worker, params)
     assert int(info["tasks_done"]) <= params.parallelism, info["tasks_done"]
-    assert [p for p in dst.rglob("*") if p.is_file()] == []  # no published file, no staging file
+
+
+def _small_files(src: Path, count: int, size: int) -> None:
+    src.mkdir()
+    for i in range(count):
+        (src / f"f{i:04}").write_bytes(os.urandom(size))
+
+
+def _cancel_and_drain(store: Any, start_worker: Any, params: SyncParams) -> dict[str, Any]:
+    """Cancel a held request, let its transfers run, and check it ended CANCELLED with no
+    published file and no staging file at the destination."""
+    store.request_cancel(params.request_id)
+    start_worker(params.data_queue, concurrency=1)
+    info = wait(store, params.request_id, poll=0.1, timeout=120)
+    assert info["state"] == "CANCELLED", info
+    assert [p for p in Path(params.destination).rglob("*") if p.is_file()] == []
+    return dict(info)
 
 
 def test_finalize_rerun_after_renames_counts_renamed_files_and_catches_later_damage(
