@@ -15,6 +15,7 @@ defaults:                     # defaults for sync requests and workers (all opti
   heartbeat_interval: 2       # seconds between a worker's heartbeats
   heartbeat_ttl: 10           # a node whose last heartbeat is older is not scheduled
   data_timeout: 60            # seconds a data connection may stall before its unit is re-routed
+  stall_timeout: 120          # seconds a running unit's byte count may stand still before it runs again
 clusters:                     # optional: the multi-node, multi-NIC deployment
   <cluster>:
     nodes:
@@ -72,6 +73,8 @@ class DefaultsConfig:
     heartbeat_interval: float = 2.0
     heartbeat_ttl: float = 10.0
     data_timeout: float = 60.0
+    #: a running unit whose byte counter has not moved for this long is published again
+    stall_timeout: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ def load_config(path: str | Path) -> DmsConfig:
             heartbeat_interval=_seconds(path, defaults, "heartbeat_interval", DefaultsConfig.heartbeat_interval),
             heartbeat_ttl=_seconds(path, defaults, "heartbeat_ttl", DefaultsConfig.heartbeat_ttl),
             data_timeout=_seconds(path, defaults, "data_timeout", DefaultsConfig.data_timeout),
+            stall_timeout=_seconds(path, defaults, "stall_timeout", DefaultsConfig.stall_timeout),
         ),
         clusters=_clusters(path, raw.get("clusters")),
     )

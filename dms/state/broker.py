@@ -9,6 +9,7 @@ one place, and a change of the broker's layout (a kombu upgrade) touches one mod
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "drop_broker_keys",
     "first_to_see_restart",
     "restore_orphaned",
+    "restore_reserved_before",
     "server_info",
     "tolerate_restore_on_a_dead_connection",
 ]
@@ -43,6 +45,32 @@ def restore_orphaned(channel: Any, server: dict[str, Any]) -> int:
     for tag in tags:
         channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
     return len(tags)
+
+
+def restore_reserved_before(channel: Any, queues: set[str], before: float) -> int:
+    """Restore the unacked messages of `queues` fetched before `before` (wall clock); how many.
+
+    For a worker that is the only consumer of `queues` (a node's own queues), starting at
+    `before`: whatever those queues' messages were fetched earlier was fetched by its
+    previous run, which is gone (killed, restarted), and would otherwise wait for the
+    visibility timeout. The fetch time is kombu's score in the unacked index, written by
+    the same host's clock as `before`."""
+    client = channel.client
+    tags = [t for t in client.zrange(channel.unacked_index_key, 0, before, byscore=True)]
+    if not tags:
+        return 0
+    restored = 0
+    for tag, raw in zip(tags, client.hmget(channel.unacked_key, tags), strict=True):
+        if raw is None:
+            continue
+        try:
+            routing_key = json.loads(raw)[2]
+        except (ValueError, IndexError, TypeError):
+            continue
+        if routing_key in queues:
+            channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
+            restored += 1
+    return restored
 
 
 def server_info(channel: Any) -> dict[str, Any]:

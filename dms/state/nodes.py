@@ -7,6 +7,8 @@
     dms:req:<id>:routes       hash unit -> [source key, destination key, bytes]
     dms:janitor:lock          one sweep at a time across the deployment (SET NX PX)
     dms:janitor:dead_since:<node>  when the janitor first found the node silent
+    dms:janitor:turn:<what>   a sweep's periodic extra (the claims of running units) is due
+                              when this key has lapsed
 
 Load accounting is idempotent per unit: routing a unit again first takes back
 what its previous route added, and releasing a unit that is not routed is a
@@ -94,6 +96,9 @@ class NodeStatus:
     load: tuple[float, ...] = ()
     concurrency: int = 1
     time: float = 0.0
+    #: which run of the worker beats (dms.worker.incarnation) and the pids of its pool
+    incarnation: str = ""
+    pool: tuple[int, ...] = ()
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -104,6 +109,7 @@ class NodeStatus:
         d = json.loads(text)
         d["nics"] = tuple(NicEndpoint(**n) for n in d["nics"])
         d["load"] = tuple(d.get("load", ()))
+        d["pool"] = tuple(d.get("pool", ()))
         return cls(**d)
 
 
@@ -182,6 +188,10 @@ class Registry:
     def take_sweep_lock(self) -> bool:
         """One sweep at a time across the deployment; the lock lapses by itself (5 s)."""
         return bool(self.r.set(SWEEP_LOCK, "1", nx=True, px=5000))
+
+    def take_turn(self, what: str, every: float) -> bool:
+        """True for one caller per `every` seconds across the deployment (SET NX PX)."""
+        return bool(self.r.set(f"dms:janitor:turn:{what}", "1", nx=True, px=int(every * 1000)))
 
     def release_sweep_lock(self) -> None:
         self.r.delete(SWEEP_LOCK)

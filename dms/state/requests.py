@@ -21,6 +21,9 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:dispatched         bitmap bit K set once unit K was published to a queue
     dms:req:R:published          bitmap bit F set once file F was renamed into place
     dms:req:R:inflight           hash   unit -> bytes moved so far by its running transfer
+    dms:req:R:running            hash   unit -> "<claim> <seconds>": who runs it (incarnation/pid, or
+                                        "queued" once the janitor published it again) and the Redis
+                                        time its byte counter last moved
     dms:req:R:cancel             string present when a cancel was asked for
     dms:req:R:chain              string the caller's Celery chain, re-dispatched by finalize
     dms:req:R:ended              channel (pub/sub, not a key) the terminal state, published as it is set
@@ -147,6 +150,7 @@ class Keys:
         self.dispatched = f"{self.base}:dispatched"
         self.published = f"{self.base}:published"
         self.inflight = f"{self.base}:inflight"
+        self.running = f"{self.base}:running"
         self.cancel = f"{self.base}:cancel"
         self.chain = f"{self.base}:chain"
         self.ended = f"{self.base}:ended"  # pub/sub channel: the terminal state, once
@@ -227,6 +231,7 @@ local first = false
 if ARGV[1] ~= '' then
   first = redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 0
   redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
 end
 local n_ok, n_failed, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local i = 5
@@ -258,6 +263,16 @@ else
 end
 local v = redis.call('HMGET', req, 'tasks_total', 'planned', 'finalize_sent')
 return {first and 1 or 0, done, tonumber(v[1] or '-1'), v[2] or '', v[3] or '', failed_new}
+"""
+
+# A running unit's byte counter (KEYS[1]) and its claim with the Redis time it was written
+# (KEYS[2]): one clock for every node, so the janitor's "has not moved for stall_timeout"
+# does not depend on the hosts' clocks agreeing.
+_REPORT_INFLIGHT = """
+local t = redis.call('TIME')
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. t[1])
+return tonumber(t[1])
 """
 
 # Moves a request to a new state unless it already ended: a late duplicate
@@ -363,6 +378,7 @@ class RequestStore:
         self._set_bits = client.register_script(_SET_BITS)
         self._set_state = client.register_script(_SET_STATE)
         self._mark_published = client.register_script(_MARK_PUBLISHED)
+        self._report_inflight = client.register_script(_REPORT_INFLIGHT)
 
     def close(self) -> None:
         self.r.close()
@@ -468,10 +484,10 @@ class RequestStore:
     def request_cancel(self, request_id: str) -> None:
         self.r.set(Keys(request_id).cancel, "1")
 
-    def name_owner(self, request_id: str, role: str, worker: str) -> None:
-        """Record which worker plans ("planner") or finalizes ("finalizer") a request: if its
-        node falls silent, the janitor publishes that step again."""
-        self.r.hset(Keys(request_id).req, role, worker or "?")
+    def name_owner(self, request_id: str, role: str, worker: str, incarnation: str = "") -> None:
+        """Record which worker plans ("planner") or finalizes ("finalizer") a request, and under
+        which run of it: if its node falls silent or restarts, the janitor publishes that step again."""
+        self.r.hset(Keys(request_id).req, mapping={role: worker or "?", f"{role}_incarnation": incarnation})
 
     def is_planned(self, request_id: str) -> bool:
         return bool(self.r.hget(Keys(request_id).req, "planned") == "1")
@@ -600,7 +616,7 @@ class RequestStore:
     ) -> UnitProgress:
         """Record a unit's digests and failures, once; `index=None` records failures of no unit."""
         keys = Keys(request_id)
-        key_list = [keys.req, keys.units_done, keys.errors, keys.inflight]
+        key_list = [keys.req, keys.units_done, keys.errors, keys.inflight, keys.running]
         key_index: dict[str, int] = {}
 
         def slot(key: str) -> int:
@@ -629,9 +645,33 @@ class RequestStore:
         first, done, total, planned, sent, failed_new = result
         return UnitProgress(bool(first), int(done), int(total), planned == "1", sent == "1", int(failed_new))
 
-    def report_inflight(self, request_id: str, index: int, moved: int) -> None:
-        """Live progress of a running unit; overwritten, never added, so a rerun cannot inflate it."""
-        self.r.hset(Keys(request_id).inflight, index, moved)
+    def report_inflight(self, request_id: str, index: int, moved: int, claim: str = "") -> None:
+        """Live progress of a running unit; overwritten, never added, so a rerun cannot inflate it.
+        With `claim`, also who moves it and when its counter last moved (for stall_timeout)."""
+        keys = Keys(request_id)
+        if not claim:
+            self.r.hset(keys.inflight, index, moved)
+            return
+        self._report_inflight(keys=[keys.inflight, keys.running], args=[index, moved, claim])
+
+    def claim_unit(self, request_id: str, index: int, claim: str) -> None:
+        """A transfer starts unit `index` under `claim` (dms.worker.incarnation); its clock starts now."""
+        keys = Keys(request_id)
+        self._report_inflight(keys=[keys.inflight, keys.running], args=[index, "", claim])
+
+    def running_units(self, request_id: str) -> tuple[dict[int, tuple[str, int]], int]:
+        """Each claimed, unrecorded unit -> (claim, Redis time its counter last moved), and
+        Redis's time now, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(Keys(request_id).running)
+        pipe.time()
+        raw, now = pipe.execute()
+        units: dict[int, tuple[str, int]] = {}
+        for unit, value in raw.items():
+            claim, _, at = str(value).rpartition(" ")
+            with contextlib.suppress(ValueError):
+                units[int(unit)] = (claim, int(at))
+        return units, int(now[0])
 
     def lane_bits(self, request_id: str, total: int) -> tuple[list[int], list[int]]:
         """Bits units_done[k] and dispatched[k] for every unit, in one round trip."""
@@ -777,7 +817,7 @@ class RequestStore:
         names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
         names += [keys.links(s) for s in range(link_shards)] + [keys.names(s) for s in range(name_shards)]
         names += [keys.digests(s) for s in range(file_shards)]
-        names += [keys.units_done, keys.dispatched, keys.published, keys.cancel, keys.inflight]
+        names += [keys.units_done, keys.dispatched, keys.published, keys.cancel, keys.inflight, keys.running]
         self.delete_keys(names)
 
     def delete_keys(self, names: Sequence[str]) -> None:

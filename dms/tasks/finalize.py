@@ -13,6 +13,7 @@ from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.request import summarize
 from dms.state.requests import RequestStore
 from dms.tasks.base import DmsTask
+from dms.worker import incarnation
 from dms.worker.app import app
 
 __all__ = ["RETENTION_SECONDS", "finalize"]
@@ -33,7 +34,7 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
     if RequestState(info["state"]) not in TERMINAL_STATES:
         if not store.acquire_finalize_lock(request_id, self.request.id or "?", _LOCK_TTL):
             return summarize(request_id, info)  # another finalize of this request is running
-        store.name_owner(request_id, "finalizer", self.request.hostname)  # for the janitor
+        store.name_owner(request_id, "finalizer", self.request.hostname, incarnation.current())  # for the janitor
         try:
             params = store.params(request_id)
             store.set_state(request_id, RequestState.FINALIZING)

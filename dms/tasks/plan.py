@@ -19,6 +19,7 @@ from dms.settings import active_config, current_node
 from dms.state.requests import UnitProgress
 from dms.state.walks import WalkStore
 from dms.tasks.base import DmsTask
+from dms.worker import incarnation
 from dms.worker.app import app
 
 __all__ = ["plan", "run_plan", "sync", "walk"]
@@ -87,7 +88,7 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     info = store.get(request_id) or {}
     if RequestState(info.get("state", "PENDING")) in TERMINAL_STATES:
         return {"request_id": request_id, "state": info["state"]}
-    store.name_owner(request_id, "planner", self.request.hostname)  # for the janitor
+    store.name_owner(request_id, "planner", self.request.hostname, incarnation.current())  # for the janitor
     if not info.get("planned") and store.is_cancelled(request_id):  # cancelled before planning began
         self.dispatch_finalize(params)
         return {"request_id": request_id, "units": 0, "cancelled": True}

@@ -31,6 +31,7 @@ from dms.settings import active_config, current_node
 from dms.state.nodes import NicEndpoint
 from dms.tasks.base import DmsTask
 from dms.transfer.unit import UnitResult, copy_unit, send_resending
+from dms.worker import incarnation
 from dms.worker.app import app
 
 __all__ = ["TransferTask", "transfer"]
@@ -213,9 +214,14 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         files are published (a late task must not publish an older version)."""
         return store.is_cancelled(request_id) or store.live_params(request_id, epoch) is None
 
+    # Claimed under this run of the node's worker: the janitor publishes the unit again at once
+    # if that run is gone, or when its byte counter has not moved for stall_timeout.
+    claim = incarnation.claim_of_this_process() if incarnation.current() else ""
+    if claim:
+        store.claim_unit(request_id, unit_index, claim)
     options: dict[str, Any] = {
         "cancelled": stopped,
-        "progress": lambda moved: store.report_inflight(request_id, unit_index, moved),
+        "progress": lambda moved: store.report_inflight(request_id, unit_index, moved, claim),
     }
     if params.clustered:
         outcome = self.transfer_clustered(params, unit_index, pieces, options)

@@ -20,7 +20,10 @@ from typing import Any
 
 from celery import bootsteps
 
-from dms.state.broker import first_to_see_restart, restore_orphaned, server_info
+from dms.route.queues import cluster_queue, node_queues
+from dms.settings import current_node
+from dms.state.broker import first_to_see_restart, restore_orphaned, restore_reserved_before, server_info
+from dms.worker import incarnation
 
 __all__ = ["RestoreAfterBrokerRestart", "restart_lanes_once"]
 
@@ -69,4 +72,23 @@ class RestoreAfterBrokerRestart(bootsteps.StartStopStep):  # type: ignore[misc]
                 log.warning("restored %d message(s) left unacknowledged by a Redis restart", n)
             restart_lanes_once(channel, c.app, server)
         except Exception as exc:  # never stop a worker from consuming
-            log.warning("could not recover from a Redis restart: %s", exc)
+            log.warning("could not recover from a Redis restart: %s: %s", type(exc).__name__, exc)
+        try:
+            n = restore_predecessors_messages(channel)
+            if n:
+                log.warning("restored %d message(s) the previous run of this node had fetched", n)
+        except Exception as exc:
+            log.warning("could not restore the previous run's messages: %s: %s", type(exc).__name__, exc)
+
+
+def restore_predecessors_messages(channel: Any) -> int:
+    """A node worker is the only consumer of its node and NIC queues (not of its cluster's
+    queue, which every node of the cluster serves): the unacked messages of those queues
+    fetched before this run of the worker began were fetched by its previous run, which is
+    gone. Restored now, they run at once instead of after the visibility timeout."""
+    node = current_node()
+    began = incarnation.started_at(incarnation.current())
+    if node is None or not began:
+        return 0
+    own = {q.name for q in node_queues(node)} - {cluster_queue(node.cluster)}
+    return restore_reserved_before(channel, own, began)

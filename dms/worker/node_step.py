@@ -29,6 +29,7 @@ from dms.route.queues import node_queues
 from dms.settings import active_config, resolve_endpoints
 from dms.state.nodes import NicEndpoint, NodeStatus, Registry
 from dms.state.requests import RequestStore, connect
+from dms.worker import incarnation
 from dms.worker.janitor import sweep
 
 __all__ = ["NodeStep"]
@@ -51,14 +52,18 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.store: RequestStore | None = None
         self.app: Any = None
         self.nic_states: dict[str, str] = {}
+        self.worker: Any = None
+        self.incarnation = ""
         if not dms_node:
             return
-        # Set before the pool forks, so every pool process knows its node.
+        # Set before the pool forks, so every pool process knows its node and this run of it.
         os.environ["DMS_NODE"] = dms_node
+        self.incarnation = incarnation.begin(dms_node)
         config = active_config()
         self.node = config.node(dms_node)
         self.interval = config.defaults.heartbeat_interval
         self.ttl = config.defaults.heartbeat_ttl
+        self.stall_timeout = config.defaults.stall_timeout
         queues = worker.app.amqp.queues
         for queue in node_queues(self.node):
             queues.select_add(queue)
@@ -69,6 +74,7 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.registry = Registry(client)
         self.store = RequestStore(client)
         self.app = worker.app
+        self.worker = worker
         self.receiver = self._start_receiver()
         self.beat()
         self.tref = worker.timer.call_repeatedly(self.interval, self.beat)
@@ -112,6 +118,8 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
             load=tuple(os.getloadavg()),
             concurrency=node.concurrency,
             time=time.time(),
+            incarnation=self.incarnation,
+            pool=self._pool_pids(),
         )
         try:
             self.registry.heartbeat(status, self.ttl)
@@ -119,7 +127,14 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
             log.warning("heartbeat of node %s failed: %s", node.name, exc)
             return
         if self.store is not None and self.app is not None:
-            sweep(self.store, self.registry, self.app.tasks["dms.transfer"])
+            sweep(self.store, self.registry, self.app.tasks["dms.transfer"], self.stall_timeout)
+
+    def _pool_pids(self) -> tuple[int, ...]:
+        """The pids of the prefork pool's processes now (none for a solo or threads pool)."""
+        try:
+            return tuple(sorted(int(p) for p in self.worker.pool.info.get("processes", ())))
+        except Exception:  # the pool is starting or stopping
+            return ()
 
     def _usable_nics(self) -> list[Endpoint]:
         """The data NICs that are not down; a change is logged (and is an event on the node)."""
