@@ -51,15 +51,16 @@ result_backend_transport_options = {"visibility_timeout": _VISIBILITY_TIMEOUT}
 visibility_timeout = _VISIBILITY_TIMEOUT
 
 result_expires = 7 * 24 * 3600
-# Ride out a Redis restart (about 35 s of retries), like DMS's own state client
-# (DMS_REDIS_RETRY_SECONDS, 30 s): storing a result and publishing the next unit
-# retry with backoff instead of failing the request (docs/operations.md, "What survives what").
+# Ride out a Redis restart of up to two minutes, like DMS's own state client
+# (DMS_REDIS_RETRY_SECONDS, 120 s): storing a result and publishing the next unit retry
+# with backoff instead of failing the request (DmsTask.publish adds its own 180 s around
+# errors Celery does not retry; docs/operations.md, "What survives what").
 result_backend_always_retry = True
-result_backend_max_retries = 20
+result_backend_max_retries = 45
 result_backend_base_sleep_between_retries_ms = 500
 result_backend_max_sleep_between_retries_ms = 4000
 task_publish_retry = True
-task_publish_retry_policy = {"max_retries": 20, "interval_start": 0, "interval_step": 0.5, "interval_max": 2}
+task_publish_retry_policy = {"max_retries": 60, "interval_start": 0, "interval_step": 0.5, "interval_max": 2}
 
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None

@@ -84,13 +84,15 @@ class Worker:
     log_path: Path
     concurrency: int = 2
     include: str = "tests.example_tasks"  # a user's own tasks, as in docs/api.md
+    #: run the README's command as written (mingle, gossip and worker heartbeats on)
+    as_readme: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60.0) -> Worker:
+        quiet = [] if self.as_readme else ["--without-mingle", "--without-gossip", "--without-heartbeat"]
         args = [sys.executable, "-m", "celery", "-A", "dms", "worker", "-Q", self.queues,
                 "-c", str(self.concurrency), "-n", f"{self.name}@%h", "-P", "prefork",
-                "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO",
-                "-I", self.include]  # fmt: skip
+                *quiet, "-l", "INFO", "-I", self.include]  # fmt: skip
         env = {**os.environ, **self.env}
         env.pop("DMS_CONFIG", None)
         self.proc = start_logged(self.name, args, env, self.log_path, (" ready.",), timeout)

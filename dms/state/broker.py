@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from dms.state.requests import RequestStore
@@ -25,7 +26,7 @@ __all__ = [
     "restore_orphaned",
     "restore_reserved_before",
     "server_info",
-    "tolerate_restore_on_a_dead_connection",
+    "tolerate_a_dead_connection",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,11 @@ def restore_orphaned(channel: Any, server: dict[str, Any]) -> int:
     """Restore the unacked messages fetched before the Redis server (`server`: its INFO
     server section) started; how many. kombu's own WATCH transaction (`restore_by_tag`)
     does it, so two workers doing it at once restore each message once."""
-    client = channel.client
     started = time.time() - float(server["uptime_in_seconds"]) + SLACK_SECONDS
-    tags = client.zrange(channel.unacked_index_key, 0, started, byscore=True)
-    for tag in tags:
-        channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
+    with own_client(channel) as client:
+        tags = client.zrange(channel.unacked_index_key, 0, started, byscore=True)
+        for tag in tags:
+            channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
     return len(tags)
 
 
@@ -55,34 +56,53 @@ def restore_reserved_before(channel: Any, queues: set[str], before: float) -> in
     previous run, which is gone (killed, restarted), and would otherwise wait for the
     visibility timeout. The fetch time is kombu's score in the unacked index, written by
     the same host's clock as `before`."""
-    client = channel.client
-    tags = [t for t in client.zrange(channel.unacked_index_key, 0, before, byscore=True)]
-    if not tags:
-        return 0
     restored = 0
-    for tag, raw in zip(tags, client.hmget(channel.unacked_key, tags), strict=True):
-        if raw is None:
-            continue
-        try:
-            routing_key = json.loads(raw)[2]
-        except (ValueError, IndexError, TypeError):
-            continue
-        if routing_key in queues:
-            channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
-            restored += 1
+    with own_client(channel) as client:
+        tags = client.zrange(channel.unacked_index_key, 0, before, byscore=True)
+        if not tags:
+            return 0
+        for tag, raw in zip(tags, client.hmget(channel.unacked_key, tags), strict=True):
+            if raw is None:
+                continue
+            try:
+                routing_key = json.loads(raw)[2]
+            except (ValueError, IndexError, TypeError):
+                continue
+            if routing_key in queues:
+                channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
+                restored += 1
     return restored
+
+
+@contextlib.contextmanager
+def own_client(channel: Any) -> Iterator[Any]:
+    """A synchronous client of the channel's Redis, closed after use.
+
+    Never `channel.client`: that is the consumer's asynchronous client, whose connection the
+    event loop reads BRPOP replies from. A command sent on it from a bootstep reads whatever
+    reply comes first: INFO got a BRPOP's (the "could not recover" warning every worker
+    logged at start, "'NoneType' object has no attribute 'splitlines'"), and BRPOP later got
+    another command's (the worker's exit with "too many values to unpack")."""
+    client = channel._create_client()
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
 
 
 def server_info(channel: Any) -> dict[str, Any]:
     """The INFO server section (uptime, run id) of the Redis process a kombu channel reaches."""
-    return dict(channel.client.info("server"))
+    with own_client(channel) as client:
+        return dict(client.info("server"))
 
 
 def first_to_see_restart(channel: Any, server: dict[str, Any], remember_seconds: float) -> bool:
     """Whether this caller is the first to act on the Redis process `server` (its INFO
-    server section) having started: SET NX on its run id, over the channel's connection."""
+    server section) having started: SET NX on its run id."""
     marker = f"dms:restarted:{server['run_id']}"
-    return bool(channel.client.set(marker, "1", nx=True, ex=int(remember_seconds)))
+    with own_client(channel) as client:
+        return bool(client.set(marker, "1", nx=True, ex=int(remember_seconds)))
 
 
 def answers_on_socket(socket_path: str) -> bool:
@@ -140,32 +160,56 @@ def drop_broker_keys(store: RequestStore) -> int:
     return len(stale)
 
 
-def tolerate_restore_on_a_dead_connection() -> None:
-    """Keep a worker alive through a kombu race when Redis goes away (kombu 5.7.0).
+def tolerate_a_dead_connection() -> None:
+    """Keep a worker alive through kombu races when Redis goes away (kombu 5.7.0).
 
-    After a connection error, Celery closes the connection and kombu's Redis QoS tries to
-    restore the channel's unacked messages. When the transport's connection is already torn
-    down, building a client for that raises AttributeError ("'NoneType' object has no
-    attribute 'hostname'", kombu `_connparams`), which Celery treats as unrecoverable: the
-    worker exits (the same family as kombu#659). Nothing is lost by not restoring there: the
-    messages stay in Redis's unacked set, and the worker puts them back when its consumer
-    reconnects (or the visibility timeout does, if Redis itself did not restart). So log,
-    and carry on.
+    After a connection error, Celery closes the connection. Anything kombu's Redis QoS
+    then does on that channel builds a client from the transport's connection, which is
+    already torn down: AttributeError ("'NoneType' object has no attribute 'hostname'" in
+    `_connparams` when it restores the unacked messages at close; "... attribute 'client'"
+    when a task that was running acknowledges its message). Celery treats both as
+    unrecoverable and the worker exits (the same family as kombu#659). Nothing is lost by
+    not doing them there: the messages stay in Redis's unacked set, and the worker puts
+    them back when its consumer reconnects (or the visibility timeout does, if Redis itself
+    did not restart); a task that ran to the end then runs again as a duplicate, which every
+    DMS task is built to be. So log, forget the delivery locally, and carry on.
     """
     from kombu.transport import redis as kombu_redis
+    from kombu.transport import virtual
 
-    original = kombu_redis.QoS.restore_unacked
-    if getattr(original, "_dms_tolerant", False):
+    qos: Any = kombu_redis.QoS
+    base_qos: Any = virtual.QoS
+    if getattr(qos.restore_unacked, "_dms_tolerant", False):
         return
+    restore_original, ack_original, reject_original = qos.restore_unacked, qos.ack, qos.reject
 
     def restore_unacked(self: Any, client: Any = None) -> Any:
         try:
-            return original(self, client)  # type: ignore[no-untyped-call]
+            return restore_original(self, client)
         except AttributeError as exc:
             log.warning("could not put back %d unacknowledged message(s) while the broker connection closed "
                         "(%s); they are put back when the worker reconnects", len(self._delivered), exc)  # fmt: skip
             self._delivered.clear()  # as a successful restore does: they live on in Redis's unacked set
             return None
 
-    restore_unacked._dms_tolerant = True  # type: ignore[attr-defined]
-    kombu_redis.QoS.restore_unacked = restore_unacked  # type: ignore[method-assign]
+    def ack(self: Any, delivery_tag: Any) -> None:
+        try:
+            ack_original(self, delivery_tag)
+        except AttributeError as exc:
+            log.warning("could not acknowledge message %s on a closed broker connection (%s); it is put "
+                        "back when the worker reconnects and runs again as a harmless duplicate",
+                        delivery_tag, exc)  # fmt: skip
+            base_qos.ack(self, delivery_tag)
+
+    def reject(self: Any, delivery_tag: Any, requeue: bool = False) -> None:
+        try:
+            reject_original(self, delivery_tag, requeue=requeue)
+        except AttributeError as exc:
+            log.warning("could not reject message %s on a closed broker connection (%s); it is put back when "
+                        "the worker reconnects", delivery_tag, exc)  # fmt: skip
+            base_qos.ack(self, delivery_tag)
+
+    patches: dict[str, Any] = {"restore_unacked": restore_unacked, "ack": ack, "reject": reject}
+    for name, patched in patches.items():
+        patched._dms_tolerant = True
+        setattr(qos, name, patched)

@@ -105,8 +105,9 @@ _INT_FIELDS = (
 DRYRUN_CAP = 100_000
 
 
-#: A Redis restart (AOF reload) takes seconds: every command retries this long before failing.
-RETRY_SECONDS = float(os.environ.get("DMS_REDIS_RETRY_SECONDS", "30"))
+#: A Redis restart (AOF reload, a supervisor's restart delay) takes seconds to a minute or two:
+#: every command retries this long before failing.
+RETRY_SECONDS = float(os.environ.get("DMS_REDIS_RETRY_SECONDS", "120"))
 
 
 def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:

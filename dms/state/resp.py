@@ -31,7 +31,7 @@ from dms.settings import redacted
 
 __all__ = ["RespClient", "RespError", "connect_light", "light_url"]
 
-RETRY_SECONDS = float(os.environ.get("DMS_REDIS_RETRY_SECONDS", "30"))
+RETRY_SECONDS = float(os.environ.get("DMS_REDIS_RETRY_SECONDS", "120"))
 
 Reply = Any
 Convert = Callable[[Reply], Any]

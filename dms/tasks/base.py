@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import cached_property
 from typing import Any
 
@@ -19,6 +20,9 @@ from dms.state.requests import RequestStore, UnitProgress, connect
 __all__ = ["DmsTask"]
 
 log = logging.getLogger(__name__)
+
+#: How long a publish keeps trying through a broker outage (a Redis restart, an AOF reload).
+PUBLISH_PATIENCE = 180.0
 
 
 class DmsTask(Task):  # type: ignore[misc]
@@ -63,7 +67,7 @@ class DmsTask(Task):  # type: ignore[misc]
             queue = nic_queue(route.source.node, route.source.interface)
             via = f"{route.source.key} -> {route.destination.key if route.destination else 'local'}"
             about = f"{about} via {via}"
-        self.app.send_task(
+        self.publish(
             "dms.transfer",
             args=(params.request_id, index, params.epoch),
             queue=queue,
@@ -73,8 +77,34 @@ class DmsTask(Task):  # type: ignore[misc]
 
     def dispatch_finalize(self, params: SyncParams) -> None:
         queue = params.finalize_target
-        self.app.send_task("dms.finalize", args=(params.request_id, params.epoch), queue=queue)
+        self.publish("dms.finalize", args=(params.request_id, params.epoch), queue=queue)
         self.store.mark_finalize_sent(params.request_id)
+
+    def publish(self, name: str, args: tuple[Any, ...], queue: str, **options: Any) -> None:
+        """send_task, riding out a broker outage for PUBLISH_PATIENCE seconds.
+
+        Celery's own publish retry covers the connection errors kombu knows. Around a Redis
+        restart a pooled producer can also fail otherwise (its channel's connection already
+        torn down: AttributeError from kombu's Redis transport), and one failed publish of
+        the next unit of a lane stalls the lane. So retry anything, dropping the pooled
+        connections each time, and fail (the task's failure bookkeeping) only after that."""
+        deadline = time.monotonic() + PUBLISH_PATIENCE
+        delay = 0.2
+        while True:
+            try:
+                self.app.send_task(name, args=args, queue=queue, **options)
+                return
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("publishing %s to %s failed (%s: %s); trying again in %.1f s",
+                            name, queue, type(exc).__name__, exc, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 3.0)
+                try:
+                    self.app.pool.force_close_all()
+                except Exception:  # pragma: no cover - best effort: a fresh connection is made anyway
+                    log.debug("could not drop the pooled broker connections", exc_info=True)
 
     def advance(self, params: SyncParams, index: int, progress: UnitProgress) -> None:
         """After unit `index` is recorded: start the next unit of its lane, or finalize.

@@ -139,8 +139,8 @@ def _walk_and_cut(self: DmsTask, params: SyncParams) -> tuple[int, UnitProgress]
             started_during_walk.append(index)
 
     def publish_walk(sub: int, first: str) -> None:
-        self.app.send_task("dms.walk", args=(request_id, params.epoch, sub), queue=params.control_queue,
-                           argsrepr=f"({request_id!r}, {sub}) walk {first}/ …")  # fmt: skip
+        self.publish("dms.walk", args=(request_id, params.epoch, sub), queue=params.control_queue,
+                     argsrepr=f"({request_id!r}, {sub}) walk {first}/ …")  # fmt: skip
 
     try:
         _check_paths(params)

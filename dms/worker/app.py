@@ -33,11 +33,11 @@ def _collect_garbage_rarely(**_: object) -> None:
 
 
 def _add_steps() -> None:
-    from dms.state.broker import tolerate_restore_on_a_dead_connection
+    from dms.state.broker import tolerate_a_dead_connection
     from dms.worker.broker_recovery import RestoreAfterBrokerRestart
     from dms.worker.node_step import NodeStep
 
-    tolerate_restore_on_a_dead_connection()
+    tolerate_a_dead_connection()
 
     app.steps["worker"].add(NodeStep)
     app.steps["consumer"].add(RestoreAfterBrokerRestart)

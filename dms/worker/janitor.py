@@ -134,7 +134,7 @@ def _sweep_claims(
             if role == "finalizer":
                 store.release_finalize_lock(rid)
             queue = params.finalize_target if role == "finalizer" else params.control_queue
-            transfer_task.app.send_task(f"dms.{step}", args=(rid, params.epoch), queue=queue)
+            transfer_task.publish(f"dms.{step}", args=(rid, params.epoch), queue=queue)
             store.log_event(rid, f"{step} re-dispatched", reason=f"{owner} is gone (its node restarted)")
     units, now = store.running_units(rid)
     moved = 0
@@ -196,17 +196,17 @@ def _sweep_request(store: RequestStore, registry: Registry, transfer_task: Any, 
         # reserved by a worker that died with its node; or the planner died after naming
         # itself and before the request moved to PLANNING (a window of a few ms)
         store.name_owner(rid, "planner", "janitor")
-        transfer_task.app.send_task("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
+        transfer_task.publish("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
         store.log_event(rid, "plan re-dispatched", reason="its message was held by a silent node")
     if state == RequestState.PLANNING.value and _node_of(info.get("planner")) in dead:
         # the planner died with its node: plan again (deterministic, so the same units)
         store.name_owner(rid, "planner", "janitor")
-        transfer_task.app.send_task("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
+        transfer_task.publish("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
         store.log_event(rid, "plan re-dispatched", reason=f"node {_node_of(info.get('planner'))} silent")
     if state == RequestState.FINALIZING.value and _node_of(info.get("finalizer")) in dead:
         store.name_owner(rid, "finalizer", "janitor")
         store.release_finalize_lock(rid)
-        transfer_task.app.send_task("dms.finalize", args=(rid, params.epoch),
+        transfer_task.publish("dms.finalize", args=(rid, params.epoch),
                                     queue=params.finalize_target)  # fmt: skip
         store.log_event(rid, "finalize re-dispatched", reason=f"node {_node_of(info.get('finalizer'))} silent")
     moved = 0

@@ -214,46 +214,72 @@ def test_symlinks_swapped_into_the_destination_mid_sync_are_never_written_throug
     assert list(outside_a.iterdir()) == [] and list(outside_b.iterdir()) == [planted]
 
 
-def test_redis_restarting_mid_request_with_persistence_the_request_completes(tmp_path: Path) -> None:
-    """A Redis with AOF on (docs/operations.md) is SIGKILLed mid-request and started again on
-    the same files: workers reconnect, the messages it left unacknowledged are put back at
-    once (dms.worker.broker_recovery), and the request completes byte-exact, without `resume`."""
+@pytest.mark.parametrize(
+    ("how", "persistence", "down", "transport"),
+    [
+        (signal.SIGTERM, "aof", 1, "socket"),
+        (signal.SIGKILL, "aof", 1, "tcp"),
+        (signal.SIGTERM, "rdb", 1, "tcp"),
+        (signal.SIGKILL, "aof", 60, "socket"),
+    ],
+    ids=["term-aof-1s-socket", "kill-aof-1s-tcp", "term-rdb-1s-tcp", "kill-aof-60s-socket"],
+)
+def test_redis_restarting_mid_request_the_worker_lives_and_the_request_completes(
+    tmp_path: Path, how: signal.Signals, persistence: str, down: int, transport: str
+) -> None:
+    """Redis is stopped mid-request (SIGTERM: a clean shutdown that saves; SIGKILL: a crash)
+    and started again on the same files after `down` seconds, over TCP or a Unix socket,
+    with the worker started by the README's command (mingle, gossip and heartbeats on). No
+    worker process exits, nothing it logs says a recovery failed, the messages the old Redis
+    process had delivered are put back at once (dms.worker.broker_recovery), publishes that
+    failed meanwhile are retried, and the request completes byte-exact without `resume`."""
     from dms.state.requests import RequestStore, connect
+    from tests.clusters import free_port
     from tests.services import RedisServer, Worker
 
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     for i in range(16):
         write_unique(src / f"f{i:02d}.bin", 16 * MIB, 200 + i)
-    aof = RedisServer(tmp_path / "aof", options=["--appendonly", "yes", "--appendfsync", "always"])
-    aof.directory.mkdir()
-    aof.start()
-    worker = Worker("aof", "dms.control,dms.data", aof.env(), tmp_path / "aof-worker.log", concurrency=2)
+    saving = (["--appendonly", "yes", "--appendfsync", "always"] if persistence == "aof"
+              else ["--save", "3600 1", "--appendonly", "no"])  # fmt: skip
+    port = free_port() if transport == "tcp" else 0
+    server = RedisServer(tmp_path / "redis", options=[*saving, *(["--port", str(port)] if port else [])])
+    server.directory.mkdir()
+    server.start()
+    env = server.env()
+    if port:
+        url = f"redis://127.0.0.1:{port}/0"
+        env = {"DMS_BROKER_URL": url, "DMS_RESULT_BACKEND": url, "DMS_STATE_URL": url}
+    worker = Worker("restart", "dms.control,dms.data", env, tmp_path / "worker.log", concurrency=2, as_readme=True)
     try:
         worker.start()
-        env = {**os.environ, **aof.env()}
         rid = unique_id("redis-restart")
         subprocess.run([sys.executable, "-m", "dms.cli", "sync", str(src), str(dst), "--id", rid, "--chunk-size",
-                        "1MiB", "-p", "4"], env=env, check=True)  # fmt: skip
-        store = RequestStore(connect(aof.state_url))
+                        "1MiB", "-p", "4"], env={**os.environ, **env}, check=True)  # fmt: skip
+        store = RequestStore(connect(server.state_url))
         deadline = time.monotonic() + 60
         while (store.get(rid) or {}).get("bytes_done", 0) < 16 * MIB and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert aof.proc is not None
-        os.killpg(aof.proc.pid, signal.SIGKILL)  # a crash, not a clean shutdown
-        aof.proc.wait()
-        aof.proc = None
-        time.sleep(5)  # down for a while: workers see the connection fail and keep reconnecting
-        aof.start()
-        store = RequestStore(connect(aof.state_url))
-        info = wait(store, rid, timeout=120)
-        assert info["state"] == "SUCCEEDED", (info, store.errors(rid), worker.log()[-3000:])
+        assert server.proc is not None
+        os.killpg(server.proc.pid, how)
+        server.proc.wait()
+        server.proc = None
+        time.sleep(down)  # down for a while: workers see the connection fail and keep reconnecting
+        server.start()
+        store = RequestStore(connect(server.state_url))
+        info = wait(store, rid, timeout=240)
+        log = worker.log()
+        assert info["state"] == "SUCCEEDED", (info, store.errors(rid), log[-3000:])
         for i in range(16):
             assert (dst / f"f{i:02d}.bin").read_bytes() == (src / f"f{i:02d}.bin").read_bytes()
         assert info["files_done"] == 16 and info["bytes_done"] == 16 * 16 * MIB
+        assert worker.proc is not None and worker.proc.poll() is None, log[-3000:]
+        assert "Unrecoverable error" not in log, log[-3000:]
+        assert "could not recover" not in log and "could not restore" not in log, log[-3000:]
     finally:
         worker.stop()
-        aof.stop()
+        server.stop()
 
 
 def test_redis_losing_its_state_mid_request_fails_clearly_and_a_resubmit_finishes(tmp_path: Path) -> None:
@@ -332,3 +358,26 @@ def test_a_restore_on_a_torn_down_broker_connection_does_not_kill_the_worker(red
         channel.qos.restore_unacked_once()  # raised AttributeError before the guard
         assert client.hexists(channel.unacked_key, message.delivery_tag)  # still there for the reconnect step
         conn.transport.client = conn  # let the context manager close cleanly
+
+
+def test_an_ack_on_a_torn_down_broker_connection_does_not_kill_the_worker(redis_server: Any) -> None:
+    """kombu race seen on a Redis SIGTERM: a task that was running finishes after the
+    connection died and acknowledges its message; kombu's `_remove_from_indices` then raised
+    AttributeError ("'NoneType' object has no attribute 'client'"), which ended the worker.
+    With the guard the ack logs, and the message stays unacked for the reconnect step."""
+    from kombu import Connection, Queue
+
+    import dms.worker.app  # noqa: F401  (installs the guard)
+
+    queue = Queue(unique_id("t.ack"))
+    with Connection(redis_server.broker_url) as conn:
+        channel = conn.channel()
+        conn.Producer(channel).publish({"x": 1}, routing_key=queue.name, declare=[queue])
+        message = queue(channel).get(no_ack=False)
+        assert message is not None
+        client = channel.client
+        channel.connection = None  # the transport let go of the channel's connection
+        channel._pool = None
+        channel.qos.ack(message.delivery_tag)  # raised AttributeError before the guard
+        assert client.hexists(channel.unacked_key, message.delivery_tag)
+        assert message.delivery_tag in channel.qos._dirty  # forgotten locally, as an ack does
