@@ -51,6 +51,7 @@ __all__ = [
     "NodeConfig",
     "load_config",
     "read_secret",
+    "read_secrets",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")  # cluster, node: safe in queue names and keys
@@ -167,27 +168,40 @@ def load_config(path: str | Path) -> DmsConfig:
 
 
 def read_secret(node: NodeConfig, config_path: str) -> bytes:
-    """The data-plane secret from the node's secret_file: whitespace-stripped, >= 16 bytes.
+    """The data-plane secret a node sends (the first line of its secret_file)."""
+    return read_secrets(node, config_path)[0]
+
+
+def read_secrets(node: NodeConfig, config_path: str) -> tuple[bytes, bytes]:
+    """The node's data-plane secrets from its secret_file: the first non-empty line is the
+    current one (sent, and accepted); an optional second line is the previous one (also
+    accepted, and tried by a sender the peer refused), so secrets rotate one node at a time
+    (docs/operations.md, "Rotating the data-plane secret"). Each is whitespace-stripped and
+    at least 16 bytes; (current, b"") when there is no second line.
 
     Refuses a file other users can read: the secret is what stands between the
     data port and anyone on the data network.
     """
+    where = f"{config_path}: node {node.name}"
     if not node.secret_file:
         raise ConfigError(f"{config_path}: key 'clusters.{node.cluster}.nodes.{node.name}.secret_file' is required")
     try:
         st = os.stat(node.secret_file)
         with open(node.secret_file, "rb") as f:
-            secret = f.read().strip()
+            lines = [line.strip() for line in f.read().splitlines() if line.strip()]
     except OSError as exc:
-        raise ConfigError(f"{config_path}: node {node.name}: cannot read secret_file {node.secret_file}: "
-                          f"{exc.strerror}") from exc  # fmt: skip
+        raise ConfigError(f"{where}: cannot read secret_file {node.secret_file}: {exc.strerror}") from exc
     if st.st_mode & 0o077:
-        raise ConfigError(f"{config_path}: node {node.name}: secret_file {node.secret_file} is readable by "
+        raise ConfigError(f"{where}: secret_file {node.secret_file} is readable by "
                           f"other users (mode {st.st_mode & 0o777:o}); chmod 600 it")  # fmt: skip
-    if len(secret) < MIN_SECRET_BYTES:
-        raise ConfigError(f"{config_path}: node {node.name}: the secret in {node.secret_file} is shorter than "
-                          f"{MIN_SECRET_BYTES} bytes")  # fmt: skip
-    return secret
+    if not lines or len(lines) > 2:
+        raise ConfigError(f"{where}: secret_file {node.secret_file} must hold the current secret on its first "
+                          f"line and at most a previous one on a second (it has {len(lines)} lines)")  # fmt: skip
+    for which, secret in zip(("secret", "previous secret"), lines, strict=False):
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError(f"{where}: the {which} in {node.secret_file} is shorter than "
+                              f"{MIN_SECRET_BYTES} bytes")  # fmt: skip
+    return lines[0], (lines[1] if len(lines) > 1 else b"")
 
 
 def _clusters(path: str, raw: Any) -> dict[str, ClusterConfig]:

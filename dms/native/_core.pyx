@@ -267,7 +267,7 @@ cdef class TcpReceiver:
     cdef unique_ptr[c_net.TcpReceiver] _c
 
     def __cinit__(self, listen, roots, bytes secret, size_t max_connections=64, int handshake_timeout_ms=10000,
-                  int idle_timeout_ms=120000, size_t buffer_size=DEFAULT_BUFFER_BYTES):
+                  int idle_timeout_ms=120000, size_t buffer_size=DEFAULT_BUFFER_BYTES, bytes previous_secret=b""):
         cdef c_net.ReceiverConfig cfg
         cdef pair[string, uint16_t] item
         for address, port in listen:
@@ -277,6 +277,7 @@ cdef class TcpReceiver:
         for root in roots:
             cfg.roots.push_back(os.fsencode(root))
         cfg.secret = secret
+        cfg.previous_secret = previous_secret
         cfg.max_connections = max_connections
         cfg.handshake_timeout_ms = handshake_timeout_ms
         cfg.idle_timeout_ms = idle_timeout_ms

@@ -83,11 +83,28 @@ def _final_state(
         return RequestState.FAILED, (f"--max-delete {params.max_delete} reached: {more} more destination "
                                      f"entr{'y' if more == 1 else 'ies'} not deleted")  # fmt: skip
     if info["files_failed"]:
-        first = store.errors(params.request_id, limit=1)
-        detail = f"; first: {first[0]['path']}: {first[0]['error']}" if first else ""
+        cause = _cause(store.errors(params.request_id, limit=CAUSE_WINDOW))
+        detail = f"; first: {cause['path']}: {cause['error']}" if cause else ""
         total = int(info["files_total"]) + int(info.get("links_total") or 0)  # a failed link counts as a file
-        return RequestState.FAILED, f"{info['files_failed']} of {total} file(s) failed{detail}"
+        counted = f"{info['files_failed']} of {total} file(s) failed{detail}"
+        if cause and "AuthenticationError" in cause["error"]:  # the one fault an operator must fix first
+            return RequestState.FAILED, f"the data-plane handshake was refused (secrets differ); {counted}"
+        return RequestState.FAILED, counted
     return RequestState.SUCCEEDED, None
+
+
+#: How many of the newest errors the summary looks through for the one to name.
+CAUSE_WINDOW = 200
+
+
+def _cause(errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The error a summary names: a refused handshake if any (it explains all the rest), else
+    the oldest of those looked at. The error list is newest first, and what comes last is
+    often a consequence (a hard link whose target failed, recorded at finalize)."""
+    for error in errors:
+        if "AuthenticationError" in error["error"]:
+            return error
+    return errors[-1] if errors else None
 
 
 def _prepare_destination(params: SyncParams) -> None:

@@ -14,13 +14,12 @@ retried: a dead receiver or NIC costs a retry, not the files.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from typing import Any
 
 from dms import native
-from dms.config import NodeConfig, read_secret
+from dms.config import NodeConfig, read_secrets
 from dms.errors import AuthenticationError, ConfinementError, ProtocolError
 from dms.fs.roots import under_roots
 from dms.model import FailedPiece, SyncParams, UnitPiece
@@ -100,6 +99,8 @@ class TransferTask(DmsTask):
         dst = route.destination
 
         attempt = 0
+        secrets = [s for s in _secrets(me) if s]  # current, then previous (rotation, decision 0026)
+        secret = secrets[0]
 
         def make_sender(specs: list[native.CopySpec]) -> native.UnitSender:
             sender = native.UnitSender(
@@ -107,7 +108,7 @@ class TransferTask(DmsTask):
                 nic.address,
                 dst.address,
                 dst.port,
-                _secret(me),
+                secret,
                 method=SEND_METHOD,
                 timeout_ms=int(active_config().defaults.data_timeout * 1000),
             )
@@ -124,11 +125,16 @@ class TransferTask(DmsTask):
                                  reason="corrupted in flight", attempt=attempt_now)  # fmt: skip
 
         try:
-            return send_resending(params, pieces, make_sender, CORRUPTION_RETRIES, resending, **options), via
-        except AuthenticationError as exc:  # retrying cannot fix a secret that differs
-            self.fail_unit(params.request_id, index, f"data plane: {exc}")
-            return None
-        except (OSError, ProtocolError) as exc:
+            try:
+                return send_resending(params, pieces, make_sender, CORRUPTION_RETRIES, resending, **options), via
+            except AuthenticationError:
+                if len(secrets) < 2:
+                    raise
+                secret = secrets[1]  # the peer has not rotated yet: it knows the previous secret
+                return send_resending(params, pieces, make_sender, CORRUPTION_RETRIES, resending, **options), via
+        except (OSError, ProtocolError, AuthenticationError) as exc:
+            # a refused handshake is retried like a failed connection (a rotation in progress on
+            # the peer ends within the retries), then fails the unit naming the refusal
             self.reroute(params, index, pieces, failed=dst, error=exc)
             return None
 
@@ -186,9 +192,9 @@ class TransferTask(DmsTask):
         self.retry(countdown=RETRY_DELAY * 2, max_retries=MAX_ROUTE_RETRIES, exc=None)
 
 
-@functools.cache
-def _secret(node: NodeConfig) -> bytes:
-    return read_secret(node, active_config().path)
+def _secrets(node: NodeConfig) -> tuple[bytes, bytes]:
+    """Read for every unit (a small file): a secret rotated on this node applies to its next unit."""
+    return read_secrets(node, active_config().path)
 
 
 @app.task(name="dms.transfer", bind=True, base=TransferTask, ignore_result=True, max_retries=None)  # type: ignore[untyped-decorator]

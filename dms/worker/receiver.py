@@ -21,7 +21,7 @@ import sys
 import threading
 
 from dms import native
-from dms.config import read_secret
+from dms.config import read_secrets
 from dms.errors import DmsError
 from dms.settings import active_config
 
@@ -50,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = active_config()
         node = config.node(args.node)
+        secret, previous = read_secrets(node, config.path)
         receiver = native.TcpReceiver(
             [(nic.address, node.port) for nic in node.data],
             list(node.roots),
-            read_secret(node, config.path),
+            secret,
+            previous_secret=previous,
             max_connections=args.max_connections,
             idle_timeout_ms=int(2 * config.defaults.data_timeout * 1000),  # a stalled sender gave up by then
         )

@@ -35,18 +35,23 @@ class Pair:
     r1: NodeWorker
     s1: NodeWorker
 
+    def secret_file(self, node: str) -> Path:
+        return self.root / f"{node}.key"
+
 
 @pytest.fixture(scope="module")
 def pair(redis_server: RedisServer, dms_app: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("churn")
     (root / "r").mkdir()
     (root / "s").mkdir()
-    secret = write_secret(root / "secret")
+    secret = write_secret(root / "r1.key")
+    (root / "s1.key").write_bytes(secret.read_bytes())
+    (root / "s1.key").chmod(0o600)
     config = write_config(root / "workers.yml", {
         "R": {"nodes": {"r1": {"data": [{"interface": "lo5", "address": "127.0.0.5"}], "port": free_port("127.0.0.5"),
-                               "roots": [str(root / "r")], "concurrency": 2, "secret_file": str(secret)}}},
+                               "roots": [str(root / "r")], "concurrency": 2, "secret_file": str(root / "r1.key")}}},
         "S": {"nodes": {"s1": {"data": [{"interface": "lo6", "address": "127.0.0.6"}], "port": free_port("127.0.0.6"),
-                               "roots": [str(root / "s")], "concurrency": 2, "secret_file": str(secret)}}},
+                               "roots": [str(root / "s")], "concurrency": 2, "secret_file": str(root / "s1.key")}}},
     }, defaults={"chunk_size": "4MiB", "heartbeat_interval": 1, "heartbeat_ttl": 60,
                  "stall_timeout": STALL_TIMEOUT})  # fmt: skip
     os.environ["DMS_CONFIG"] = str(config)
@@ -130,3 +135,48 @@ def test_a_hung_pool_process_of_a_beating_node_is_routed_around(pair: Pair, dms_
     staged = {str(p.relative_to(dst)) for p in dst.rglob("*.partial")}
     assert len(staged) <= 1, staged  # the woken process's piece may land (docs/operations.md, known limits)
     assert_same_tree(src, dst, ignore=staged, mtime_ignored={os.path.dirname(s) or "." for s in staged})
+
+
+def _restart(worker: NodeWorker) -> None:
+    worker.stop()  # a clean stop (SIGTERM): what `systemctl restart` does
+    worker.start()
+
+
+def _sync_small(pair: Pair, dms_app: Any, store: Any, name: str) -> tuple[Path, Path, dict[str, Any]]:
+    src, dst = pair.root / "r" / name, pair.root / "s" / name
+    make_tree(src, files=30, big_files=1, big_size=6 * 1024 * 1024)
+    params = make_params(str(src), str(dst), request_id=unique_id(name), direction="R_TO_S", chunk_size="4MiB")
+    submit(dms_app, store, params)
+    return src, dst, wait(store, params.request_id, timeout=120)
+
+
+def test_the_data_plane_secret_rotates_one_node_at_a_time_with_no_failed_request(
+    pair: Pair, dms_app: Any, store: Any
+) -> None:
+    """docs/operations.md's rotation: each node in turn gets "new" on the first line of its
+    secret file and the old secret on the second, and restarts; then the old line goes.
+    A sync after every step succeeds with no failed file: a sender whose peer refuses the
+    current secret tries the previous one, and a receiver accepts either. A secret nobody
+    shares then fails the request after its retries, naming the refused handshake first and
+    counting each file once."""
+    old = pair.secret_file("r1").read_bytes().strip()
+    new = os.urandom(24).hex().encode()
+    steps = [("r1", new + b"\n" + old), ("s1", new + b"\n" + old), ("r1", new), ("s1", new)]
+    try:
+        for k, (node, content) in enumerate(steps):
+            pair.secret_file(node).write_bytes(content + b"\n")
+            _restart(getattr(pair, node))
+            src, dst, info = _sync_small(pair, dms_app, store, f"rotate-{k}")
+            assert info["state"] == "SUCCEEDED" and info["files_failed"] == 0, (k, info)
+            assert_same_tree(src, dst)
+        pair.secret_file("s1").write_bytes(os.urandom(24).hex().encode() + b"\n")  # shared by nobody
+        _restart(pair.s1)
+        src, dst, info = _sync_small(pair, dms_app, store, "rotate-wrong")
+        assert info["state"] == "FAILED", info
+        assert info["error"].startswith("the data-plane handshake was refused"), info["error"]
+        assert f"{info['files_failed']} of {info['files_total']} file(s) failed" in info["error"], info
+        assert info["files_failed"] <= info["files_total"] and info["files_done"] == 0, info
+    finally:
+        for node in ("r1", "s1"):
+            pair.secret_file(node).write_bytes(old + b"\n")
+            _restart(getattr(pair, node))

@@ -177,6 +177,31 @@ def test_secret_file_must_be_private_and_long_enough(tmp_path: Path) -> None:
     assert read_secret(node, str(path)) == b"a-long-enough-shared-secret"
 
 
+def test_a_secret_file_may_hold_a_previous_secret_on_a_second_line(tmp_path: Path) -> None:
+    """Rotation (decision 0026): current first, previous second; a third line, an empty file or
+    a short previous secret is refused with the reason."""
+    from dms.config import read_secrets
+
+    path = tmp_path / "workers.yml"
+    secret = tmp_path / "secret"
+    path.write_text(CLUSTERS_YML.replace("/etc/dms/secret", str(secret)))
+    node = load_config(path).node("a1")
+    secret.write_text("the-new-shared-secret-0001\n\n  the-old-shared-secret-0000  \n")
+    secret.chmod(0o600)
+    assert read_secrets(node, str(path)) == (b"the-new-shared-secret-0001", b"the-old-shared-secret-0000")
+    secret.write_text("the-new-shared-secret-0001\n")
+    assert read_secrets(node, str(path)) == (b"the-new-shared-secret-0001", b"")
+    secret.write_text("the-new-shared-secret-0001\nshort\n")
+    with pytest.raises(ConfigError, match="previous secret .* shorter than 16 bytes"):
+        read_secrets(node, str(path))
+    secret.write_text("a" * 20 + "\n" + "b" * 20 + "\n" + "c" * 20 + "\n")
+    with pytest.raises(ConfigError, match="at most a previous one .* 3 lines"):
+        read_secrets(node, str(path))
+    secret.write_text("\n")
+    with pytest.raises(ConfigError, match="0 lines"):
+        read_secrets(node, str(path))
+
+
 def test_direction_and_cluster_options() -> None:
     from dms.request import make_params
 

@@ -58,6 +58,7 @@ cdef extern from "dms/receiver.hpp" namespace "dms" nogil:
         vector[pair[string, uint16_t]] listen
         vector[string] roots
         string secret
+        string previous_secret
         size_t max_connections
         int handshake_timeout_ms
         int idle_timeout_ms

@@ -51,8 +51,15 @@ std::map<std::string, uint64_t> ReceiverCounters::snapshot() const {
 }
 
 ReceiverSession::ReceiverSession(NetworkTransport& transport, const Roots& roots, std::string_view secret,
-                                 EventLog& log, ReceiverCounters& counters, std::vector<unsigned char>& buffer)
-    : t_(transport), roots_(roots), secret_(secret), log_(log), counters_(counters), buffer_(buffer) {}
+                                 EventLog& log, ReceiverCounters& counters, std::vector<unsigned char>& buffer,
+                                 std::string_view previous)
+    : t_(transport),
+      roots_(roots),
+      secret_(secret),
+      previous_(previous),
+      log_(log),
+      counters_(counters),
+      buffer_(buffer) {}
 
 void ReceiverSession::run() noexcept {
   try {
@@ -108,7 +115,15 @@ bool ReceiverSession::handshake() {
     refuse_frame(e.what());
     return false;
   }
-  if (!macs_equal(auth.mac, wire::client_proof(secret_, hello.nonce, auth.nonce))) {
+  // The current secret, else the previous one (a peer not rotated yet); the proof we send
+  // back is made with the secret the peer used, so it can check us too.
+  std::string_view used = secret_;
+  bool known = macs_equal(auth.mac, wire::client_proof(secret_, hello.nonce, auth.nonce));
+  if (!known && !previous_.empty() && macs_equal(auth.mac, wire::client_proof(previous_, hello.nonce, auth.nonce))) {
+    known = true;
+    used = previous_;
+  }
+  if (!known) {
     ++counters_.auth_failures;
     log_.add(LogLevel::Warning, "peer " + t_.peer() +
                                     ": refused: authentication failed (wrong secret, or a replayed handshake)");
@@ -122,7 +137,7 @@ bool ReceiverSession::handshake() {
     t_.linger_close();
     return false;
   }
-  auto ok = wire::encode_auth_ok(wire::server_proof(secret_, hello.nonce, auth.nonce));
+  auto ok = wire::encode_auth_ok(wire::server_proof(used, hello.nonce, auth.nonce));
   t_.write_all(ok.data(), ok.size());
   ++counters_.authenticated;
   return true;
@@ -422,7 +437,7 @@ void TcpReceiver::serve(Session* s, int fd, std::string peer) {
   try {
     TcpTransport t(fd, peer, config_.handshake_timeout_ms);
     std::vector<unsigned char> buffer(config_.buffer_size);
-    ReceiverSession session(t, roots_, config_.secret, log_, counters_, buffer);
+    ReceiverSession session(t, roots_, config_.secret, log_, counters_, buffer, config_.previous_secret);
     bool ok = false;
     try {
       ok = session.handshake();

@@ -58,8 +58,9 @@ struct ReceiverCounters {
 
 class ReceiverSession {
  public:
+  // `previous`: a second secret also accepted (empty: none), so secrets rotate node by node.
   ReceiverSession(NetworkTransport& transport, const Roots& roots, std::string_view secret, EventLog& log,
-                  ReceiverCounters& counters, std::vector<unsigned char>& buffer);
+                  ReceiverCounters& counters, std::vector<unsigned char>& buffer, std::string_view previous = {});
   // Handshake, then frames until the peer ends or breaks the protocol. Never
   // throws: every way a session ends is counted and logged.
   void run() noexcept;
@@ -75,6 +76,7 @@ class ReceiverSession {
   NetworkTransport& t_;
   const Roots& roots_;
   std::string_view secret_;
+  std::string_view previous_;
   EventLog& log_;
   ReceiverCounters& counters_;
   std::vector<unsigned char>& buffer_;
@@ -84,6 +86,7 @@ struct ReceiverConfig {
   std::vector<std::pair<std::string, uint16_t>> listen;  // numeric address, port (0 = any free port)
   std::vector<std::string> roots;
   std::string secret;
+  std::string previous_secret;  // also accepted while secrets rotate (empty: none)
   size_t max_connections = 64;
   int handshake_timeout_ms = 10000;
   int idle_timeout_ms = 120000;
