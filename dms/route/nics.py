@@ -11,11 +11,16 @@ is not a device name keeps working as before.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
+import shutil
 import socket
 import struct
+import subprocess
+from collections.abc import Iterable
 
-__all__ = ["interface_state", "usable"]
+__all__ = ["interface_state", "misrouted_peers", "route_device", "usable"]
 
 _SIOCGIFFLAGS = 0x8913
 _IFF_UP = 0x1
@@ -37,3 +42,30 @@ def interface_state(name: str) -> str:
 def usable(name: str) -> bool:
     """Whether to send from (and announce) this NIC: anything but known-down."""
     return interface_state(name) != "down"
+
+
+def route_device(source: str, peer: str) -> str | None:
+    """The device the kernel sends from `source` to `peer` through (`ip route get PEER from
+    SOURCE`, policy rules included), or None when it cannot tell (no `ip`, no route)."""
+    ip = shutil.which("ip")
+    if ip is None:
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, TypeError):
+        out = subprocess.run([ip, "-j", "route", "get", peer, "from", source], capture_output=True, text=True,
+                             timeout=2, check=False)  # fmt: skip
+        if out.returncode == 0:
+            return str(json.loads(out.stdout)[0]["dev"])
+    return None
+
+
+def misrouted_peers(interface: str, source: str, peers: Iterable[str]) -> list[str]:
+    """The peers that traffic from `source` (the address of `interface`) would reach through
+    another device: the NIC is up, but its policy route is gone (the kernel drops a
+    device's routes when its link goes down, and they do not come back by themselves), so
+    replies to what it receives leave through another NIC. Such a NIC is degraded."""
+    wrong = []
+    for peer in peers:
+        dev = route_device(source, peer)
+        if dev is not None and dev != interface:
+            wrong.append(peer)
+    return wrong

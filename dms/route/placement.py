@@ -64,6 +64,9 @@ class Placement:
             if not dests and exclude:  # every destination failed once: try them all again
                 dests = endpoints_of(nodes, params.destination_cluster, receivers_only=True)
             paths = candidate_paths(sources, dests)
+            down = self.registry.paths_down()
+            healthy = [(s, d) for s, d in paths if (s.key, d.key) not in down]
+            paths = healthy or paths  # every path failed lately: try them all again
         if not paths:
             where = f"node {source_node}" if source_node else f"cluster {params.source_cluster}"
             raise NoRoute(

@@ -4,6 +4,8 @@
     dms:node:<node>           JSON status, SET with a TTL of heartbeat_ttl: a node whose
                               heartbeat lapsed simply has no key, and is not scheduled
     dms:nicload               hash "<node>/<iface>" -> bytes routed there and not yet done
+    dms:pathsdown             zset "<source key>|<destination key>" -> until when (Unix time) the
+                              path is avoided: a transfer's connection over it just failed
     dms:req:<id>:routes       hash unit -> [source key, destination key, bytes]
     dms:janitor:lock          one sweep at a time across the deployment (SET NX PX)
     dms:janitor:dead_since:<node>  when the janitor first found the node silent
@@ -31,6 +33,7 @@ __all__ = ["NicEndpoint", "NodeStatus", "Registry", "endpoints_of"]
 
 NODES = "dms:nodes"
 NIC_LOAD = "dms:nicload"
+PATHS_DOWN = "dms:pathsdown"
 SWEEP_LOCK = "dms:janitor:lock"
 DEAD_SINCE = "dms:janitor:dead_since:"
 
@@ -183,6 +186,21 @@ class Registry:
         n = self.release(request_id, self.routed_units(request_id))
         self.r.delete(Keys(request_id).routes)
         return n
+
+    # -- paths that just failed -----------------------------------------------------------
+    def mark_path_down(self, source_key: str, destination_key: str, seconds: float) -> None:
+        """A connection from `source_key` to `destination_key` failed: the scheduler avoids the
+        pair for `seconds` (at once, not at the next heartbeat, which may never see it: the
+        fault can be anywhere between the two NICs)."""
+        self.r.zadd(PATHS_DOWN, {f"{source_key}|{destination_key}": time.time() + seconds})
+
+    def paths_down(self) -> set[tuple[str, str]]:
+        """The (source key, destination key) pairs to avoid now."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zremrangebyscore(PATHS_DOWN, "-inf", time.time())
+        pipe.zrange(PATHS_DOWN, 0, -1)
+        _, members = pipe.execute()
+        return {tuple(m.split("|", 1)) for m in members if "|" in m}
 
     # -- the janitor's bookkeeping -----------------------------------------------------
     def take_sweep_lock(self) -> bool:

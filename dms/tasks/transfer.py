@@ -47,6 +47,8 @@ CORRUPT_EVERY = int(os.environ.get("DMS_TEST_CORRUPT_EVERY", "0"))
 #: Times a piece rejected by the receiver's checksum (corrupted in flight) is sent again.
 CORRUPTION_RETRIES = int(os.environ.get("DMS_CORRUPTION_RETRIES", "2"))
 SEND_METHOD = os.environ.get("DMS_SEND_METHOD", "sendfile")
+#: How long a path whose connection failed is avoided by the scheduler.
+PATH_DOWN_SECONDS = 30.0
 
 
 class TransferTask(DmsTask):
@@ -135,6 +137,7 @@ class TransferTask(DmsTask):
         except (OSError, ProtocolError, AuthenticationError) as exc:
             # a refused handshake is retried like a failed connection (a rotation in progress on
             # the peer ends within the retries), then fails the unit naming the refusal
+            self.registry.mark_path_down(f"{me.name}/{nic.interface}", dst.key, PATH_DOWN_SECONDS)
             self.reroute(params, index, pieces, failed=dst, error=exc)
             return None
 

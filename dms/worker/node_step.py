@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from celery import bootsteps
 
 from dms.config import Endpoint, NodeConfig
-from dms.route.nics import interface_state
+from dms.route.nics import interface_state, misrouted_peers
 from dms.route.queues import node_queues
 from dms.settings import active_config, resolve_endpoints
 from dms.state.nodes import NicEndpoint, NodeStatus, Registry
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: How long the receiver may take to bind its addresses before the worker gives up.
 RECEIVER_START_TIMEOUT = 20.0
+#: Seconds between route lookups of one NIC (one `ip route get` per peer address).
+ROUTE_CHECK_EVERY = 4.0
 
 
 class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -52,6 +54,7 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.store: RequestStore | None = None
         self.app: Any = None
         self.nic_states: dict[str, str] = {}
+        self.route_checks: dict[str, tuple[float, bool]] = {}
         self.worker: Any = None
         self.incarnation = ""
         if not dms_node:
@@ -147,7 +150,39 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
             elif before is not None and before != state:
                 log.warning("node %s: data NIC %s is now %s", self.node.name, iface, state)
         self.nic_states = states
-        return [n for n in self.node.data if states[n.interface] != "down"]
+        up = [n for n in self.node.data if states[n.interface] != "down"]
+        return [n for n in up if not self._degraded(n, states[n.interface])]
+
+    def _degraded(self, nic: Endpoint, state: str) -> bool:
+        """A NIC that is up but whose traffic to some peer would leave through another device
+        (dms.route.nics.misrouted_peers): announced as not usable until its route is back.
+        Looked up every ROUTE_CHECK_EVERY seconds per NIC; a change is logged."""
+        if state != "up":  # unknown: not a device here (a label); its routes cannot be watched either
+            return False
+        now = time.monotonic()
+        cached = self.route_checks.get(nic.interface)
+        if cached is not None and now - cached[0] < ROUTE_CHECK_EVERY:
+            return cached[1]
+        wrong = misrouted_peers(nic.interface, nic.address, self._peer_addresses())
+        degraded = bool(wrong)
+        if cached is None or cached[1] != degraded:
+            if degraded:
+                log.warning("node %s: data NIC %s is up but traffic from %s to %s would leave through another "
+                            "device (its policy route is gone?); it gets no work until that is fixed",
+                            self.node.name if self.node else "?", nic.interface, nic.address,
+                            ", ".join(wrong))  # fmt: skip
+            elif cached is not None:
+                log.warning("node %s: data NIC %s routes to its peers again", self.node.name if self.node else "?",
+                            nic.interface)  # fmt: skip
+        self.route_checks[nic.interface] = (now, degraded)
+        return degraded
+
+    def _peer_addresses(self) -> list[str]:
+        """The data addresses of every node of the other clusters (whom this node sends to)."""
+        assert self.node is not None
+        config = active_config()
+        return sorted({n.address for c in config.clusters.values() if c.name != self.node.cluster
+                       for peer in c.nodes for n in peer.data})  # fmt: skip
 
     def _start_receiver(self) -> subprocess.Popen[str]:
         assert self.node is not None

@@ -151,3 +151,38 @@ def test_data_nics_going_down_mid_transfer_move_their_work_to_the_other_nics(mul
     while _announced(mh) != {"a1": {"d0", "d1"}, "a2": {"d0", "d1"}, "b1": {"d0", "d1"}}:
         assert time.monotonic() < deadline, _announced(mh)
         time.sleep(0.5)
+
+
+def test_a_nic_whose_policy_route_is_gone_is_announced_degraded_until_it_is_back(multihost: MultiHost) -> None:
+    """a1's d1 stays up but loses its policy route (what a link flap does to a route added
+    by hand): traffic from its address would leave through d0. Its node stops announcing
+    it (no unit is routed over it) within a few heartbeats, and announces it again once the
+    route is back."""
+    from tests.netns import run
+
+    mh = multihost
+    h = mh.topo.host("a1")
+
+    def wait_for(present: bool) -> None:
+        deadline = time.monotonic() + 30
+        while ("d1" in _announced(mh).get("a1", set())) != present and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ("d1" in _announced(mh).get("a1", set())) == present, _announced(mh)
+
+    wait_for(True)
+    # Without table 101 the main table decides, and which of its two connected routes comes
+    # first depends on which link came up last: a host route to each peer through d0 makes
+    # "another device" certain.
+    peers = [mh.topo.host("b1").data_address(k) for k in range(2)]
+    run("ip", "route", "flush", "table", "101", ns=h.ns)
+    for peer in peers:
+        run("ip", "route", "add", f"{peer}/32", "dev", "d0", ns=h.ns)
+    try:
+        wait_for(False)
+        assert "d0" in _announced(mh)["a1"]
+        assert "would leave through another device" in mh.workers["a1"].log()
+    finally:
+        for peer in peers:
+            run("ip", "route", "del", f"{peer}/32", "dev", "d0", ns=h.ns)
+        run("ip", "route", "replace", "10.78.0.0/24", "dev", "d1", "src", h.data_address(1), "table", "101", ns=h.ns)
+    wait_for(True)

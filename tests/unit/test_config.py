@@ -192,10 +192,10 @@ def test_a_secret_file_may_hold_a_previous_secret_on_a_second_line(tmp_path: Pat
     secret.write_text("the-new-shared-secret-0001\n")
     assert read_secrets(node, str(path)) == (b"the-new-shared-secret-0001", b"")
     secret.write_text("the-new-shared-secret-0001\nshort\n")
-    with pytest.raises(ConfigError, match="previous secret .* shorter than 16 bytes"):
+    with pytest.raises(ConfigError, match=r"previous secret .* shorter than 16 bytes"):
         read_secrets(node, str(path))
     secret.write_text("a" * 20 + "\n" + "b" * 20 + "\n" + "c" * 20 + "\n")
-    with pytest.raises(ConfigError, match="at most a previous one .* 3 lines"):
+    with pytest.raises(ConfigError, match=r"at most a previous one .* 3 lines"):
         read_secrets(node, str(path))
     secret.write_text("\n")
     with pytest.raises(ConfigError, match="0 lines"):

@@ -45,7 +45,7 @@ def registry(store: Any) -> Registry:
     reg = Registry(store.r, cache_seconds=0)
     for name in store.r.smembers("dms:nodes"):
         store.r.delete(f"dms:node:{name}")
-    store.r.delete("dms:nodes", "dms:nicload")
+    store.r.delete("dms:nodes", "dms:nicload", "dms:pathsdown")
     return reg
 
 
@@ -204,3 +204,26 @@ def test_the_documented_policy_example_works() -> None:
     assert big[0].network == "rail0"
     small = policy.choose(UnitToRoute("r", 1, 4096), paths, {"a1/ib0": 10**9, "b1/ib0": 10**9})
     assert small[0].network == "rail1" and small in paths
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_a_path_whose_connection_just_failed_is_avoided_until_its_mark_lapses(name: str, registry: Registry) -> None:
+    """A transfer whose connection failed marks its path down at once: no unit is routed over it
+    while the mark lasts (the heartbeats may never show the fault); when every path is marked,
+    all are tried again; the mark lapses by itself."""
+    import time
+
+    registry.heartbeat(status("a1", "A", count=1), ttl=30)
+    registry.heartbeat(status("b1", "B", count=2), ttl=30)
+    placement = Placement(registry, DmsConfig(path="-"))
+    params = make_params("/s", "/d", request_id=unique_id("down"), source_cluster="A", destination_cluster="B",
+                         scheduler=name)  # fmt: skip
+    registry.mark_path_down("a1/d0", "b1/d0", seconds=0.5)
+    seen = {placement.route(params, i, 1).destination.key for i in range(12)}  # type: ignore[union-attr]
+    assert seen == {"b1/d1"}
+    registry.mark_path_down("a1/d0", "b1/d1", seconds=0.5)
+    seen = {placement.route(params, i, 1).destination.key for i in range(12)}  # type: ignore[union-attr]
+    assert seen == {"b1/d0", "b1/d1"}  # all marked: none is left out
+    time.sleep(0.6)
+    assert registry.paths_down() == set()
+    registry.release_all(params.request_id)

@@ -160,7 +160,25 @@ TcpTransport::~TcpTransport() {
   close_fd(fd_);
 }
 
-void TcpTransport::set_timeout(int timeout_ms) { set_io_timeout(fd_, std::max(timeout_ms, 1), peer_); }
+void TcpTransport::set_timeout(int timeout_ms) {
+  timeout_ms = std::max(timeout_ms, 1);
+  set_io_timeout(fd_, timeout_ms, peer_);
+  // SO_SNDTIMEO/SO_RCVTIMEO bound one call; a dead path can still hold a connection for the
+  // kernel's retransmission limit (minutes) across calls that each make a little progress,
+  // or while the peer's ACKs never come. TCP_USER_TIMEOUT ends the connection once sent
+  // data has gone unacknowledged for this long; keepalive probes find a silent peer on an
+  // idle connection within about the same time. Both ends set both (TCP sockets only: the
+  // unit tests also run this transport over a socketpair).
+  int protocol = 0;
+  socklen_t len = sizeof protocol;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0 || protocol != IPPROTO_TCP) return;
+  set_int_option(fd_, IPPROTO_TCP, TCP_USER_TIMEOUT, timeout_ms, peer_);
+  set_int_option(fd_, SOL_SOCKET, SO_KEEPALIVE, 1, peer_);
+  int idle = std::max(1, timeout_ms / 3000);
+  set_int_option(fd_, IPPROTO_TCP, TCP_KEEPIDLE, idle, peer_);
+  set_int_option(fd_, IPPROTO_TCP, TCP_KEEPINTVL, std::max(1, idle / 3), peer_);
+  set_int_option(fd_, IPPROTO_TCP, TCP_KEEPCNT, 3, peer_);
+}
 
 void TcpTransport::shutdown() noexcept {
   // shutdown() acts on the socket, not on this descriptor, so the peer sees the
