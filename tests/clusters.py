@@ -81,6 +81,7 @@ class Deployment:
     workers: dict[str, NodeWorker]
     store: Any
     app: Any
+    redis: Any = None  # its RedisServer, to stop and start again
 
 
 @contextlib.contextmanager
@@ -90,6 +91,8 @@ def multihost_deployment(
     concurrency: int = 2,
     defaults: dict[str, Any] | None = None,
     data_nics: int = 2,
+    redis_options: tuple[str, ...] = (),
+    worker_env: dict[str, str] | None = None,
 ) -> Iterator[Deployment]:
     """Build tests/netns.py's topology for `clusters` ({"A": ["a1", "a2"], "B": ["b1"]}), start
     redis-server in its own namespace (TCP on the control network, plus a Unix socket for
@@ -109,7 +112,7 @@ def multihost_deployment(
         redis_server = RedisServer(
             root,
             launcher=["ip", "netns", "exec", topo.host("redis").ns],
-            options=["--bind", topo.redis_address, "--port", "6379", "--protected-mode", "no"],
+            options=["--bind", topo.redis_address, "--port", "6379", "--protected-mode", "no", *redis_options],
         )
         redis_server.start()
         sock = redis_server.socket
@@ -131,7 +134,7 @@ def multihost_deployment(
                 }
         config = write_config(root / "workers.yml", spec, defaults=defaults)
         url = f"redis://{topo.redis_address}:6379/0"
-        env = {"DMS_BROKER_URL": url, "DMS_RESULT_BACKEND": url, "DMS_STATE_URL": url}
+        env = {"DMS_BROKER_URL": url, "DMS_RESULT_BACKEND": url, "DMS_STATE_URL": url, **(worker_env or {})}
         for name in nodes:
             workers[name] = NodeWorker(name, config, env, root / f"{name}.log", netns=topo.host(name).ns).start()
         os.environ["DMS_CONFIG"] = str(config)
@@ -141,7 +144,7 @@ def multihost_deployment(
         deadline = time.monotonic() + 30
         while len(store.r.keys("dms:node:*")) < len(nodes) and time.monotonic() < deadline:
             time.sleep(0.1)
-        yield Deployment(topo, root, config, workers, store, app)
+        yield Deployment(topo, root, config, workers, store, app, redis_server)
     finally:
         for w in workers.values():
             w.stop()

@@ -103,6 +103,11 @@ def held_request(dms_app: Any, store: Any, start_worker: Any) -> Any:
     return hold
 
 
+def pytest_addoption(parser: Any) -> None:
+    parser.addoption("--long", action="store_true", default=False,
+                     help="the long fault schedule of tests/integration/test_chaos.py")  # fmt: skip
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """How much the generative tests tried (tests/generative.py), at the end of every run."""
     from tests.generative import PROFILE, REPORT

@@ -39,8 +39,11 @@ log = logging.getLogger(__name__)
 
 #: Re-routes of one unit after connection failures before its files are failed.
 MAX_ROUTE_RETRIES = int(os.environ.get("DMS_TRANSFER_RETRIES", "6"))
-#: Seconds before a re-routed unit runs again.
+#: Seconds before a re-routed unit first runs again; doubled at each retry up to RETRY_CAP,
+#: so the default 6 retries wait about a minute in all (a destination worker's restart, a
+#: data_timeout-long outage) before the unit's files fail.
 RETRY_DELAY = float(os.environ.get("DMS_TRANSFER_RETRY_DELAY", "1"))
+RETRY_CAP = 30.0
 #: Test-only fault hook: flip one byte every N payload bytes on the wire (0: off),
 #: on the first attempt of every unit.
 CORRUPT_EVERY = int(os.environ.get("DMS_TEST_CORRUPT_EVERY", "0"))
@@ -185,14 +188,18 @@ class TransferTask(DmsTask):
             tries = self.request.retries + 1
             self.fail_unit(params.request_id, index, f"data connection failed {tries} times; last: {message}")
             return
-        self.retry(queue=nic_queue(route.source.node, route.source.interface), countdown=RETRY_DELAY,
+        self.retry(queue=nic_queue(route.source.node, route.source.interface), countdown=self.backoff(),
                    max_retries=MAX_ROUTE_RETRIES, exc=None)  # fmt: skip
 
     def retry_later(self, params: SyncParams, index: int, message: str) -> None:
         if self.request.retries >= MAX_ROUTE_RETRIES:
             self.fail_unit(params.request_id, index, message)
             return
-        self.retry(countdown=RETRY_DELAY * 2, max_retries=MAX_ROUTE_RETRIES, exc=None)
+        self.retry(countdown=self.backoff(), max_retries=MAX_ROUTE_RETRIES, exc=None)
+
+    def backoff(self) -> float:
+        """Seconds before the next attempt: RETRY_DELAY doubled per retry so far, at most RETRY_CAP."""
+        return float(min(RETRY_DELAY * 2 ** min(self.request.retries, 16), RETRY_CAP))
 
 
 def _secrets(node: NodeConfig) -> tuple[bytes, bytes]:

@@ -55,8 +55,9 @@ def pair(redis_server: RedisServer, dms_app: Any, tmp_path_factory: pytest.TempP
     }, defaults={"chunk_size": "4MiB", "heartbeat_interval": 1, "heartbeat_ttl": 60,
                  "stall_timeout": STALL_TIMEOUT})  # fmt: skip
     os.environ["DMS_CONFIG"] = str(config)
-    r1 = NodeWorker("r1", config, redis_server.env(), root / "r1.log").start()
-    s1 = NodeWorker("s1", config, redis_server.env(), root / "s1.log").start()
+    env = {**redis_server.env(), "DMS_TRANSFER_RETRIES": "4"}  # 1+2+4+8 s: covers a restart, keeps a refusal short
+    r1 = NodeWorker("r1", config, env, root / "r1.log").start()
+    s1 = NodeWorker("s1", config, env, root / "s1.log").start()
     yield Pair(root, r1, s1)
     for w in (r1, s1):
         w.stop()
