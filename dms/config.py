@@ -34,12 +34,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dms import defaults as default
-from dms.errors import ConfigError
+from dms.errors import AuthenticationError, ConfigError
 from dms.sizes import parse_size
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "load_config",
     "read_secret",
     "read_secrets",
+    "with_secrets",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")  # cluster, node: safe in queue names and keys
@@ -202,6 +204,22 @@ def read_secrets(node: NodeConfig, config_path: str) -> tuple[bytes, bytes]:
             raise ConfigError(f"{where}: the {which} in {node.secret_file} is shorter than "
                               f"{MIN_SECRET_BYTES} bytes")  # fmt: skip
     return lines[0], (lines[1] if len(lines) > 1 else b"")
+
+
+_T = TypeVar("_T")
+
+
+def with_secrets(secrets: tuple[bytes, bytes], attempt: Callable[[bytes], _T]) -> _T:
+    """`attempt(current)`; if the peer refuses that secret (AuthenticationError) and there is
+    a previous one, `attempt(previous)`: a peer not rotated yet knows only the previous
+    secret (decision 0026). Every connection a node opens to a peer goes through here."""
+    current, previous = secrets
+    try:
+        return attempt(current)
+    except AuthenticationError:
+        if not previous:
+            raise
+        return attempt(previous)
 
 
 def _clusters(path: str, raw: Any) -> dict[str, ClusterConfig]:

@@ -15,8 +15,8 @@ import zlib
 from collections.abc import Sequence
 
 from dms import native
-from dms.config import read_secrets
-from dms.errors import AuthenticationError, DmsError
+from dms.config import read_secrets, with_secrets
+from dms.errors import DmsError
 from dms.model import FileRecord, SyncParams
 from dms.settings import active_config, current_node
 from dms.state.nodes import Registry, endpoints_of
@@ -50,13 +50,8 @@ def remote_up_to_date(store: RequestStore, params: SyncParams, files: Sequence[F
                 digest = "0" * 32
         entries.append((os.path.join(params.destination, f.relpath), f.size, f.mtime_ns, f.mode, digest))
     try:
-        current, previous = read_secrets(me, active_config().path)
-        try:
-            return native.query_up_to_date(entries, src.address, dst.address, dst.port, current, params.checksum)
-        except AuthenticationError:
-            if not previous:  # a peer not rotated yet knows only the previous secret
-                raise
-            return native.query_up_to_date(entries, src.address, dst.address, dst.port, previous, params.checksum)
+        return with_secrets(read_secrets(me, active_config().path), lambda secret: native.query_up_to_date(
+            entries, src.address, dst.address, dst.port, secret, params.checksum))  # fmt: skip
     except (OSError, DmsError) as exc:
         log.warning("request %s: quick check at %s failed (%s): the files are sent", params.request_id, dst.key, exc)
         return no

@@ -38,40 +38,40 @@ SLACK_SECONDS = 1.0
 
 def restore_orphaned(channel: Any, server: dict[str, Any]) -> int:
     """Restore the unacked messages fetched before the Redis server (`server`: its INFO
-    server section) started; how many. kombu's own WATCH transaction (`restore_by_tag`)
-    does it, so two workers doing it at once restore each message once."""
+    server section) started; how many."""
     started = time.time() - float(server["uptime_in_seconds"]) + SLACK_SECONDS
-    with own_client(channel) as client:
-        tags = client.zrange(channel.unacked_index_key, 0, started, byscore=True)
-        for tag in tags:
-            channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
-    return len(tags)
+    return restore_reserved_before(channel, None, started)
 
 
-def restore_reserved_before(channel: Any, queues: set[str], before: float) -> int:
-    """Restore the unacked messages of `queues` fetched before `before` (wall clock); how many.
+def restore_reserved_before(channel: Any, queues: set[str] | None, before: float) -> int:
+    """Restore the unacked messages fetched before `before` (wall clock), of `queues` only
+    unless None; how many. kombu's own WATCH transaction (`restore_by_tag`) does it, so two
+    workers doing it at once restore each message once.
 
     For a worker that is the only consumer of `queues` (a node's own queues), starting at
     `before`: whatever those queues' messages were fetched earlier was fetched by its
     previous run, which is gone (killed, restarted), and would otherwise wait for the
     visibility timeout. The fetch time is kombu's score in the unacked index, written by
     the same host's clock as `before`."""
-    restored = 0
     with own_client(channel) as client:
         tags = client.zrange(channel.unacked_index_key, 0, before, byscore=True)
-        if not tags:
-            return 0
-        for tag, raw in zip(tags, client.hmget(channel.unacked_key, tags), strict=True):
-            if raw is None:
-                continue
-            try:
-                routing_key = json.loads(raw)[2]
-            except (ValueError, IndexError, TypeError):
-                continue
-            if routing_key in queues:
-                channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
-                restored += 1
-    return restored
+        if tags and queues is not None:
+            tags = _of_queues(client, channel, tags, queues)
+        for tag in tags:
+            channel.qos.restore_by_tag(tag, client, leftmost=True)  # first in line: it was already due
+    return len(tags)
+
+
+def _of_queues(client: Any, channel: Any, tags: list[Any], queues: set[str]) -> list[Any]:
+    """The tags whose unacked entry ([message, exchange, routing key]) names one of `queues`."""
+    out = []
+    for tag, raw in zip(tags, client.hmget(channel.unacked_key, tags), strict=True):
+        try:
+            if raw is not None and json.loads(raw)[2] in queues:
+                out.append(tag)
+        except (ValueError, IndexError, TypeError):
+            continue
+    return out
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 from dms import native
-from dms.config import NodeConfig, read_secrets
+from dms.config import NodeConfig, read_secrets, with_secrets
 from dms.errors import AuthenticationError, ConfinementError, ProtocolError
 from dms.fs.roots import under_roots
 from dms.model import FailedPiece, SyncParams, UnitPiece
@@ -104,8 +104,7 @@ class TransferTask(DmsTask):
         dst = route.destination
 
         attempt = 0
-        secrets = [s for s in _secrets(me) if s]  # current, then previous (rotation, decision 0026)
-        secret = secrets[0]
+        secret = b""  # set by send_with: the current secret, then the previous one if refused
 
         def make_sender(specs: list[native.CopySpec]) -> native.UnitSender:
             sender = native.UnitSender(
@@ -129,14 +128,13 @@ class TransferTask(DmsTask):
             self.store.log_event(params.request_id, "pieces resent", unit=index, pieces=pieces_again,
                                  reason="corrupted in flight", attempt=attempt_now)  # fmt: skip
 
+        def send_with(use: bytes) -> UnitResult:
+            nonlocal secret
+            secret = use
+            return send_resending(params, pieces, make_sender, CORRUPTION_RETRIES, resending, **options)
+
         try:
-            try:
-                return send_resending(params, pieces, make_sender, CORRUPTION_RETRIES, resending, **options), via
-            except AuthenticationError:
-                if len(secrets) < 2:
-                    raise
-                secret = secrets[1]  # the peer has not rotated yet: it knows the previous secret
-                return send_resending(params, pieces, make_sender, CORRUPTION_RETRIES, resending, **options), via
+            return with_secrets(_secrets(me), send_with), via
         except (OSError, ProtocolError, AuthenticationError) as exc:
             # a refused handshake is retried like a failed connection (a rotation in progress on
             # the peer ends within the retries), then fails the unit naming the refusal
@@ -232,7 +230,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
 
     # Claimed under this run of the node's worker: the janitor publishes the unit again at once
     # if that run is gone, or when its byte counter has not moved for stall_timeout.
-    claim = incarnation.claim_of_this_process() if incarnation.current() else ""
+    claim = incarnation.claim_of_this_process()
     if claim:
         store.claim_unit(request_id, unit_index, claim)
     options: dict[str, Any] = {

@@ -69,5 +69,7 @@ def started_at(incarnation: str) -> float:
 
 
 def claim_of_this_process() -> str:
-    """What a running unit is claimed under: the incarnation and this pool process's pid."""
-    return f"{current()}/{os.getpid()}"
+    """What a running unit is claimed under: the incarnation and this pool process's pid
+    ("" outside a node worker: nothing claims, nothing is watched)."""
+    inc = current()
+    return f"{inc}/{os.getpid()}" if inc else ""

@@ -126,16 +126,11 @@ def _sweep_claims(
     `stall_timeout`; plan or finalize again when their owner's incarnation is gone."""
     params = store.params(rid)
     state = info.get("state")
-    for role, step, step_state in (("planner", "plan", RequestState.PLANNING),
-                                   ("finalizer", "finalize", RequestState.FINALIZING)):  # fmt: skip
+    for role, step_state, again in (("planner", RequestState.PLANNING, _plan_again),
+                                    ("finalizer", RequestState.FINALIZING, _finalize_again)):  # fmt: skip
         owner = str(info.get(f"{role}_incarnation") or "")
         if state == step_state.value and owner and _gone(owner, statuses):
-            store.name_owner(rid, role, "janitor")
-            if role == "finalizer":
-                store.release_finalize_lock(rid)
-            queue = params.finalize_target if role == "finalizer" else params.control_queue
-            transfer_task.publish(f"dms.{step}", args=(rid, params.epoch), queue=queue)
-            store.log_event(rid, f"{step} re-dispatched", reason=f"{owner} is gone (its node restarted)")
+            again(store, transfer_task, params, f"{owner} is gone (its node restarted)")
     units, now = store.running_units(rid)
     moved = 0
     for unit, (claim, at) in sorted(units.items()):
@@ -172,6 +167,23 @@ def _sweep_claims(
     return moved
 
 
+def _plan_again(store: RequestStore, transfer_task: Any, params: Any, reason: str) -> None:
+    """Publish a request's plan again (its planner is gone); planning is deterministic."""
+    rid = params.request_id
+    store.name_owner(rid, "planner", "janitor")
+    transfer_task.publish("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
+    store.log_event(rid, "plan re-dispatched", reason=reason)
+
+
+def _finalize_again(store: RequestStore, transfer_task: Any, params: Any, reason: str) -> None:
+    """Publish a request's finalize again (its finalizer is gone), freeing the lock it held."""
+    rid = params.request_id
+    store.name_owner(rid, "finalizer", "janitor")
+    store.release_finalize_lock(rid)
+    transfer_task.publish("dms.finalize", args=(rid, params.epoch), queue=params.finalize_target)
+    store.log_event(rid, "finalize re-dispatched", reason=reason)
+
+
 def _plan_was_taken(store: RequestStore, rid: str, params: Any, info: dict[str, Any]) -> bool:
     if time.time() - float(info.get("created_at") or time.time()) < PENDING_GRACE:
         return False
@@ -195,20 +207,12 @@ def _sweep_request(store: RequestStore, registry: Registry, transfer_task: Any, 
         # its dms.plan message was taken (it is in no queue) but nobody started it: it was
         # reserved by a worker that died with its node; or the planner died after naming
         # itself and before the request moved to PLANNING (a window of a few ms)
-        store.name_owner(rid, "planner", "janitor")
-        transfer_task.publish("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
-        store.log_event(rid, "plan re-dispatched", reason="its message was held by a silent node")
+        _plan_again(store, transfer_task, params, "its message was held by a silent node")
     if state == RequestState.PLANNING.value and _node_of(info.get("planner")) in dead:
         # the planner died with its node: plan again (deterministic, so the same units)
-        store.name_owner(rid, "planner", "janitor")
-        transfer_task.publish("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
-        store.log_event(rid, "plan re-dispatched", reason=f"node {_node_of(info.get('planner'))} silent")
+        _plan_again(store, transfer_task, params, f"node {_node_of(info.get('planner'))} silent")
     if state == RequestState.FINALIZING.value and _node_of(info.get("finalizer")) in dead:
-        store.name_owner(rid, "finalizer", "janitor")
-        store.release_finalize_lock(rid)
-        transfer_task.publish("dms.finalize", args=(rid, params.epoch),
-                                    queue=params.finalize_target)  # fmt: skip
-        store.log_event(rid, "finalize re-dispatched", reason=f"node {_node_of(info.get('finalizer'))} silent")
+        _finalize_again(store, transfer_task, params, f"node {_node_of(info.get('finalizer'))} silent")
     moved = 0
     for unit in registry.routed_units(rid):
         route = registry.route_of(rid, unit)
