@@ -42,7 +42,15 @@ def _node_key(node: str) -> str:
     return f"dms:node:{node}"
 
 
+# Routes unit ARGV[1] and adds its bytes to its NICs' load, unless the unit is done already
+# (KEYS[4], its request's units_done bitmap) or its request ended (KEYS[3]): a late duplicate
+# or a retry racing the unit's record would otherwise add load that nothing takes back (the
+# record released it before, and finalize's release_all may have run). Atomic, so the race
+# has no window.
 _ASSIGN = """
+if redis.call('GETBIT', KEYS[4], ARGV[1]) == 1 then return 0 end
+local state = redis.call('HGET', KEYS[3], 'state')
+if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then return 0 end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
   local o = cjson.decode(old)
@@ -162,9 +170,12 @@ class Registry:
     def nic_load(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.r.hgetall(NIC_LOAD).items()}
 
-    def assign(self, request_id: str, index: int, source_key: str, destination_key: str, nbytes: int) -> None:
-        self._assign(keys=[Keys(request_id).routes, NIC_LOAD],
-                     args=[index, source_key, destination_key, nbytes])  # fmt: skip
+    def assign(self, request_id: str, index: int, source_key: str, destination_key: str, nbytes: int) -> bool:
+        """Record unit `index`'s route and load; False (nothing recorded) if it is done or its
+        request ended."""
+        keys = Keys(request_id)
+        return bool(self._assign(keys=[keys.routes, NIC_LOAD, keys.req, keys.units_done],
+                                 args=[index, source_key, destination_key, nbytes]))  # fmt: skip
 
     def route_of(self, request_id: str, index: int) -> tuple[str, str, int] | None:
         text = self.r.hget(Keys(request_id).routes, index)

@@ -227,3 +227,24 @@ def test_a_path_whose_connection_just_failed_is_avoided_until_its_mark_lapses(na
     time.sleep(0.6)
     assert registry.paths_down() == set()
     registry.release_all(params.request_id)
+
+
+def test_no_load_is_added_for_a_done_unit_or_an_ended_request(registry: Registry, store: Any) -> None:
+    """A route recorded after the unit was recorded (a duplicate, or the janitor racing the
+    unit's own record) or after the request ended would add load nothing takes back: the
+    record released the unit's load before, and finalize's release_all may have run."""
+    from dms.state.requests import Keys
+
+    rid = unique_id("late")
+    keys = Keys(rid)
+    try:
+        store.r.setbit(keys.units_done, 3, 1)
+        assert not registry.assign(rid, 3, "a1/d0", "b1/d0", 100)
+        assert registry.assign(rid, 4, "a1/d0", "b1/d0", 100)
+        store.r.hset(keys.req, "state", "SUCCEEDED")
+        assert not registry.assign(rid, 5, "a1/d0", "b1/d0", 100)
+        assert registry.nic_load() == {"a1/d0": 100, "b1/d0": 100}
+        assert registry.routed_units(rid) == [4]
+    finally:
+        registry.release_all(rid)
+        store.r.delete(keys.req, keys.units_done)
