@@ -20,9 +20,9 @@ copied and which are linked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,8 +31,9 @@ from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams
 from dms.plan.diff import native_quick_check, up_to_date
 from dms.plan.remote_check import remote_up_to_date
 from dms.plan.walk import DirNames, Excluded, Inode, Skipped, UpToDate, walk_tree
+from dms.state.leases import PlanLease
 from dms.state.requests import RequestStore
-from dms.state.walks import WalkStore
+from dms.state.walks import ClaimLost, WalkStore
 
 __all__ = ["WALK_CHUNK", "WALK_TASKS", "fan_out_wanted", "fanned_out_walk", "walk_subtree"]
 
@@ -110,34 +111,41 @@ def _walk_rows(store: RequestStore, params: SyncParams, start: str, recursive: b
     yield from flush()
 
 
-def walk_subtree(store: RequestStore, params: SyncParams, sub: int, rels: list[str], owner: str) -> None:
-    """Walk the subtrees `rels` of group `sub` (claimed by `owner`) into chunks, then mark it done."""
-    walks = WalkStore(store)
+def walk_subtree(
+    walks: WalkStore, params: SyncParams, sub: int, rels: list[str], owner: str, fence: Callable[[], None]
+) -> None:
+    """Walk the subtrees `rels` of group `sub` (claimed by `owner`) into chunks, then mark it
+    done. `fence` raises (PlanSuperseded) once the plan run this walk is for has lost its lease;
+    a write raises ClaimLost once `owner`'s claim has run out and another walks the group."""
+    store = walks.store
     chunk: list[Any] = []
     count = 0
     for rel in rels:
         for row in _walk_rows(store, params, rel, recursive=True):
             chunk.append(row)
             if len(chunk) >= WALK_CHUNK:
-                walks.write_chunk(params.request_id, sub, count, chunk)
+                fence()
+                walks.write_chunk(params.request_id, sub, count, chunk, owner)
                 count, chunk = count + 1, []
+    fence()
     if chunk:
-        walks.write_chunk(params.request_id, sub, count, chunk)
+        walks.write_chunk(params.request_id, sub, count, chunk, owner)
         count += 1
     walks.mark_done(params.request_id, sub, count, owner)
 
 
 def fanned_out_walk(
-    store: RequestStore, params: SyncParams, publish: Callable[[int, str], None]
+    store: RequestStore, params: SyncParams, publish: Callable[[int, str], None], lease: PlanLease
 ) -> Iterator[FileRecord | UpToDate | DirRecord | LinkRecord | DirNames | Excluded | Skipped]:
     """Every entry of the tree, as the planner needs them, from the top listing and the
-    subtree groups walked by `dms.walk` tasks (published with `publish(group, first relpath)`)."""
+    subtree groups walked by `dms.walk` tasks (published with `publish(group, first relpath)`
+    for this run, the holder of `lease`)."""
     rid = params.request_id
-    owner = f"plan-{uuid.uuid4().hex[:8]}"
-    # A plan run again (redelivered after a crash mid-walk) starts the walk afresh: the
-    # earlier run consumed (deleted) chunks of subtrees it had numbered. Walkers of the
-    # earlier run that are still going write the same deterministic chunks: harmless.
-    walks = WalkStore(store)
+    owner = f"plan-{lease.token}"
+    # A plan run again (redelivered after a crash mid-walk) starts the walk afresh, under
+    # its own run token: what an earlier run left is dropped, and walkers of that run that
+    # are still going stop at their next chunk (their run lost the lease).
+    walks = WalkStore(store, lease.token)
     walks.drop(rid)
     first_names: dict[tuple[int, int], str] = {}
     subtrees: list[str] = []
@@ -176,10 +184,12 @@ def fanned_out_walk(
     ahead = 1  # groups before this one were done or claimed when the planner last looked ahead
     for sub, rels in enumerate(groups):
         while not walks.is_done(rid, sub):
+            lease.check()
             if walks.claim(rid, sub, owner):
-                walk_subtree(store, params, sub, rels, owner)
+                with contextlib.suppress(ClaimLost):  # this planner was slow; another walks it
+                    walk_subtree(walks, params, sub, rels, owner, lease.check)
                 continue
-            ahead, walked = _walk_one_ahead(store, params, groups, max(ahead, sub + 1), owner)
+            ahead, walked = _walk_one_ahead(walks, params, groups, max(ahead, sub + 1), owner, lease)
             if not walked:
                 time.sleep(0.02)
         for c in range(walks.chunk_count(rid, sub)):
@@ -188,7 +198,7 @@ def fanned_out_walk(
 
 
 def _walk_one_ahead(
-    store: RequestStore, params: SyncParams, groups: list[list[str]], start: int, owner: str
+    walks: WalkStore, params: SyncParams, groups: list[list[str]], start: int, owner: str, lease: PlanLease
 ) -> tuple[int, bool]:
     """While the group it needs is walked by another, the planner walks the next group from
     `start` on that nobody has claimed, instead of sleeping: the walk is bound by the kernel's
@@ -198,10 +208,10 @@ def _walk_one_ahead(
     A group found done or claimed is not tried again (its walker finishes it, or, if that
     walker dies, the planner claims it when it gets there), so a planner that waits polls
     only its own group, not every group after it."""
-    walks = WalkStore(store)
     for ahead in range(start, len(groups)):
         if not walks.is_done(params.request_id, ahead) and walks.claim(params.request_id, ahead, owner):
-            walk_subtree(store, params, ahead, groups[ahead], owner)
+            with contextlib.suppress(ClaimLost):
+                walk_subtree(walks, params, ahead, groups[ahead], owner, lease.check)
             return ahead + 1, True
     return len(groups), False
 

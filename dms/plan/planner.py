@@ -91,10 +91,13 @@ def plan_tree(
     params: SyncParams,
     on_unit: Callable[[int], None] = lambda index: None,
     entries: Iterable[Any] | None = None,
+    fence: Callable[[], None] = lambda: None,
 ) -> PlanTotals:
     """Walk, compare, and write the plan. Each unit is announced (tasks_total) and handed
-    to `on_unit` as soon as it is written, so transfers run while the walk goes on."""
-    planner = _Planner(store, params, on_unit)
+    to `on_unit` as soon as it is written, so transfers run while the walk goes on.
+    `fence` is called before every write: it raises once this run may no longer write
+    the plan (dms.state.leases.PlanLease.check)."""
+    planner = _Planner(store, params, on_unit, fence)
     quick_check = planner.visible and not params.ignore_times
     if entries is None:  # one serial walk; dms.plan.fanout gives the same entries from subtree tasks
         checked_into = native_quick_check(params)
@@ -128,14 +131,24 @@ class _Planner:
     """The plan being written: shards of records, units cut by the native chunker and dealt
     out across files, the counts, the dry run's report, and chunks carried over by resume."""
 
-    def __init__(self, store: RequestStore, params: SyncParams, on_unit: Callable[[int], None]) -> None:
+    def __init__(
+        self, store: RequestStore, params: SyncParams, on_unit: Callable[[int], None], fence: Callable[[], None]
+    ) -> None:
         rid = self.rid = params.request_id
-        self.store, self.params, self.on_unit = store, params, on_unit
+        self.store, self.params, self.on_unit, self.fence = store, params, on_unit, fence
+
+        def fenced(write: Callable[[str, int, Any], None]) -> Callable[[int, list[Any]], None]:
+            def write_shard(shard: int, items: list[Any]) -> None:
+                fence()
+                write(rid, shard, items)
+
+            return write_shard
+
         self.chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
-        self.files = _Shards(lambda s, items: store.write_files(rid, s, items))
-        self.dirs = _Shards(lambda s, items: store.write_dirs(rid, s, items))
-        self.links = _Shards(lambda s, items: store.write_links(rid, s, items))
-        self.names = _Shards(lambda s, items: store.write_names(rid, s, items))
+        self.files = _Shards(fenced(store.write_files))
+        self.dirs = _Shards(fenced(store.write_dirs))
+        self.links = _Shards(fenced(store.write_links))
+        self.names = _Shards(fenced(store.write_names))
         self.pending: dict[int, FileRecord] = {}  # files whose last piece is not in a written unit yet
         self.bytes = self.units = self.skips = self.uptodate = self.uptodate_bytes = self.excluded = 0
         self.report: list[str] = []  # dry run
@@ -179,6 +192,7 @@ class _Planner:
             else:
                 self.new_unit([UnitPiece(entry, offset, length)])
         if len(self.carried) >= 1000:
+            self.fence()
             self.store.record_unit(self.rid, None, self.carried, [])
             self.carried.clear()
         return True
@@ -213,6 +227,7 @@ class _Planner:
     def new_unit(self, pieces: list[UnitPiece]) -> None:
         # a unit carries its files' records, so it can run before their shard is stored
         index = self.units
+        self.fence()
         self.store.write_unit(self.rid, index, pieces, describe_unit(pieces))
         self.units += 1
         self.store.note_units_written(self.rid, self.units)
@@ -221,6 +236,7 @@ class _Planner:
     def note(self, line: str) -> None:
         self.report.append(line)
         if len(self.report) >= 1000:
+            self.fence()
             self.store.add_dryrun(self.rid, self.report)
             self.report.clear()
 
@@ -232,6 +248,7 @@ class _Planner:
             self.order.drain()
         for shards in (self.files, self.dirs, self.links, self.names):
             shards.flush()
+        self.fence()
         if self.carried:
             self.store.record_unit(self.rid, None, self.carried, [])
         self.store.add_dryrun(self.rid, self.report)

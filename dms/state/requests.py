@@ -28,6 +28,8 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:chain              string the caller's Celery chain, re-dispatched by finalize
     dms:req:R:ended              channel (pub/sub, not a key) the terminal state, published as it is set
     dms:req:R:finalize_lock      string held by the finalize task that is running
+    dms:req:R:plan_lease         string the token of the plan run that may write the plan (dms.state.leases)
+    dms:req:R:walk:T:G...        the fanned-out walk of plan run T, group G (dms.state.walks)
 
 No value grows with the size of the tree beyond a shard (SHARD files) or a
 unit (unit_max_files pieces); counters are updated by Lua scripts so a task
@@ -159,11 +161,12 @@ class Keys:
         self.carry = f"{self.base}:carry"
         self.routes = f"{self.base}:routes"
         self.finalize_lock = f"{self.base}:finalize_lock"
+        self.plan_lease = f"{self.base}:plan_lease"
         self.in_flight_scratch = f"{self.base}:in_flight_scratch"  # units_in_flight's BITOP target, deleted at once
 
-    def walk(self, sub: int) -> str:
-        """Keys of walk group `sub` start with this."""
-        return f"{self.base}:walk:{sub}"
+    def walk(self, run: str, sub: int) -> str:
+        """Keys of walk group `sub` of plan run `run` start with this."""
+        return f"{self.base}:walk:{run}:{sub}"
 
     def pattern(self, suffix: str) -> str:
         """A SCAN pattern for this request's keys `<base>:<suffix>`: the id taken literally
@@ -576,9 +579,9 @@ class RequestStore:
     def dryrun(self, request_id: str, limit: int = DRYRUN_CAP) -> list[str]:
         return list(self.r.lrange(Keys(request_id).dryrun, 0, limit - 1))
 
-    def add_count(self, request_id: str, field: str, n: int) -> None:
-        if n:
-            self.r.hincrby(Keys(request_id).req, field, n)
+    def add_count(self, request_id: str, field: str, n: int) -> int:
+        """Add `n` to a counter of the request; its new value."""
+        return int(self.r.hincrby(Keys(request_id).req, field, n))
 
     def note_units_written(self, request_id: str, count: int) -> None:
         """Units 0..count-1 exist: transfers may start while the walk goes on. A plain
@@ -787,16 +790,19 @@ class RequestStore:
             out[relpath] = (int(size), int(mtime_ns), parsed)
         return out
 
-    def reset_for_resume(self, request_id: str, params: SyncParams) -> None:
+    def reset_for_resume(self, request_id: str, params: SyncParams, shards: dict[str, int] | None = None) -> None:
         """Start a new incarnation of an ended or abandoned request: drop its plan (the
-        carry-over stays), zero its counters, store `params` (a higher epoch), PENDING."""
+        carry-over stays), zero its counters, store `params` (a higher epoch), PENDING.
+        `shards`: how many shards of each kind to drop, for a plan that never recorded them."""
         keys = Keys(request_id)
         info = self.get(request_id) or {}
-        self.drop_plan(request_id, int(info.get("tasks_total", 0)), int(info.get("file_shards", 0)),
-                       int(info.get("dir_shards", 0)), int(info.get("link_shards", 0)),
-                       int(info.get("name_shards", 0)))  # fmt: skip
+        counts = shards or {
+            kind: int(info.get(f"{kind[:-1]}_shards", 0)) for kind in ("files", "dirs", "links", "names")
+        }
+        self.drop_plan(request_id, int(info.get("tasks_total", 0)), counts["files"], counts["dirs"],
+                       counts["links"], counts["names"])  # fmt: skip
         names = [keys.finalize_lock, keys.errors, keys.dryrun, keys.routes]
-        names += [keys.failed(s) for s in range(int(info.get("file_shards", 0)))]
+        names += [keys.failed(s) for s in range(counts["files"])]
         self.r.delete(*names)
         now = time.time()
         fields: dict[str, Any] = {name: 0 for name in _INT_FIELDS}
@@ -808,6 +814,31 @@ class RequestStore:
         pipe.persist(keys.req)
         pipe.persist(keys.events)
         pipe.execute()
+
+    def restart_plan(self, request_id: str, params: SyncParams) -> int:
+        """A plan that was interrupted after it wrote units starts over as a new incarnation
+        (`params`, a higher epoch), as `resume` does: the transfers that ran meanwhile changed
+        the destination, so the new walk's quick check numbers files and cuts units
+        differently, and no unit, digest or publish mark of the old numbering may count.
+        Chunks already staged are carried over by path. A cancel asked for stays. Returns
+        how many files were carried."""
+        keys = Keys(request_id)
+        shards = {kind: self._shards_written(keys, kind) for kind in ("files", "dirs", "links", "names")}
+        # a unit carries its files' records, so digests may be stored for a shard not written yet
+        shards["files"] = max(
+            shards["files"], self._shards_written(keys, "digests"), self._shards_written(keys, "failed")
+        )
+        carried = self.save_carry(request_id, shards["files"])
+        cancelled = self.is_cancelled(request_id)
+        self.reset_for_resume(request_id, params, shards)
+        if cancelled:
+            self.request_cancel(request_id)
+        return carried
+
+    def _shards_written(self, keys: Keys, kind: str) -> int:
+        """1 + the highest shard number of `kind` stored (an unfinished plan recorded no count)."""
+        numbers = (str(k).rpartition(":")[2] for k in self.r.scan_iter(match=keys.pattern(f"{kind}:*"), count=1000))
+        return 1 + max((int(n) for n in numbers if n.isdigit()), default=-1)
 
     def drop_plan(
         self, request_id: str, units: int, file_shards: int, dir_shards: int, link_shards: int = 0, name_shards: int = 0

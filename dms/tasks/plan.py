@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -14,15 +15,21 @@ from dms.model import TERMINAL_STATES, RequestState, SyncParams
 from dms.plan.fanout import fan_out_wanted, fanned_out_walk, walk_subtree
 from dms.plan.planner import plan_tree
 from dms.request import make_params, task_request_id
-from dms.route.lanes import Lanes, restart_lane_heads
+from dms.route.lanes import Lanes
 from dms.settings import active_config, current_node
+from dms.state.leases import LEASE_SECONDS, PlanLease, PlanSuperseded
 from dms.state.requests import UnitProgress
-from dms.state.walks import WalkStore
+from dms.state.walks import ClaimLost, WalkLost, WalkStore
 from dms.tasks.base import DmsTask
 from dms.worker import incarnation
 from dms.worker.app import app
 
 __all__ = ["plan", "run_plan", "sync", "walk"]
+
+#: A run that finds the plan lease held looks again this much later.
+LEASE_POLL_SECONDS = LEASE_SECONDS / 4
+#: A plan whose walk Redis lost part of is walked again at most this often, then fails.
+WALK_LOST_RETRIES = 3
 
 
 @app.task(name="dms.plan", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
@@ -54,31 +61,47 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
 
 
 @app.task(name="dms.walk", bind=True, base=DmsTask, ignore_result=True)  # type: ignore[untyped-decorator]
-def walk(self: DmsTask, request_id: str, epoch: int, sub: int) -> dict[str, Any]:
-    """Walk one group of top-level subtrees of a request's source for its planner (dms.plan.fanout)."""
+def walk(self: DmsTask, request_id: str, epoch: int, sub: int, run: str = "") -> dict[str, Any]:
+    """Walk one group of top-level subtrees of a request's source for the plan run `run`
+    (dms.plan.fanout); a run that no longer holds the plan lease gets nothing more."""
     store = self.store
-    walks = WalkStore(store)
     params = store.live_params(request_id, epoch)
-    if params is None or store.is_planned(request_id):
+    lease = PlanLease(store, request_id, run)
+    if params is None or store.is_planned(request_id) or not run or lease.holder() != run:
+        return {"request_id": request_id, "subtree": sub, "status": "stale"}
+    walks = WalkStore(store, run)
+    rels = walks.group_dirs(request_id, sub)
+    if rels is None:
         return {"request_id": request_id, "subtree": sub, "status": "stale"}
     if walks.is_done(request_id, sub):
         return {"request_id": request_id, "subtree": sub, "status": "done already"}
     owner = f"{self.request.hostname}-{self.request.id}"
     if not walks.claim(request_id, sub, owner):
         return {"request_id": request_id, "subtree": sub, "status": "claimed by another"}
+
+    def fence() -> None:
+        if lease.holder() != run:
+            raise PlanSuperseded(f"plan run {run} of {request_id} lost its lease")
+
     try:
-        rels = walks.group_dirs(request_id, sub)
-        walk_subtree(store, params, sub, rels, owner)
-        store.log_event(request_id, "subtrees walked", subtrees=len(rels), first=rels[0] if rels else "",
-                        worker=self.request.hostname)  # fmt: skip
+        walk_subtree(walks, params, sub, rels, owner, fence)
+    except (PlanSuperseded, ClaimLost) as exc:
+        return {"request_id": request_id, "subtree": sub, "status": f"stale: {exc}"}
     except BaseException:
-        walks.release_claim(request_id, sub)  # the planner walks it itself
+        if walks.holds_claim(request_id, sub, owner):
+            walks.release_claim(request_id, sub)  # the planner walks it itself
         raise
+    store.log_event(request_id, "subtrees walked", subtrees=len(rels), first=rels[0] if rels else "",
+                    worker=self.request.hostname)  # fmt: skip
     return {"request_id": request_id, "subtree": sub, "status": "walked"}
 
 
 def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
-    """Plan once, or, for a redelivered plan message, pick up where the last run stopped."""
+    """Plan once, or, for a redelivered plan message, pick up where the last run stopped.
+
+    Only the holder of the plan lease writes the plan (dms.state.leases): a run that finds
+    another run planning tries again later, when that run has finished (the request is
+    planned) or lost its lease (it died, or stalled for LEASE_SECONDS)."""
     store = self.store
     params = store.params(request_id)
     # Keep the caller's chain out of every transfer message: finalize re-dispatches it.
@@ -88,29 +111,74 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     info = store.get(request_id) or {}
     if RequestState(info.get("state", "PENDING")) in TERMINAL_STATES:
         return {"request_id": request_id, "state": info["state"]}
+    if info.get("planned"):
+        if self.request.retries:  # a run that waited for the lease: the holder started the lanes
+            return {"request_id": request_id, "units": int(info["tasks_total"])}
+        return _start_lanes(self, params, int(info["tasks_total"]), store.mark_planned(request_id), redelivered=True)
+    lease = PlanLease(store, request_id)
+    if not lease.acquire():
+        if not self.request.retries:
+            store.log_event(request_id, "plan waits: another run of it holds the plan lease", holder=lease.holder())
+        # as often as it takes: the holder ends (planned), or its lease runs out
+        raise self.retry(countdown=LEASE_POLL_SECONDS, max_retries=self.request.retries + 1)
+    try:
+        return _plan_holding(self, params, lease)
+    except PlanSuperseded as exc:
+        store.log_event(request_id, "plan run superseded", run=lease.token, error=str(exc))
+        return {"request_id": request_id, "superseded": True}
+    except WalkLost as exc:  # Redis lost part of the walk: walk again, from the start
+        store.log_event(request_id, "plan run interrupted", run=lease.token, error=str(exc))
+        if store.add_count(request_id, "walks_lost", 1) > WALK_LOST_RETRIES:
+            raise  # fails the request (DmsTask.on_failure): something keeps losing the walk
+        lease.release()
+        raise self.retry(countdown=1, max_retries=self.request.retries + 1) from exc
+    finally:
+        lease.release()
+
+
+def _plan_holding(self: DmsTask, params: SyncParams, lease: PlanLease) -> dict[str, Any]:
+    store, request_id = self.store, params.request_id
+    info = store.get(request_id) or {}  # as the last holder left it
+    if info.get("planned") or RequestState(info.get("state", "PENDING")) in TERMINAL_STATES:
+        return {"request_id": request_id, "state": info.get("state")}  # the last holder finished it
     store.name_owner(request_id, "planner", self.request.hostname, incarnation.current())  # for the janitor
-    if not info.get("planned") and store.is_cancelled(request_id):  # cancelled before planning began
+    if store.is_cancelled(request_id):  # cancelled before planning began
         self.dispatch_finalize(params)
         return {"request_id": request_id, "units": 0, "cancelled": True}
-    # Units written already, but never marked planned: an earlier run of this plan was
-    # interrupted (its worker died, or Redis restarted under it), and messages of units it
-    # or their lanes had published may be gone with it: restart every lane at the end.
-    interrupted = not info.get("planned") and int(info.get("tasks_total", 0)) > 0
-    redelivered = bool(info.get("planned"))
-    if redelivered:  # re-publish the first lanes (duplicates are harmless)
-        total = int(info["tasks_total"])
-        progress = store.mark_planned(request_id)
-    else:
-        planned = _walk_and_cut(self, params)
-        if planned is None:
-            return {"request_id": request_id, "state": RequestState.FAILED.value}
-        total, progress = planned
+    if int(info.get("tasks_total", 0)) > 0:
+        params = _start_over(self, params)
+    planned = _walk_and_cut(self, params, lease)
+    if planned is None:
+        return {"request_id": request_id, "state": RequestState.FAILED.value}
+    total, progress = planned
+    return _start_lanes(self, params, total, progress, redelivered=False)
+
+
+def _start_over(self: DmsTask, params: SyncParams) -> SyncParams:
+    """Units written already, but never marked planned: an earlier run of this plan was
+    interrupted (its worker died, Redis restarted under it, or its lease ran out). Units it
+    published may have run since and changed the destination, so this walk would number
+    the files differently: start a new incarnation (epoch), as resume does, carrying staged
+    chunks over by path. Late tasks of the old epoch are no-ops."""
+    store, request_id = self.store, params.request_id
+    new = dataclasses.replace(params, epoch=params.epoch + 1)
+    if params.clustered:
+        self.registry.release_all(request_id)  # the old units' NIC load
+    carried = store.restart_plan(request_id, new)
+    store.log_event(request_id, "plan started over", reason="an earlier run of its plan was interrupted",
+                    epoch=new.epoch, carried_files=carried)  # fmt: skip
+    return new
+
+
+def _start_lanes(
+    self: DmsTask, params: SyncParams, total: int, progress: UnitProgress, *, redelivered: bool
+) -> dict[str, Any]:
+    """Publish the head of every lane not started yet (all of them again for a redelivered
+    plan: duplicates are harmless), or finalize when nothing is left to run."""
+    store, request_id = self.store, params.request_id
     if store.is_cancelled(request_id):  # cancelled while planning: start nothing more, let finalize end it
         self.finalize_cancelled(params, progress)  # now, or when the last unit in flight ends
         return {"request_id": request_id, "units": total, "cancelled": True}
-    if interrupted:
-        restart_lane_heads(store, self, params, reason="its plan had been interrupted")  # finalize too, if due
-        return {"request_id": request_id, "units": total}
     for index in Lanes(params.parallelism).heads(total):
         if not store.unit_done(request_id, index) and (redelivered or not store.was_dispatched(request_id, index)):
             self.dispatch_unit(params, index)
@@ -119,7 +187,7 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     return {"request_id": request_id, "units": total}
 
 
-def _walk_and_cut(self: DmsTask, params: SyncParams) -> tuple[int, UnitProgress] | None:
+def _walk_and_cut(self: DmsTask, params: SyncParams, lease: PlanLease) -> tuple[int, UnitProgress] | None:
     """Walk the tree and cut it into units, starting each unit as soon as its lane allows;
     returns the unit count and progress, or None when planning failed (the request is
     FAILED and its finalize sent)."""
@@ -139,19 +207,20 @@ def _walk_and_cut(self: DmsTask, params: SyncParams) -> tuple[int, UnitProgress]
             started_during_walk.append(index)
 
     def publish_walk(sub: int, first: str) -> None:
-        self.publish("dms.walk", args=(request_id, params.epoch, sub), queue=params.control_queue,
+        self.publish("dms.walk", args=(request_id, params.epoch, sub, lease.token), queue=params.control_queue,
                      argsrepr=f"({request_id!r}, {sub}) walk {first}/ …")  # fmt: skip
 
     try:
         _check_paths(params)
-        entries = fanned_out_walk(store, params, publish_walk) if fan_out_wanted(params) else None
-        totals = plan_tree(store, params, on_unit=start_unit, entries=entries)
+        entries = fanned_out_walk(store, params, publish_walk, lease) if fan_out_wanted(params) else None
+        totals = plan_tree(store, params, on_unit=start_unit, entries=entries, fence=lease.check)
     except (PathError, ConfinementError, OSError) as exc:
         store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
         store.log_event(request_id, "planning failed", error=str(exc))
         self.dispatch_finalize(params)  # reports, and runs the caller's chain
         return None
-    WalkStore(store).drop(request_id)
+    lease.check()
+    WalkStore(store, lease.token).drop(request_id)
     progress = store.mark_planned(request_id, **totals.as_fields())
     store.set_state(request_id, RequestState.TRANSFERRING)
     store.log_event(request_id, "planned", files=totals.files_total, bytes=totals.bytes_total,

@@ -31,6 +31,7 @@ from typing import Any
 from dms.model import TERMINAL_STATES, RequestState
 from dms.route.lanes import repair_lanes
 from dms.route.placement import NoRoute
+from dms.state.leases import PlanLease
 from dms.state.nodes import NodeStatus, Registry
 from dms.state.requests import RequestStore
 from dms.worker import incarnation
@@ -171,6 +172,7 @@ def _plan_again(store: RequestStore, transfer_task: Any, params: Any, reason: st
     """Publish a request's plan again (its planner is gone); planning is deterministic."""
     rid = params.request_id
     store.name_owner(rid, "planner", "janitor")
+    PlanLease.break_lease(store, rid)  # its holder is gone: the new run need not wait it out
     transfer_task.publish("dms.plan", args=(rid, params.epoch), queue=params.control_queue)
     store.log_event(rid, "plan re-dispatched", reason=reason)
 

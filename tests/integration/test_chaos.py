@@ -170,11 +170,6 @@ class Schedule:
 
 
 @pytest.mark.timeout(1800)
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect found by this test (issue 19): seed 729899119, a Redis SIGTERM while the mixed "
-    "request was being planned, ended that request SUCCEEDED with files of dir1/ missing at the destination",
-)
 def test_requests_finish_by_themselves_through_a_seeded_fault_schedule(
     chaos: Deployment, request: pytest.FixtureRequest
 ) -> None:
