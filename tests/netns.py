@@ -126,8 +126,22 @@ class Topology:
             run("ip", "route", "replace", f"{DATA_NET}.0/24", "dev", iface, "src", h.data_address(k),
                 "table", str(100 + k), ns=h.ns)  # fmt: skip
 
+    def isolate(self, host: str, iface: str, isolated: bool) -> None:
+        """A black hole: take the NIC's switch port off the bridge (or put it back). Both ends
+        stay up with carrier, so neither host sees anything wrong; frames to and from the NIC
+        just vanish, as behind a dead switch port or a lost fibre in one direction."""
+        h = self.host(host)
+        port = self._peer(f"{h.index}{iface}")
+        if isolated:
+            run("ip", "link", "set", port, "nomaster", ns=self.switch)
+        else:
+            run("ip", "link", "set", port, "master", "bdata", "up", ns=self.switch)
+
+    def _peer(self, suffix: str) -> str:
+        return f"{self.tag[-6:]}{suffix}"[:15]
+
     def _link(self, h: Host, iface: str, peer_suffix: str, bridge: str, address: str) -> None:
-        peer = f"{self.tag[-6:]}{peer_suffix}"[:15]
+        peer = self._peer(peer_suffix)
         run("ip", "link", "add", iface, "netns", h.ns, "type", "veth", "peer", "name", peer, "netns", self.switch)
         run("ip", "link", "set", peer, "master", bridge, "up", ns=self.switch)
         run("ip", "addr", "add", f"{address}/24", "dev", iface, ns=h.ns)

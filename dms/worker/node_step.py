@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -30,7 +31,8 @@ from dms.settings import active_config, resolve_endpoints
 from dms.state.nodes import NicEndpoint, NodeStatus, Registry
 from dms.state.requests import RequestStore, connect
 from dms.worker import incarnation
-from dms.worker.janitor import sweep
+from dms.worker.janitor import sweep as sweep_units
+from dms.worker.link_watch import LinkWatcher
 
 __all__ = ["NodeStep"]
 
@@ -57,6 +59,8 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.route_checks: dict[str, tuple[float, bool]] = {}
         self.worker: Any = None
         self.incarnation = ""
+        self.beating = threading.Lock()  # the timer's beats and the link watcher's
+        self.links: LinkWatcher | None = None
         if not dms_node:
             return
         # Set before the pool forks, so every pool process knows its node and this run of it.
@@ -81,10 +85,15 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.receiver = self._start_receiver()
         self.beat()
         self.tref = worker.timer.call_repeatedly(self.interval, self.beat)
+        self.links = LinkWatcher(lambda: self.beat(sweep=False))  # a NIC down is announced at once
+        self.links.start()
         log.info("DMS node %s (cluster %s) is up: queues %s", self.node.name, self.node.cluster,
                  ", ".join(q.name for q in node_queues(self.node)))  # fmt: skip
 
     def stop(self, worker: Any) -> None:
+        if self.links is not None:
+            self.links.stop()
+            self.links = None
         if self.tref is not None:
             self.tref.cancel()
             self.tref = None
@@ -95,8 +104,15 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
                 log.warning("could not withdraw node %s: %s", self.node.name, exc)
         self._stop_receiver()
 
-    def beat(self) -> None:
-        """One heartbeat; never raises (a Redis blip must not kill the worker's loop)."""
+    def beat(self, sweep: bool = True) -> None:
+        """One heartbeat, then (`sweep`) the janitor's turn; never raises (a Redis blip must
+        not kill the worker's loop). Called by the worker's timer and by the link watcher."""
+        with self.beating:
+            beaten = self._beat()
+        if beaten and sweep and self.store is not None and self.registry is not None and self.app is not None:
+            sweep_units(self.store, self.registry, self.app.tasks["dms.transfer"], self.stall_timeout)
+
+    def _beat(self) -> bool:
         assert self.node is not None and self.registry is not None
         node = self.node
         alive = self.receiver is not None and self.receiver.poll() is None
@@ -128,9 +144,8 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
             self.registry.heartbeat(status, self.ttl)
         except Exception as exc:
             log.warning("heartbeat of node %s failed: %s", node.name, exc)
-            return
-        if self.store is not None and self.app is not None:
-            sweep(self.store, self.registry, self.app.tasks["dms.transfer"], self.stall_timeout)
+            return False
+        return True
 
     def _pool_pids(self) -> tuple[int, ...]:
         """The pids of the prefork pool's processes now (none for a solo or threads pool)."""

@@ -153,6 +153,42 @@ def test_data_nics_going_down_mid_transfer_move_their_work_to_the_other_nics(mul
         time.sleep(0.5)
 
 
+def test_a_black_holed_data_path_is_left_within_data_timeout(multihost: MultiHost) -> None:
+    """b1's d0 switch port is taken off the bridge while units are in flight to it: both ends
+    stay up with carrier, nothing announces the NIC down, and what is sent to it vanishes
+    without an error or a reset. The kernel alone would keep retransmitting for about 15
+    minutes; the data plane's progress deadlines (TCP_USER_TIMEOUT, send and receive
+    timeouts, all data_timeout: 10 s here) end each stuck connection, the failed path is
+    marked down for the scheduler, and its units go to b1's d1. The request completes
+    byte-exact, and the janitor never had to step in (stall_timeout is 120 s)."""
+    mh = multihost
+    src, dst = mh.root / "a" / "blackhole", mh.root / "b" / "blackhole"
+    bulk = _build_tree(src, big=6, big_size=96 * MIB, small=100)
+    params = make_params(str(src), str(dst), request_id=unique_id("blackhole"), direction="A_TO_B",
+                         chunk_size="8MiB", parallelism=8)  # fmt: skip
+    rid = params.request_id
+    submit(mh.app, mh.store, params)
+    deadline = time.monotonic() + 120
+    while mh.store.get(rid)["bytes_done"] < bulk // 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert mh.store.get(rid)["state"] == "TRANSFERRING", "the transfer ended before the path was cut"
+    isolated_at = time.time()
+    mh.topo.isolate("b1", "d0", True)
+    try:
+        info = wait(mh.store, rid, timeout=300)
+    finally:
+        mh.topo.isolate("b1", "d0", False)
+    events = mh.store.events(rid)
+    assert info["state"] == "SUCCEEDED", (info, mh.store.errors(rid, limit=5))
+    assert_same_tree(src, dst)
+    left = [e for e in events if e["event"] == "unit rerouted" and e["at"] >= isolated_at and "b1/d0" in e["error"]]
+    assert left, [e for e in events if e["event"] != "unit done"]
+    first = min(e["at"] for e in left) - isolated_at
+    print(f"first unit off the black-holed path {first:.1f} s after it was cut ({len(left)} unit(s) left it)")
+    assert first < 3 * 10, (first, left)  # data_timeout is 10 s; the kernel's own limit is ~900 s
+    assert not [e for e in events if e["event"] == "unit re-dispatched"], "the janitor had to re-dispatch"
+
+
 def test_a_nic_whose_policy_route_is_gone_is_announced_degraded_until_it_is_back(multihost: MultiHost) -> None:
     """a1's d1 stays up but loses its policy route (what a link flap does to a route added
     by hand): traffic from its address would leave through d0. Its node stops announcing
