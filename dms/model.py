@@ -16,6 +16,7 @@ from dms.options import default_of
 __all__ = [
     "TERMINAL_STATES",
     "DirRecord",
+    "EndReason",
     "FailedPiece",
     "FileRecord",
     "LinkRecord",
@@ -37,6 +38,17 @@ class RequestState(enum.StrEnum):
 
 
 TERMINAL_STATES = frozenset({RequestState.SUCCEEDED, RequestState.FAILED, RequestState.CANCELLED})
+
+
+class EndReason(enum.StrEnum):
+    """Why a request did not succeed, as a word for scripts: the record's `end_reason`, and
+    what the CLI's exit code is chosen by (rsync's codes where rsync has one)."""
+
+    CANCELLED = "cancelled"
+    MAX_DELETE = "max_delete"  # --max-delete stopped the deletions
+    FILES = "files"  # some files failed
+    VANISHED = "vanished"  # every failed file had vanished from the source meanwhile
+    PLANNING = "planning"  # the plan failed: a path, the roots, the walk
 
 
 @dataclass(frozen=True)

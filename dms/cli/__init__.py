@@ -18,20 +18,26 @@ from dms.errors import (
     RequestError,
 )
 from dms.fs.names import printable
+from dms.model import EndReason
 
-__all__ = ["EXIT_CODES", "EXIT_HELP", "cli", "main", "run"]
+__all__ = ["EXIT_CODES", "EXIT_HELP", "cli", "exit_code_of", "main", "run"]
 
 #: The exit codes, stable for scripts; shown by `dms-submit --help`.
 EXIT_HELP = """\b
 Exit codes (stable, for scripts):
   0  success (the request SUCCEEDED, or the command did what it was asked)
-  1  the request ended FAILED or CANCELLED
+  1  the request ended FAILED otherwise (planning failed: a path, the roots)
   2  usage error: an unknown, malformed or contradictory option
   3  bad path: missing source, destination inside the source, ...
   4  unreadable or invalid configuration
   5  the control-plane Redis (broker) is unreachable
   6  the embedded mode cannot start (redis-server missing, another sync running)
-  7  request error: unknown request id, id already in use, malformed id"""
+  7  request error: unknown request id, id already in use, malformed id
+  20 the request was CANCELLED                          (rsync: 20, interrupted)
+  23 the request FAILED: some files failed              (rsync: 23, partial transfer)
+  24 the request FAILED: only files that vanished from
+     the source while it ran                            (rsync: 24)
+  25 the request FAILED: --max-delete stopped deletions (rsync: 25)"""
 
 EXIT_CODES: dict[type[DmsError], int] = {
     PathError: 3,
@@ -42,6 +48,22 @@ EXIT_CODES: dict[type[DmsError], int] = {
     RequestError: 7,
 }
 EXIT_REQUEST_FAILED = 1
+#: The exit code of a request that ended otherwise than SUCCEEDED, by its end_reason.
+EXIT_BY_END_REASON: dict[str, int] = {
+    EndReason.CANCELLED: 20,
+    EndReason.FILES: 23,
+    EndReason.VANISHED: 24,
+    EndReason.MAX_DELETE: 25,
+}
+
+
+def exit_code_of(info: dict[str, Any]) -> int:
+    """0 for a SUCCEEDED request, else the code of why it ended (EXIT_HELP)."""
+    if info.get("state") == "SUCCEEDED":
+        return 0
+    if info.get("state") == "CANCELLED":
+        return EXIT_BY_END_REASON[EndReason.CANCELLED]
+    return EXIT_BY_END_REASON.get(str(info.get("end_reason") or ""), EXIT_REQUEST_FAILED)
 
 
 class DmsCliError(click.ClickException):
@@ -74,6 +96,7 @@ class DmsGroup(click.Group):
 
 
 @click.group(cls=DmsGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
+@click.version_option(package_name="dms", prog_name="dms-submit", message="%(prog)s %(version)s")
 @click.option(
     "--config",
     "config_path",

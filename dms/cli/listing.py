@@ -29,11 +29,9 @@ def list_requests(
     """List recent requests, newest first."""
     try:
         with control_plane(obj) as plane:
-            rows = plane.store.list_requests(limit=limit, since=time.time() - since if since else None)
+            rows = plane.store.list_requests(limit=limit, since=time.time() - since if since else None, states=states)
     except DmsError as exc:
         fail(exc)
-    wanted = {s.upper() for s in states}
-    rows = [r for r in rows if not wanted or r["state"] in wanted]
     for r in rows:
         if as_json:
             click.echo(json.dumps(r, sort_keys=True))

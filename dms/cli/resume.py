@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dms.cli import EXIT_REQUEST_FAILED, cli
+from dms.cli import cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.render import request_lines
 from dms.client.submit import resume as resume_request
@@ -38,4 +38,4 @@ def resume(obj: dict[str, str | None], request_id: str, force: bool, wait_: bool
         fail(exc)
     click.echo("\n".join(request_lines(request_id, info)))
     if info["state"] != RequestState.SUCCEEDED.value:
-        sys.exit(EXIT_REQUEST_FAILED)
+        sys.exit(exit_code_of(info))

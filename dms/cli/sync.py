@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dms.cli import EXIT_REQUEST_FAILED, cli
+from dms.cli import cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.cli.render import request_json, request_lines
@@ -172,4 +172,4 @@ def sync(
     except ValueError as exc:  # make_params: contradictory or malformed options, a usage error
         raise click.UsageError(str(exc)) from None
     if info["state"] != RequestState.SUCCEEDED.value:
-        sys.exit(EXIT_REQUEST_FAILED)
+        sys.exit(exit_code_of(info))

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dms.cli import EXIT_REQUEST_FAILED, cli
+from dms.cli import cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.client.submit import wait
@@ -32,7 +32,7 @@ def display_mode(as_json: bool, plain: bool) -> str:
 def watch(obj: dict[str, str | None], request_id: str, as_json: bool, plain: bool, interval: float) -> None:
     """Show REQUEST_ID's progress until it ends: bytes and files done, rate, ETA, failures.
 
-    Exits 0 if it SUCCEEDED, 1 if it FAILED or was CANCELLED."""
+    Exits 0 if it SUCCEEDED, else by why it ended (see `dms-submit --help`)."""
     display = ProgressDisplay(request_id, sys.stdout, display_mode(as_json, plain), interval)
     try:
         with control_plane(obj) as plane:
@@ -40,4 +40,4 @@ def watch(obj: dict[str, str | None], request_id: str, as_json: bool, plain: boo
     except DmsError as exc:
         fail(exc)
     if info["state"] != RequestState.SUCCEEDED.value:
-        sys.exit(EXIT_REQUEST_FAILED)
+        sys.exit(exit_code_of(info))

@@ -512,20 +512,37 @@ class RequestStore:
     def events(self, request_id: str) -> list[dict[str, Any]]:
         return [json.loads(e) for e in self.r.lrange(Keys(request_id).events, 0, -1)]
 
-    def list_requests(self, limit: int = 100, since: float | None = None) -> list[dict[str, Any]]:
-        """Newest first; `since`: only requests created at or after this Unix time."""
+    def list_requests(
+        self, limit: int = 100, since: float | None = None, states: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Newest first, at most `limit` of them; `since`: only requests created at or after
+        this Unix time; `states`: only requests in one of these states. The filter applies
+        before the limit (`list --state FAILED --limit 3` is the 3 newest FAILED ones), so
+        the index is read in pages until `limit` rows matched or it is exhausted."""
         low = "-inf" if since is None else since
-        ids = self.r.zrevrangebyscore(REQUESTS_INDEX, "+inf", low, start=0, num=limit)
-        pipe = self.r.pipeline(transaction=False)
-        for request_id in ids:
-            pipe.hgetall(Keys(request_id).req)
-        rows = []
-        for request_id, raw in zip(ids, pipe.execute(), strict=True):
-            if raw:
-                rows.append({"request_id": request_id, **_decode_request(raw)})
-            else:  # expired: keep the index honest
-                self.r.zrem(REQUESTS_INDEX, request_id)
-        return rows
+        wanted = {s.upper() for s in states}
+        page = limit if not wanted else max(limit, 500)
+        rows: list[dict[str, Any]] = []
+        start = 0
+        while len(rows) < limit:
+            ids = self.r.zrevrangebyscore(REQUESTS_INDEX, "+inf", low, start=start, num=page)
+            pipe = self.r.pipeline(transaction=False)
+            for request_id in ids:
+                pipe.hgetall(Keys(request_id).req)
+            gone = []
+            for request_id, raw in zip(ids, pipe.execute() if ids else [], strict=True):
+                if not raw:
+                    gone.append(request_id)
+                    continue
+                row = {"request_id": request_id, **_decode_request(raw)}
+                if not wanted or row.get("state") in wanted:
+                    rows.append(row)
+            if gone:  # expired: keep the index honest (and the next page where it was)
+                self.r.zrem(REQUESTS_INDEX, *gone)
+            if len(ids) < page:
+                break
+            start += len(ids) - len(gone)
+        return rows[:limit]
 
     def errors(self, request_id: str, limit: int = ERRORS_CAP) -> list[dict[str, Any]]:
         return [json.loads(e) for e in self.r.lrange(Keys(request_id).errors, 0, limit - 1)]
@@ -809,7 +826,7 @@ class RequestStore:
         fields.update({"params": params.to_json(), "state": RequestState.PENDING.value, "updated_at": now,
                        "planned": 0, "finalize_sent": 0})  # fmt: skip
         pipe = self.r.pipeline()
-        pipe.hdel(keys.req, "finished_at", "planned_at", "error", "settled")
+        pipe.hdel(keys.req, "finished_at", "planned_at", "error", "end_reason", "settled")
         pipe.hset(keys.req, mapping=fields)
         pipe.persist(keys.req)
         pipe.persist(keys.events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -9,7 +10,7 @@ from celery import signature
 
 from dms.finalize.publish import PublishReport, publish_request
 from dms.fs.beneath import destination_beneath
-from dms.model import TERMINAL_STATES, RequestState, SyncParams
+from dms.model import TERMINAL_STATES, EndReason, RequestState, SyncParams
 from dms.request import summarize
 from dms.state.requests import RequestStore
 from dms.tasks.base import DmsTask
@@ -48,8 +49,9 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
             info = store.get(request_id) or info
             # The end is announced to waiters only once the request is settled (its plan dropped,
             # its NIC load given back, its retention set): `dms-submit sync --wait` returns then.
-            state, error = _final_state(store, params, report, info)
-            store.set_state(request_id, state, announce=False, **({"error": error} if error else {}))
+            state, error, reason = _final_state(store, params, report, info)
+            fields = {"error": error, "end_reason": reason} if error else {}
+            store.set_state(request_id, state, announce=False, **fields)
             info = store.get(request_id) or info  # the ended record: logged, then summarized
             if info["state"] == RequestState.FAILED.value:
                 store.save_carry(request_id, info["file_shards"])  # what `resume` can skip
@@ -74,23 +76,31 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
 
 def _final_state(
     store: RequestStore, params: SyncParams, report: PublishReport, info: dict[str, Any]
-) -> tuple[RequestState, str | None]:
-    """How the request ends, and why if not SUCCEEDED: cancelled, over --max-delete, files failed."""
+) -> tuple[RequestState, str | None, str | None]:
+    """How the request ends, why if not SUCCEEDED, and that reason as a word for scripts
+    (EndReason; the CLI's exit code): cancelled, over --max-delete, files failed."""
     if report.cancelled or store.is_cancelled(params.request_id):
-        return RequestState.CANCELLED, "cancelled by request"
+        return RequestState.CANCELLED, "cancelled by request", EndReason.CANCELLED
     if report.delete_limited:
         more = report.delete_limited
-        return RequestState.FAILED, (f"--max-delete {params.max_delete} reached: {more} more destination "
-                                     f"entr{'y' if more == 1 else 'ies'} not deleted")  # fmt: skip
+        entries = f"entr{'y' if more == 1 else 'ies'}"
+        limited = f"--max-delete {params.max_delete} reached: {more} more destination {entries} not deleted"
+        return RequestState.FAILED, limited, EndReason.MAX_DELETE
     if info["files_failed"]:
-        cause = _cause(store.errors(params.request_id, limit=CAUSE_WINDOW))
+        errors = store.errors(params.request_id, limit=CAUSE_WINDOW)
+        cause = _cause(errors)
         detail = f"; first: {cause['path']}: {cause['error']}" if cause else ""
         total = int(info["files_total"]) + int(info.get("links_total") or 0)  # a failed link counts as a file
         counted = f"{info['files_failed']} of {total} file(s) failed{detail}"
         if cause and "AuthenticationError" in cause["error"]:  # the one fault an operator must fix first
-            return RequestState.FAILED, f"the data-plane handshake was refused (secrets differ); {counted}"
-        return RequestState.FAILED, counted
-    return RequestState.SUCCEEDED, None
+            return (
+                RequestState.FAILED,
+                f"the data-plane handshake was refused (secrets differ); {counted}",
+                EndReason.FILES,
+            )
+        vanished = len(errors) == info["files_failed"] and all(e.get("errno") == errno.ENOENT for e in errors)
+        return RequestState.FAILED, counted, EndReason.VANISHED if vanished else EndReason.FILES
+    return RequestState.SUCCEEDED, None, None
 
 
 #: How many of the newest errors the summary looks through for the one to name.

@@ -11,7 +11,7 @@ from dms.fs.beneath import destination_beneath
 from dms.fs.names import shown
 from dms.fs.paths import validate_pair, validate_source
 from dms.fs.roots import check_roots, under_roots
-from dms.model import TERMINAL_STATES, RequestState, SyncParams
+from dms.model import TERMINAL_STATES, EndReason, RequestState, SyncParams
 from dms.plan.fanout import fan_out_wanted, fanned_out_walk, walk_subtree
 from dms.plan.planner import plan_tree
 from dms.request import make_params, task_request_id
@@ -215,7 +215,7 @@ def _walk_and_cut(self: DmsTask, params: SyncParams, lease: PlanLease) -> tuple[
         entries = fanned_out_walk(store, params, publish_walk, lease) if fan_out_wanted(params) else None
         totals = plan_tree(store, params, on_unit=start_unit, entries=entries, fence=lease.check)
     except (PathError, ConfinementError, OSError) as exc:
-        store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}")
+        store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}", end_reason=EndReason.PLANNING)
         store.log_event(request_id, "planning failed", error=str(exc))
         self.dispatch_finalize(params)  # reports, and runs the caller's chain
         return None

@@ -101,7 +101,14 @@ def test_embedded_sync_copies_reports_and_leaves_nothing_running(tmp_path: Path,
     assert processes_mentioning(home["DMS_HOME"]) == []
 
 
-def test_failed_request_exits_1_and_status_lists_the_file(tmp_path: Path, home: dict[str, str]) -> None:
+def test_version_is_one_line_as_rsync_prints_it_first(home: dict[str, str]) -> None:
+    from importlib.metadata import version
+
+    r = run_cli("--version", env=home)
+    assert r.returncode == 0 and r.stdout == f"dms-submit {version('dms')}\n", r.stdout + r.stderr
+
+
+def test_failed_request_exits_23_and_status_lists_the_file(tmp_path: Path, home: dict[str, str]) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "ok").write_text("fine")
@@ -111,7 +118,8 @@ def test_failed_request_exits_1_and_status_lists_the_file(tmp_path: Path, home: 
     (dst / "secret").mkdir()  # a directory where the file must go: publishing it fails
     (dst / "secret" / "keep").write_text("x")
     r = run_cli("sync", str(src), str(dst), "--wait", "--id", "fails-1", env=home)
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == 23, r.stdout + r.stderr  # rsync's "partial transfer due to error"
+    assert json.loads(run_cli("status", "fails-1", "--json", env=home).stdout)["end_reason"] == "files"
     assert "FAILED" in r.stdout and "secret" in r.stdout
     assert (dst / "ok").read_text() == "fine"
     status = run_cli("status", "fails-1", "--files", env=home)
@@ -203,6 +211,9 @@ def test_cancel_stops_a_large_transfer_and_leaves_no_staging(
     assert r.returncode == 0, r.stdout + r.stderr
     info = store.get(big.request_id)
     assert info["state"] == "CANCELLED" and info["bytes_done"] < info["bytes_total"]
+    assert info["end_reason"] == "cancelled", info
+    watched = run_cli("watch", big.request_id, "--plain", env=redis_server.env(), timeout=60)
+    assert watched.returncode == 20, watched.stdout + watched.stderr  # rsync's code for an interrupted run
     assert [p for p in dst.rglob("*") if p.is_file()] == []  # neither staging nor published files
     assert wait(store, small.request_id, timeout=60)["state"] == "SUCCEEDED"
     assert (tmp_path / "small-dst" / "note").read_text() == "small and urgent"

@@ -143,9 +143,14 @@ def _restart(worker: NodeWorker) -> None:
     worker.start()
 
 
-def _sync_small(pair: Pair, dms_app: Any, store: Any, name: str) -> tuple[Path, Path, dict[str, Any]]:
+def _sync_small(
+    pair: Pair, dms_app: Any, store: Any, name: str, links: bool = False
+) -> tuple[Path, Path, dict[str, Any]]:
     src, dst = pair.root / "r" / name, pair.root / "s" / name
     make_tree(src, files=30, big_files=1, big_size=6 * 1024 * 1024)
+    if links:  # a hard link (fails with its target) and a symlink (needs no data)
+        os.link(src / "dir0" / "file0.txt", src / "dir1" / "same-inode")
+        os.symlink("dir0/file0.txt", src / "link")
     params = make_params(str(src), str(dst), request_id=unique_id(name), direction="R_TO_S", chunk_size="4MiB")
     submit(dms_app, store, params)
     return src, dst, wait(store, params.request_id, timeout=120)
@@ -172,11 +177,15 @@ def test_the_data_plane_secret_rotates_one_node_at_a_time_with_no_failed_request
             assert_same_tree(src, dst)
         pair.secret_file("s1").write_bytes(os.urandom(24).hex().encode() + b"\n")  # shared by nobody
         _restart(pair.s1)
-        src, dst, info = _sync_small(pair, dms_app, store, "rotate-wrong")
+        src, dst, info = _sync_small(pair, dms_app, store, "rotate-wrong", links=True)
         assert info["state"] == "FAILED", info
         assert info["error"].startswith("the data-plane handshake was refused"), info["error"]
-        assert f"{info['files_failed']} of {info['files_total']} file(s) failed" in info["error"], info
-        assert info["files_failed"] <= info["files_total"] and info["files_done"] == 0, info
+        # each name counted once: every file, and the hard link whose target failed; of all
+        # the names that needed anything (files and links), so never "51 of 50"
+        names = info["files_total"] + info["links_total"]
+        assert info["links_total"] == 2 and info["files_done"] == 0, info
+        assert info["files_failed"] == info["files_total"] + 1, info
+        assert f"{info['files_failed']} of {names} file(s) failed" in info["error"], info
     finally:
         for node in ("r1", "s1"):
             pair.secret_file(node).write_bytes(old + b"\n")

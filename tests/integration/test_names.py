@@ -99,7 +99,7 @@ def test_a_failed_odd_name_is_named_in_one_escaped_line(
     for extra in (["--json"], []):
         r = subprocess.run([sys.executable.encode(), b"-m", b"dms.cli", b"sync", os.fsencode(src), dst, b"--wait",
                             *(e.encode() for e in extra)], env=env, capture_output=True, timeout=120)  # fmt: skip
-        assert r.returncode == 1, r.stderr
+        assert r.returncode == 23, r.stderr  # some files failed
         out = r.stdout.decode()  # valid UTF-8: every odd byte is escaped
         assert "/proc/self/fd" not in out and "\\udc" not in out, out
         if extra:

@@ -110,6 +110,7 @@ def test_max_delete_stops_and_fails(tmp_path: Path, dms_app: Any, store: Any) ->
         (dst / f"extra{i}").write_text("x")
     info = dms(dms_app, store, src, dst, delete=True, max_delete=2)
     assert info["state"] == "FAILED" and "--max-delete 2 reached: 3 more" in info["error"]
+    assert info["end_reason"] == "max_delete", info  # dms-submit exits 25, as rsync does
     assert len([p for p in dst.iterdir() if p.name.startswith("extra")]) == 3
     assert (dst / "keep").read_text() == "k"  # the copy itself still happened, as with rsync
 

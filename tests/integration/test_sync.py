@@ -56,7 +56,7 @@ def test_file_vanishing_between_plan_and_transfer_fails_only_that_file(
     (src / "d" / "f13").unlink()
     start_worker(params.data_queue)
     info = wait(store, rid, poll=0.1, timeout=120)
-    assert info["state"] == "FAILED"
+    assert info["state"] == "FAILED" and info["end_reason"] == "vanished", info  # exit 24, as rsync's
     assert info["files_failed"] == 1 and info["files_done"] == 29
     assert "d/f13" in info["error"]
     errors = store.errors(rid)
@@ -480,3 +480,28 @@ def test_a_sync_leaves_the_source_page_cache_as_it_found_it(tmp_path: Path, dms_
     assert cached_bytes(src / "cold-chunked") == 0
     assert cached_bytes(src / "warm") > 3 * MIB
     assert_same_tree(src, dst)  # reads the source: last
+
+
+def test_listing_by_state_filters_before_it_limits(store: Any) -> None:
+    """`list --state FAILED --limit 3` is the 3 newest FAILED requests, even when 600 newer
+    requests in other states come first in the index (more than one page of it)."""
+    from dms.model import RequestState
+    from dms.state.requests import REQUESTS_INDEX
+
+    tag = unique_id("listing")
+    made = []
+    try:
+        for k in range(605):
+            rid = f"{tag}-{k:03d}"
+            store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))
+            made.append(rid)
+            state = RequestState.FAILED if k < 4 else RequestState.SUCCEEDED
+            store.set_state(rid, state, **({"error": "planning failed: test"} if k < 4 else {}))
+            store.r.zadd(REQUESTS_INDEX, {rid: 2e9 + k})  # in this order, newest last, after every other
+        listed = store.list_requests(limit=3, states=["failed"])
+        assert [r["request_id"] for r in listed] == [f"{tag}-003", f"{tag}-002", f"{tag}-001"]
+        assert len(store.list_requests(limit=700, states=["FAILED"], since=2e9)) == 4
+        assert len(store.list_requests(limit=10)) == 10
+    finally:
+        store.r.zrem(REQUESTS_INDEX, *made)
+        store.delete_keys([f"dms:req:{rid}{suffix}" for rid in made for suffix in ("", ":events")])
