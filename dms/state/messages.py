@@ -9,7 +9,7 @@ publish for a fraction of the imports.
 The message is Celery's task protocol 2 ("Message Protocol" in Celery's docs), field for
 field as `app.amqp.as_task_v2` builds it, published like `send_task` does: by the default
 exchange to the queue named as routing key, the queue declared first, with the publish
-retry policy of celeryconfig (ride out a Redis restart). tests/integration/test_client_messages.py
+retry policy as the workers' (dms.defaults: ride out a Redis restart). tests/integration/test_client_messages.py
 compares it with the message Celery builds, so a Celery upgrade that changes the protocol
 fails a test, not a sync. Workers and the janitor keep using the Celery app.
 
@@ -28,6 +28,7 @@ import socket
 import uuid
 from typing import Any, Protocol
 
+from dms.defaults import BROKER_TRANSPORT_OPTIONS, PUBLISH_RETRY_POLICY
 from dms.settings import redacted
 from dms.state.resp import RespClient, light_url
 
@@ -83,10 +84,8 @@ class KombuSender:
         """Publish task `name` with `args` to `queue`; returns the task id."""
         from kombu import Connection, Exchange, Queue  # type: ignore[attr-defined]
 
-        import celeryconfig
-
         if self._connection is None:
-            options = celeryconfig.broker_transport_options
+            options = BROKER_TRANSPORT_OPTIONS
             self._connection = Connection(self.broker_url, transport_options=options)  # type: ignore[no-untyped-call]
         task_id = str(uuid.uuid4())
         body, headers, properties = task_message(name, args, task_id)
@@ -99,7 +98,7 @@ class KombuSender:
             delivery_mode=2,
             declare=[Queue(queue, Exchange(queue), routing_key=queue)],  # type: ignore[no-untyped-call]
             retry=True,
-            retry_policy=celeryconfig.task_publish_retry_policy,
+            retry_policy=PUBLISH_RETRY_POLICY,
             **properties,
         )
         return task_id

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import gc
-import os
 
 import click
 from celery import Celery
 from celery.signals import worker_process_init
 
+from dms.worker.celery_settings import configure
+
 __all__ = ["app"]
 
 app = Celery("dms", include=["dms.tasks.plan", "dms.tasks.transfer", "dms.tasks.finalize"])
-app.config_from_object(os.environ.get("DMS_CELERY_CONFIG", "celeryconfig"))
+configure(app)  # DMS's guarantees, the site's celeryconfig.py loaded by path, the endpoints
 # Every DMS task shares bookkeeping and cached clients through DmsTask.
 app.conf.task_cls = "dms.tasks.base:DmsTask"
 

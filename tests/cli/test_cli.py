@@ -154,6 +154,7 @@ def test_embedded_start_ends_interrupted_requests_instead_of_running_them(tmp_pa
     from dms.client.submit import submit
     from dms.model import SyncParams
     from dms.state.requests import RequestStore, connect
+    from dms.worker.celery_settings import configure
 
     old_src, new_src = tmp_path / "old", tmp_path / "new"
     old_src.mkdir()
@@ -165,7 +166,7 @@ def test_embedded_start_ends_interrupted_requests_instead_of_running_them(tmp_pa
         with EmbeddedService() as service:  # no worker: the request stays queued, as after a Ctrl-C
             # a private app: the shared one keeps its broker connection pool for the session
             app = Celery("interrupted-test", broker=service.broker_url)
-            app.config_from_object("celeryconfig")
+            configure(app)
             app.conf.broker_url = service.broker_url
             store = RequestStore(connect(service.state_url))
             submit(app, store, SyncParams("interrupted-1", str(old_src), str(tmp_path / "old-dst")))
