@@ -107,6 +107,7 @@ def plan_tree(
     else:
         quick_check = False  # the walkers did it, and said so with UpToDate
     for found in entries:
+        fence()  # a clock read, and a lease renewal every RENEW_SECONDS: up-to-date files write nothing
         if isinstance(found, UpToDate):
             planner.up_to_date(found.size)
         elif isinstance(found, FileRecord):
@@ -193,7 +194,7 @@ class _Planner:
                 self.new_unit([UnitPiece(entry, offset, length)])
         if len(self.carried) >= 1000:
             self.fence()
-            self.store.record_unit(self.rid, None, self.carried, [])
+            self.store.record_unit(self.rid, None, self.carried, [], epoch=self.params.epoch)
             self.carried.clear()
         return True
 
@@ -250,7 +251,7 @@ class _Planner:
             shards.flush()
         self.fence()
         if self.carried:
-            self.store.record_unit(self.rid, None, self.carried, [])
+            self.store.record_unit(self.rid, None, self.carried, [], epoch=self.params.epoch)
         self.store.add_dryrun(self.rid, self.report)
         return PlanTotals(
             files_total=self.files.count,

@@ -209,6 +209,9 @@ class UnitProgress:
     planned: bool
     finalize_sent: bool
     failed_new: int = 0  # failures recorded by this call (not seen before)
+    #: nothing was recorded: the request has ended, or is another incarnation now. Its
+    #: lanes are not this task's to advance.
+    ended: bool = False
 
     @property
     def all_done(self) -> bool:
@@ -227,9 +230,11 @@ class UnitProgress:
 _RECORD_UNIT = """
 local req = KEYS[1]
 local state = redis.call('HGET', req, 'state')
-if not state or state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
+local epoch = redis.call('HGET', req, 'epoch')
+local stale = ARGV[5] ~= '' and epoch and epoch ~= ARGV[5]
+if stale or not state or state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then
   local v = redis.call('HMGET', req, 'tasks_done', 'tasks_total', 'planned', 'finalize_sent')
-  return {0, tonumber(v[1] or '0'), tonumber(v[2] or '-1'), v[3] or '', v[4] or '', 0}
+  return {0, tonumber(v[1] or '0'), tonumber(v[2] or '-1'), v[3] or '', v[4] or '', 0, 1}
 end
 local first = false
 if ARGV[1] ~= '' then
@@ -238,7 +243,7 @@ if ARGV[1] ~= '' then
   redis.call('HDEL', KEYS[5], ARGV[1])
 end
 local n_ok, n_failed, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local i = 5
+local i = 6
 local bytes = 0
 for j = 1, n_ok do
   if redis.call('HSETNX', KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2]) == 1 then
@@ -266,7 +271,7 @@ else
   done = tonumber(redis.call('HGET', req, 'tasks_done') or '0')
 end
 local v = redis.call('HMGET', req, 'tasks_total', 'planned', 'finalize_sent')
-return {first and 1 or 0, done, tonumber(v[1] or '-1'), v[2] or '', v[3] or '', failed_new}
+return {first and 1 or 0, done, tonumber(v[1] or '-1'), v[2] or '', v[3] or '', failed_new, 0}
 """
 
 # A running unit's byte counter (KEYS[1]) and its claim with the Redis time it was written
@@ -299,8 +304,10 @@ return 1
 _MARK_PUBLISHED = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then return 0 end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if ARGV[1] ~= '' and epoch and epoch ~= ARGV[1] then return 0 end
 local new = 0
-for i = 1, #ARGV do
+for i = 2, #ARGV do
   if redis.call('SETBIT', KEYS[2], ARGV[i], 1) == 0 then new = new + 1 end
 end
 if new > 0 then redis.call('HINCRBY', KEYS[1], 'files_done', new) end
@@ -401,7 +408,8 @@ class RequestStore:
             raise RequestExists(f"request id {params.request_id!r} is already in use (state {current})")
         if leftovers:
             self._drop_leftovers(params.request_id)
-        fields: dict[str, Any] = {"state": RequestState.PENDING.value, "created_at": now, "updated_at": now}
+        fields: dict[str, Any] = {"state": RequestState.PENDING.value, "created_at": now, "updated_at": now,
+                                  "epoch": params.epoch, "base_epoch": params.epoch}  # fmt: skip
         fields.update({name: 0 for name in _INT_FIELDS})
         self.r.hset(keys.req, mapping=fields)
         self.r.zadd(REQUESTS_INDEX, {params.request_id: now})
@@ -633,9 +641,16 @@ class RequestStore:
 
     # -- transfer bookkeeping -----------------------------------------------------------
     def record_unit(
-        self, request_id: str, index: int | None, ok: Iterable[RecordedPiece], failed: Iterable[FailedPiece]
+        self,
+        request_id: str,
+        index: int | None,
+        ok: Iterable[RecordedPiece],
+        failed: Iterable[FailedPiece],
+        epoch: int | None = None,
     ) -> UnitProgress:
-        """Record a unit's digests and failures, once; `index=None` records failures of no unit."""
+        """Record a unit's digests and failures, once; `index=None` records failures of no unit.
+        With `epoch`: nothing, if the request is another incarnation now (a resume, or a plan
+        started over): its unit numbers and file ids name other work."""
         keys = Keys(request_id)
         key_list = [keys.req, keys.units_done, keys.errors, keys.inflight, keys.running]
         key_index: dict[str, int] = {}
@@ -662,9 +677,14 @@ class RequestStore:
             ]
             n_failed += 1
         unit = "" if index is None else index
-        result = self._record_unit(keys=key_list, args=[unit, n_ok, n_failed, ERRORS_CAP, *ok_args, *failed_args])
-        first, done, total, planned, sent, failed_new = result
-        return UnitProgress(bool(first), int(done), int(total), planned == "1", sent == "1", int(failed_new))
+        fence = "" if epoch is None else epoch
+        result = self._record_unit(
+            keys=key_list, args=[unit, n_ok, n_failed, ERRORS_CAP, fence, *ok_args, *failed_args]
+        )
+        first, done, total, planned, sent, failed_new, ended = result
+        return UnitProgress(
+            bool(first), int(done), int(total), planned == "1", sent == "1", int(failed_new), bool(ended)
+        )
 
     def report_inflight(self, request_id: str, index: int, moved: int, claim: str = "") -> None:
         """Live progress of a running unit; overwritten, never added, so a rerun cannot inflate it.
@@ -741,12 +761,15 @@ class RequestStore:
         """Mark files failed (first reason wins, counted once); returns how many were new."""
         return self.record_unit(request_id, None, [], failed).failed_new
 
-    def mark_published(self, request_id: str, file_ids: Sequence[int]) -> int:
-        """Count published files once each, in one round trip; returns how many were new."""
+    def mark_published(self, request_id: str, file_ids: Sequence[int], epoch: int | None = None) -> int:
+        """Count published files once each, in one round trip; returns how many were new.
+        With `epoch`: nothing, if the request is another incarnation now (its file ids
+        number other files)."""
         if not file_ids:
             return 0
         keys = Keys(request_id)
-        return int(self._mark_published(keys=[keys.req, keys.published], args=list(file_ids)))
+        args = ["" if epoch is None else epoch, *file_ids]
+        return int(self._mark_published(keys=[keys.req, keys.published], args=args))
 
     def published_ids(self, request_id: str, shard: int) -> set[int]:
         """File ids of one shard whose published bit is set, in one small script call (a
@@ -807,24 +830,34 @@ class RequestStore:
             out[relpath] = (int(size), int(mtime_ns), parsed)
         return out
 
-    def reset_for_resume(self, request_id: str, params: SyncParams, shards: dict[str, int] | None = None) -> None:
+    def reset_for_resume(
+        self, request_id: str, params: SyncParams, shards: dict[str, int] | None = None, *, started_over: bool = False
+    ) -> None:
         """Start a new incarnation of an ended or abandoned request: drop its plan (the
         carry-over stays), zero its counters, store `params` (a higher epoch), PENDING.
-        `shards`: how many shards of each kind to drop, for a plan that never recorded them."""
+        `shards`: how many shards of each kind to drop, for a plan that never recorded them.
+        `started_over`: the plan itself starts over (restart_plan): the messages of its plan
+        keep their epoch (plan_epochs), a cancel stays, and so does the lost-walk count."""
         keys = Keys(request_id)
         info = self.get(request_id) or {}
         counts = shards or {
             kind: int(info.get(f"{kind[:-1]}_shards", 0)) for kind in ("files", "dirs", "links", "names")
         }
         self.drop_plan(request_id, int(info.get("tasks_total", 0)), counts["files"], counts["dirs"],
-                       counts["links"], counts["names"])  # fmt: skip
-        names = [keys.finalize_lock, keys.errors, keys.dryrun, keys.routes]
+                       counts["links"], counts["names"], keep_cancel=started_over)  # fmt: skip
+        names = [keys.finalize_lock, keys.errors, keys.dryrun]
+        # routes carry NIC load: a resume drops them (nothing runs); a plan starting over gave
+        # their load back already, and keeps what a late task of the old epoch routed since,
+        # for the new unit of that index to replace or finalize to give back
+        names += [] if started_over else [keys.routes]
         names += [keys.failed(s) for s in range(counts["files"])]
         self.r.delete(*names)
         now = time.time()
         fields: dict[str, Any] = {name: 0 for name in _INT_FIELDS}
         fields.update({"params": params.to_json(), "state": RequestState.PENDING.value, "updated_at": now,
-                       "planned": 0, "finalize_sent": 0})  # fmt: skip
+                       "planned": 0, "finalize_sent": 0, "epoch": params.epoch})  # fmt: skip
+        if not started_over:
+            fields.update(base_epoch=params.epoch, walks_lost=0)
         pipe = self.r.pipeline()
         pipe.hdel(keys.req, "finished_at", "planned_at", "error", "end_reason", "settled")
         pipe.hset(keys.req, mapping=fields)
@@ -846,11 +879,21 @@ class RequestStore:
             shards["files"], self._shards_written(keys, "digests"), self._shards_written(keys, "failed")
         )
         carried = self.save_carry(request_id, shards["files"])
-        cancelled = self.is_cancelled(request_id)
-        self.reset_for_resume(request_id, params, shards)
-        if cancelled:
-            self.request_cancel(request_id)
+        self.reset_for_resume(request_id, params, shards, started_over=True)
         return carried
+
+    def begin_epoch(self, request_id: str, params: SyncParams) -> None:
+        """Make `params` (a higher epoch) the request's incarnation at once: every task of the
+        old one is stale from here on (live_params, and the epoch fence of record_unit and
+        mark_published), before restart_plan drops what the old one wrote."""
+        self.r.hset(Keys(request_id).req, mapping={"params": params.to_json(), "epoch": params.epoch})
+
+    def plan_epochs(self, request_id: str) -> tuple[int, int]:
+        """(base, current): a plan message of any epoch in between belongs to this incarnation
+        (the plan started over since it was published), one older is of an earlier resume."""
+        current = self.params(request_id).epoch
+        base = self.r.hget(Keys(request_id).req, "base_epoch")
+        return (int(base) if base is not None else current), current
 
     def _shards_written(self, keys: Keys, kind: str) -> int:
         """1 + the highest shard number of `kind` stored (an unfinished plan recorded no count)."""
@@ -858,15 +901,25 @@ class RequestStore:
         return 1 + max((int(n) for n in numbers if n.isdigit()), default=-1)
 
     def drop_plan(
-        self, request_id: str, units: int, file_shards: int, dir_shards: int, link_shards: int = 0, name_shards: int = 0
+        self,
+        request_id: str,
+        units: int,
+        file_shards: int,
+        dir_shards: int,
+        link_shards: int = 0,
+        name_shards: int = 0,
+        *,
+        keep_cancel: bool = False,
     ) -> None:
-        """Delete what only the transfer needed; keep the request hash, errors and failures."""
+        """Delete what only the transfer needed; keep the request hash, errors and failures
+        (and the cancel mark, with `keep_cancel`)."""
         keys = Keys(request_id)
         names = [keys.unit(k) for k in range(units)] + [keys.unit_description(k) for k in range(units)]
         names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
         names += [keys.links(s) for s in range(link_shards)] + [keys.names(s) for s in range(name_shards)]
         names += [keys.digests(s) for s in range(file_shards)]
-        names += [keys.units_done, keys.dispatched, keys.published, keys.cancel, keys.inflight, keys.running]
+        names += [keys.units_done, keys.dispatched, keys.published, keys.inflight, keys.running]
+        names += [] if keep_cancel else [keys.cancel]
         self.delete_keys(names)
 
     def delete_keys(self, names: Sequence[str]) -> None:

@@ -5,9 +5,11 @@ them when it starts and consumes each chunk as it numbers it), unlike the reques
 records, which outlive the request by the retention period.
 
 Every key is under the plan run's token (the holder of the plan lease, dms.state.leases):
-a later run of the same plan never reads, and never deletes under the feet of, what an
-earlier run or its walkers wrote. A chunk the planner expects but cannot find was lost
-(Redis lost data): that raises WalkLost, never a silently shorter walk.
+a later run of the same plan never reads what an earlier run or its walkers wrote. It
+drops those keys when it starts; an earlier run still going then finds a chunk gone, asks
+the lease, and learns it was superseded, instead of taking the gap for a shorter walk. A
+chunk the planner expects and cannot find otherwise was lost (Redis lost data): that
+raises WalkLost, never a silently shorter walk.
 """
 
 from __future__ import annotations

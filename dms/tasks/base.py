@@ -114,6 +114,8 @@ class DmsTask(Task):  # type: ignore[misc]
         flight to end sends finalize, so a cancel costs the units already published, not
         one empty task per unit left.
         """
+        if progress.ended:  # the request ended, or is another incarnation now: its lanes are not ours
+            return
         if self.store.is_cancelled(params.request_id):
             self.finalize_cancelled(params, progress)
             return

@@ -35,7 +35,8 @@ WALK_LOST_RETRIES = 3
 @app.task(name="dms.plan", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
 def plan(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
     """Plan a request whose record exists (dms-submit and dms.client.submit.submit create it)."""
-    if self.store.params(request_id).epoch != epoch:  # an earlier incarnation of a resumed request
+    base, current = self.store.plan_epochs(request_id)
+    if not base <= epoch <= current:  # an earlier incarnation of a resumed request
         return {"request_id": request_id, "stale": True}
     return run_plan(self, request_id)
 
@@ -55,7 +56,8 @@ def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[s
     try:
         self.store.create(params)
     except RequestExists:
-        if self.store.params(request_id) != params:
+        stored = self.store.params(request_id)  # its epoch moves if its plan started over
+        if dataclasses.replace(stored, epoch=params.epoch) != params:
             raise
     return run_plan(self, request_id)
 
@@ -126,12 +128,17 @@ def run_plan(self: DmsTask, request_id: str) -> dict[str, Any]:
     except PlanSuperseded as exc:
         store.log_event(request_id, "plan run superseded", run=lease.token, error=str(exc))
         return {"request_id": request_id, "superseded": True}
-    except WalkLost as exc:  # Redis lost part of the walk: walk again, from the start
+    except WalkLost as exc:
+        if not lease.held():  # the run that took over dropped this run's walk
+            store.log_event(request_id, "plan run superseded", run=lease.token, error=str(exc))
+            return {"request_id": request_id, "superseded": True}
+        # Redis lost part of the walk: walk again, from the start (under the epoch now current)
         store.log_event(request_id, "plan run interrupted", run=lease.token, error=str(exc))
         if store.add_count(request_id, "walks_lost", 1) > WALK_LOST_RETRIES:
             raise  # fails the request (DmsTask.on_failure): something keeps losing the walk
         lease.release()
-        raise self.retry(countdown=1, max_retries=self.request.retries + 1) from exc
+        args = (request_id, store.params(request_id).epoch) if self.name == "dms.plan" else None
+        raise self.retry(args=args, countdown=1, max_retries=self.request.retries + 1) from exc
     finally:
         lease.release()
 
@@ -162,6 +169,7 @@ def _start_over(self: DmsTask, params: SyncParams) -> SyncParams:
     chunks over by path. Late tasks of the old epoch are no-ops."""
     store, request_id = self.store, params.request_id
     new = dataclasses.replace(params, epoch=params.epoch + 1)
+    store.begin_epoch(request_id, new)  # from here on, the old epoch's tasks record and route nothing
     if params.clustered:
         self.registry.release_all(request_id)  # the old units' NIC load
     carried = store.restart_plan(request_id, new)

@@ -65,15 +65,16 @@ class TransferTask(DmsTask):
         try:
             if self.store.params(request_id).epoch != epoch:
                 return
-            self.fail_unit(request_id, index, f"transfer task failed: {type(exc).__name__}: {exc}")
+            self.fail_unit(request_id, index, f"transfer task failed: {type(exc).__name__}: {exc}", epoch)
         except Exception:
             super().on_failure(exc, task_id, args, kwargs, einfo)
 
-    def fail_unit(self, request_id: str, index: int, message: str) -> None:
+    def fail_unit(self, request_id: str, index: int, message: str, epoch: int) -> None:
+        """Fail every piece of the unit, as a task of incarnation `epoch` (its message's)."""
         params = self.store.params(request_id)
         pieces = self.store.load_unit(request_id, index)
         failed = [FailedPiece(p.file.file_id, p.file.relpath, message) for p in pieces]
-        progress = self.store.record_unit(request_id, index, [], failed)
+        progress = self.store.record_unit(request_id, index, [], failed, epoch=epoch)
         if params.clustered:
             self.registry.release(request_id, [index])
         self.advance(params, index, progress)
@@ -84,11 +85,12 @@ class TransferTask(DmsTask):
         me = current_node()
         if me is None or me.cluster != params.source_cluster:
             where = f"node {me.name} of cluster {me.cluster}" if me else "a worker started without --dms-node"
-            self.fail_unit(params.request_id, index, f"unit reached {where}, not cluster {params.source_cluster}")
+            self.fail_unit(params.request_id, index, f"unit reached {where}, not cluster {params.source_cluster}",
+                           params.epoch)  # fmt: skip
             return None
         if not under_roots(params.source, me.roots):
             outside = ConfinementError(f"source {params.source} is outside node {me.name}'s roots")
-            self.fail_unit(params.request_id, index, str(outside))
+            self.fail_unit(params.request_id, index, str(outside), params.epoch)
             return None
         nic = self.my_nic(me)
         if nic is None:
@@ -184,14 +186,15 @@ class TransferTask(DmsTask):
             return
         if self.request.retries >= MAX_ROUTE_RETRIES:
             tries = self.request.retries + 1
-            self.fail_unit(params.request_id, index, f"data connection failed {tries} times; last: {message}")
+            self.fail_unit(params.request_id, index, f"data connection failed {tries} times; last: {message}",
+                           params.epoch)  # fmt: skip
             return
         self.retry(queue=nic_queue(route.source.node, route.source.interface), countdown=self.backoff(),
                    max_retries=MAX_ROUTE_RETRIES, exc=None)  # fmt: skip
 
     def retry_later(self, params: SyncParams, index: int, message: str) -> None:
         if self.request.retries >= MAX_ROUTE_RETRIES:
-            self.fail_unit(params.request_id, index, message)
+            self.fail_unit(params.request_id, index, message, params.epoch)
             return
         self.retry(countdown=self.backoff(), max_retries=MAX_ROUTE_RETRIES, exc=None)
 
@@ -214,11 +217,11 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
     if store.unit_done(request_id, unit_index):  # a duplicate (re-dispatched by the janitor, redelivered)
         # the first run may have died between recording the unit and starting the next of its
         # lane: advancing again is idempotent (a unit is published once, finalize once)
-        self.advance(params, unit_index, store.record_unit(request_id, None, [], []))
+        self.advance(params, unit_index, store.record_unit(request_id, None, [], [], epoch=epoch))
         return {"request_id": request_id, "unit": unit_index, "status": "done already"}
     pieces = store.load_unit(request_id, unit_index)
     if store.is_cancelled(request_id):
-        progress = store.record_unit(request_id, unit_index, [], [])
+        progress = store.record_unit(request_id, unit_index, [], [], epoch=epoch)
         self.advance(params, unit_index, progress)
         return {"request_id": request_id, "unit": unit_index, "status": "cancelled"}
 
@@ -248,8 +251,8 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         # the request ended or was resumed while this ran (a hung worker waking up): its
         # counters belong to someone else now
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
-    store.mark_published(request_id, result.published)  # before the unit counts: finalize skips them
-    progress = store.record_unit(request_id, unit_index, result.ok, result.failed)
+    store.mark_published(request_id, result.published, epoch=epoch)  # before the unit counts: finalize skips them
+    progress = store.record_unit(request_id, unit_index, result.ok, result.failed, epoch=epoch)
     if progress.first:
         store.log_event(request_id, "unit done", unit=unit_index, pieces=len(result.ok), failed=len(result.failed),
                         bytes=result.bytes_moved, worker=self.request.hostname, via=via)  # fmt: skip

@@ -13,6 +13,7 @@ heartbeat's own interval is all there is.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -41,6 +42,7 @@ class LinkWatcher:
     def start(self) -> bool:
         try:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # a flap's burst, and then some
             sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))
             sock.settimeout(1.0)  # wake up to notice stop()
         except (OSError, AttributeError) as exc:  # AttributeError: no AF_NETLINK on this platform
@@ -61,11 +63,12 @@ class LinkWatcher:
                 self._drain()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError as exc:
                 if self.stopped.is_set():
                     return
-                log.exception("link watcher: netlink read failed; NIC states are read at each heartbeat only")
-                return
+                if exc.errno != errno.ENOBUFS:  # ENOBUFS: the kernel dropped messages; a beat catches up
+                    log.exception("link watcher: netlink read failed; NIC states are read at each heartbeat only")
+                    return
             try:
                 self.on_change()
             except Exception:  # the beat logs its own failures; this thread must live on

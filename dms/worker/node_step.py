@@ -60,6 +60,7 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.worker: Any = None
         self.incarnation = ""
         self.beating = threading.Lock()  # the timer's beats and the link watcher's
+        self.stopping = False
         self.links: LinkWatcher | None = None
         if not dms_node:
             return
@@ -91,6 +92,8 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
                  ", ".join(q.name for q in node_queues(self.node)))  # fmt: skip
 
     def stop(self, worker: Any) -> None:
+        with self.beating:
+            self.stopping = True  # a beat that was waiting for the lock announces nothing now
         if self.links is not None:
             self.links.stop()
             self.links = None
@@ -108,7 +111,7 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         """One heartbeat, then (`sweep`) the janitor's turn; never raises (a Redis blip must
         not kill the worker's loop). Called by the worker's timer and by the link watcher."""
         with self.beating:
-            beaten = self._beat()
+            beaten = not self.stopping and self._beat()
         if beaten and sweep and self.store is not None and self.registry is not None and self.app is not None:
             sweep_units(self.store, self.registry, self.app.tasks["dms.transfer"], self.stall_timeout)
 

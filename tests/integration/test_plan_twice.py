@@ -123,16 +123,47 @@ def test_walk_writes_need_the_claim_a_lost_chunk_is_loud_and_the_lease_is_one_ho
         walks.take_chunk(rid, 0, 0)
     walks.drop(rid)
 
+    store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))  # the lease counts its runs there
     first, second = PlanLease(store, rid), PlanLease(store, rid)
     assert first.acquire() and not second.acquire() and second.holder() == first.token
     first.renewed = 0.0
     first.check()  # renewed
+    PlanLease.break_lease(store, rid)  # as if it ran out while nobody wanted it
+    assert first.held() and first.holder() == first.token  # taken back: nobody came in between
     PlanLease.break_lease(store, rid)
     assert second.acquire()
-    first.renewed = 0.0
+    second.release()  # came and went: the lease is free, but it is not first's any more
+    assert not first.held() and first.holder() is None
     with pytest.raises(PlanSuperseded):
+        first.renewed = 0.0
         first.check()
     first.release()  # not the holder: changes nothing
-    assert second.holder() == second.token
+    assert second.acquire() and second.holder() == second.token
     second.release()
     assert second.holder() is None
+
+
+def test_a_task_of_an_older_incarnation_records_and_publishes_nothing(store: Any) -> None:
+    """After a resume or a plan that started over, unit numbers and file ids name other work:
+    a transfer of the old epoch that passed its own check records nothing, marks nothing
+    published, and is told the request is not its own (so it advances no lane)."""
+    import dataclasses
+
+    from dms.model import RecordedPiece
+
+    rid = unique_id("epochs")
+    params = SyncParams(rid, "/nonexistent-src", "/nonexistent-dst")
+    store.create(params)
+    store.mark_planned(rid, tasks_total=3)
+    assert store.plan_epochs(rid) == (params.epoch, params.epoch)
+    newer = dataclasses.replace(params, epoch=params.epoch + 1)
+    store.begin_epoch(rid, newer)
+    assert store.plan_epochs(rid) == (params.epoch, newer.epoch)  # its plan messages still count
+    late = store.record_unit(rid, 0, [RecordedPiece(0, 0, 10, "a" * 32)], [], epoch=params.epoch)
+    assert late.ended and not late.first and not store.unit_done(rid, 0)
+    assert store.mark_published(rid, [0, 1], epoch=params.epoch) == 0
+    now = store.record_unit(rid, 0, [RecordedPiece(0, 0, 10, "a" * 32)], [], epoch=newer.epoch)
+    assert now.first and not now.ended and store.unit_done(rid, 0)
+    assert store.mark_published(rid, [0], epoch=newer.epoch) == 1
+    store.reset_for_resume(rid, dataclasses.replace(params, epoch=newer.epoch + 5))  # a user's resume
+    assert store.plan_epochs(rid) == (newer.epoch + 5, newer.epoch + 5)
