@@ -16,8 +16,9 @@ from typing import Any
 from celery.canvas import Signature
 
 from dms.client.connect import control_plane
-from dms.client.submit import check_request_paths, submit, wait
+from dms.client.submit import cancel, check_request_paths, submit, wait
 from dms.config import load_config
+from dms.errors import SyncTimeout
 from dms.fs.paths import validate_pair
 from dms.request import make_params, summarize
 from dms.settings import active_config
@@ -45,18 +46,51 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
                          queue=params.control_queue)  # fmt: skip
 
 
+#: How long a cancel on timeout waits for the request to end.
+CANCEL_WAIT_SECONDS = 120.0
+
+
 def sync(
-    source: str, destination: str, *, timeout: float | None = None, config: str | None = None, **options: Any
+    source: str,
+    destination: str,
+    *,
+    timeout: float | None = None,
+    on_timeout: str = "leave",
+    config: str | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Run a sync to the end and return its summary (raises PathError etc. before starting).
 
     Uses the configured DMS service (DMS_BROKER_URL / DMS_CONFIG / `config`), or the
     embedded mode when none is configured, like `dms-submit sync --wait`.
+
+    `timeout` (seconds): raise SyncTimeout if the request has not ended by then. With
+    on_timeout="leave" (the default) a request in the service keeps running (follow it with
+    `dms-submit watch`); with "cancel" it is cancelled and this waits for it to end. In the
+    embedded mode the request is always cancelled: its worker stops with this call.
     """
+    if on_timeout not in ("leave", "cancel"):
+        raise ValueError(f"on_timeout must be 'leave' or 'cancel', not {on_timeout!r}")
     loaded = load_config(config) if config else None
     defaults = (loaded or active_config()).defaults  # workers.yml's defaults:, as the CLI applies them
     params = make_params(source, destination, defaults=defaults, **options)
     check_request_paths(params, loaded)  # before the embedded services start for nothing
+    rid = params.request_id
     with control_plane(config, worker_concurrency=params.parallelism) as plane:
         submit(plane.sender, plane.store, params, check_paths=False, config=loaded)  # checked above
-        return summarize(params.request_id, wait(plane.store, params.request_id, timeout=timeout, alive=plane.alive))
+        try:
+            return summarize(rid, wait(plane.store, rid, timeout=timeout, alive=plane.alive))
+        except TimeoutError as exc:
+            if on_timeout == "cancel" or plane.embedded is not None:
+                cancel(plane.store, rid)
+                try:
+                    end = wait(plane.store, rid, timeout=CANCEL_WAIT_SECONDS, alive=plane.alive)["state"]
+                except TimeoutError:
+                    end = f"not ended after {CANCEL_WAIT_SECONDS:g} s more"
+                raise SyncTimeout(f"{exc}; cancelled: it ended {end}", rid, True) from None
+            raise SyncTimeout(
+                f"{exc}; it keeps running: follow it with `dms-submit watch {rid}`, "
+                f"stop it with `dms-submit cancel {rid}`",
+                rid,
+                False,
+            ) from None

@@ -39,6 +39,7 @@ __all__ = [
     "RequestError",
     "RequestExists",
     "SourceChangedError",
+    "SyncTimeout",
     "TransientError",
 ]
 
@@ -106,3 +107,15 @@ class AuthenticationError(FatalError):
 
 class Cancelled(FatalError):
     """The request was cancelled."""
+
+
+class SyncTimeout(DmsError, TimeoutError):
+    """`dms.sync(timeout=...)` ran out before the request ended. A TimeoutError, so code
+    that caught the plain one still does; `request_id` names the request and `cancelled`
+    says whether it was cancelled (on_timeout="cancel", or the embedded mode, whose worker
+    stops with the call) or keeps running in the service."""
+
+    def __init__(self, message: str, request_id: str, cancelled: bool) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.cancelled = cancelled

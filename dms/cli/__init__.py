@@ -20,7 +20,7 @@ from dms.errors import (
 from dms.fs.names import printable
 from dms.model import EndReason
 
-__all__ = ["EXIT_CODES", "EXIT_HELP", "cli", "exit_code_of", "main", "run"]
+__all__ = ["EXIT_CODES", "EXIT_HELP", "Interrupted", "cli", "exit_code_of", "main", "run"]
 
 #: The exit codes, stable for scripts; shown by `dms-submit --help`.
 EXIT_HELP = """\b
@@ -33,6 +33,7 @@ Exit codes (stable, for scripts):
   5  the control-plane Redis (broker) is unreachable
   6  the embedded mode cannot start (redis-server missing, another sync running)
   7  request error: unknown request id, id already in use, malformed id
+  130 interrupted (Ctrl-C) while waiting; the line says what became of the request
   20 the request was CANCELLED                          (rsync: 20, interrupted)
   23 the request FAILED: some files failed              (rsync: 23, partial transfer)
   24 the request FAILED: only files that vanished from
@@ -73,6 +74,22 @@ class DmsCliError(click.ClickException):
         super().__init__(printable(str(error)))  # a newline in a path never splits the line
         code = next((code for cls, code in EXIT_CODES.items() if isinstance(error, cls)), 1)
         self.exit_code = code  # type: ignore[misc]  # click declares it a ClassVar; per instance is intended
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C while a command waits on a request: say what became of it and how to go on.
+    Exit 130, as a shell reports an interrupted command."""
+
+    exit_code = 130
+
+    def __init__(self, request_id: str, *, embedded: bool = False, watching: bool = False) -> None:
+        rid = printable(request_id)
+        if embedded:
+            what = f"stopped with this command's embedded worker; continue it with `dms-submit resume {rid}`"
+        else:
+            what = (f"{'is unchanged' if watching else 'keeps running'}; follow it with `dms-submit watch {rid}`, "
+                    f"stop it with `dms-submit cancel {rid}`")  # fmt: skip
+        super().__init__(f"interrupted: request {rid} {what}")
 
 
 class DmsGroup(click.Group):

@@ -52,19 +52,25 @@ class ProgressDisplay:
 
     def _plain(self, p: Progress) -> str:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        total = p.bytes_total if p.planned else "?"  # not known until the walk ends
         return (
-            f"{stamp} request={self.request_id} state={p.state} bytes={p.bytes_done}/{p.bytes_total}"
+            f"{stamp} request={self.request_id} state={p.state} bytes={p.bytes_done}/{total}"
             f" files={p.files_done}/{p.files_total} failed={p.files_failed} tasks={p.tasks_done}/{p.tasks_total}"
             f" rate={format_size(p.rate)}/s eta={_eta(p.eta)}"
         )
 
     def _draw(self, p: Progress) -> None:
         width = 30
-        filled = int(width * p.fraction)
+        fraction = p.fraction
+        if fraction is None:  # the walk goes on: bytes move, but there is no total to show against
+            bar = f"[{'?' * width}]   ...%  {format_size(p.bytes_done)} moved, total not known yet"
+        else:
+            filled = int(width * fraction)
+            bar = (f"[{'#' * filled}{'-' * (width - filled)}] {100 * fraction:5.1f}%  "
+                   f"{format_size(p.bytes_done)} / {format_size(p.bytes_total)}")  # fmt: skip
         lines = [
             f"{self.request_id}  {p.state}",
-            f"[{'#' * filled}{'-' * (width - filled)}] {100 * p.fraction:5.1f}%  "
-            f"{format_size(p.bytes_done)} / {format_size(p.bytes_total)}  {format_size(p.rate)}/s  ETA {_eta(p.eta)}",
+            f"{bar}  {format_size(p.rate)}/s  ETA {_eta(p.eta)}",
             f"files {p.files_done}/{p.files_total} done, {p.files_failed} failed"
             f"   tasks {p.tasks_done}/{p.tasks_total}",
         ]

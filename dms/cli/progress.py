@@ -22,13 +22,19 @@ class Progress:
     tasks_total: int
     rate: float  # bytes/s over the recent window
     eta: float | None  # seconds, None while unknown
+    planned: bool = True  # False while the walk goes on: the totals are not known yet
 
     @property
-    def fraction(self) -> float:
-        return self.bytes_done / self.bytes_total if self.bytes_total else (1.0 if self.tasks_total == 0 else 0.0)
+    def fraction(self) -> float | None:
+        """Of the bytes to move, how much moved; None until the plan knows the total (transfers
+        run while the walk goes on, so bytes move before there is a total to compare with)."""
+        if not self.planned:
+            return None
+        return self.bytes_done / self.bytes_total if self.bytes_total else 1.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "fraction": round(self.fraction, 4)}
+        fraction = self.fraction
+        return {**self.__dict__, "fraction": None if fraction is None else round(fraction, 4)}
 
 
 class ProgressTracker:
@@ -40,14 +46,16 @@ class ProgressTracker:
 
     def update(self, info: dict[str, Any], now: float | None = None) -> Progress:
         now = time.monotonic() if now is None else now
-        done = min(info["bytes_done"] + info.get("bytes_inflight", 0), info["bytes_total"] or 1 << 62)
+        planned = bool(info.get("planned")) or info["state"] in ("SUCCEEDED", "FAILED", "CANCELLED")
+        moved = info["bytes_done"] + info.get("bytes_inflight", 0)
+        done = min(moved, info["bytes_total"]) if planned else moved
         self.samples.append((now, done))
         while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
             self.samples.popleft()
         t0, b0 = self.samples[0]
         rate = (done - b0) / (now - t0) if now > t0 else 0.0
         remaining = info["bytes_total"] - done
-        eta = remaining / rate if rate > 0 else (0.0 if remaining <= 0 else None)
+        eta = None if not planned else remaining / rate if rate > 0 else (0.0 if remaining <= 0 else None)
         return Progress(
             state=info["state"],
             bytes_done=done,
@@ -59,4 +67,5 @@ class ProgressTracker:
             tasks_total=info["tasks_total"],
             rate=max(rate, 0.0),
             eta=eta,
+            planned=planned,
         )

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dms.cli import cli, exit_code_of
+from dms.cli import Interrupted, cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.render import request_lines
 from dms.client.submit import resume as resume_request
@@ -33,7 +33,10 @@ def resume(obj: dict[str, str | None], request_id: str, force: bool, wait_: bool
             if not (wait_ or plane.embedded is not None):
                 click.echo(request_id)
                 return
-            info = wait(plane.store, request_id, alive=plane.alive)
+            try:
+                info = wait(plane.store, request_id, alive=plane.alive)
+            except KeyboardInterrupt:
+                raise Interrupted(request_id, embedded=plane.embedded is not None) from None
     except DmsError as exc:
         fail(exc)
     click.echo("\n".join(request_lines(request_id, info)))

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dms.cli import cli, exit_code_of
+from dms.cli import Interrupted, cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.cli.render import request_json, request_lines
@@ -20,6 +20,9 @@ from dms.errors import ConfigError, DmsError
 from dms.model import RequestState
 from dms.options import OPTIONS, Option
 from dms.request import make_params
+
+#: Seconds between progress lines of `sync --wait` when stderr is not a terminal.
+PLAIN_PROGRESS_SECONDS = 30.0
 
 __all__ = ["sync"]
 
@@ -153,10 +156,17 @@ def sync(
                     else params.request_id
                 )
                 return
-            # live progress on stderr, so stdout keeps only the result (scripts parse it)
-            mode = "tty" if sys.stderr.isatty() and not as_json else "none"
-            show = ProgressDisplay(params.request_id, sys.stderr, mode) if mode == "tty" else None
-            info = wait(plane.store, params.request_id, on_progress=show, alive=plane.alive)
+            # live progress on stderr, so stdout keeps only the result (scripts parse it): a redrawn
+            # block on a terminal, else a plain line every PLAIN_PROGRESS_SECONDS and at each state
+            # change (as rclone's --stats lines in a log), none with --json
+            mode = "none" if as_json else "tty" if sys.stderr.isatty() else "plain"
+            show = (
+                None if mode == "none" else ProgressDisplay(params.request_id, sys.stderr, mode, PLAIN_PROGRESS_SECONDS)
+            )
+            try:
+                info = wait(plane.store, params.request_id, on_progress=show, alive=plane.alive)
+            except KeyboardInterrupt:
+                raise Interrupted(params.request_id, embedded=embedded) from None
             would = plane.store.dryrun(params.request_id) if params.dry_run else None
             if would is not None and not as_json:
                 for line in would:

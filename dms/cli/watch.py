@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dms.cli import cli, exit_code_of
+from dms.cli import Interrupted, cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.client.submit import wait
@@ -36,7 +36,10 @@ def watch(obj: dict[str, str | None], request_id: str, as_json: bool, plain: boo
     display = ProgressDisplay(request_id, sys.stdout, display_mode(as_json, plain), interval)
     try:
         with control_plane(obj) as plane:
-            info = wait(plane.store, request_id, on_progress=display, alive=plane.alive)
+            try:
+                info = wait(plane.store, request_id, on_progress=display, alive=plane.alive)
+            except KeyboardInterrupt:
+                raise Interrupted(request_id, watching=True) from None
     except DmsError as exc:
         fail(exc)
     if info["state"] != RequestState.SUCCEEDED.value:

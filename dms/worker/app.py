@@ -6,9 +6,10 @@ import gc
 
 import click
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
 from dms.worker.celery_settings import configure
+from dms.worker.logs import json_logs_wanted, use_json_logs
 
 __all__ = ["app"]
 
@@ -16,6 +17,10 @@ app = Celery("dms", include=["dms.tasks.plan", "dms.tasks.transfer", "dms.tasks.
 configure(app)  # DMS's guarantees, the site's celeryconfig.py loaded by path, the endpoints
 # Every DMS task shares bookkeeping and cached clients through DmsTask.
 app.conf.task_cls = "dms.tasks.base:DmsTask"
+
+if json_logs_wanted():  # DMS_LOG_FORMAT=json: one JSON object per line (dms.worker.logs)
+    after_setup_logger.connect(use_json_logs, weak=False)
+    after_setup_task_logger.connect(use_json_logs, weak=False)
 
 # `--dms-node NAME` makes a worker a node of workers.yml (see dms.worker.node_step).
 app.user_options["worker"].add(

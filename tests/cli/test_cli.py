@@ -119,6 +119,7 @@ def test_failed_request_exits_23_and_status_lists_the_file(tmp_path: Path, home:
     (dst / "secret" / "keep").write_text("x")
     r = run_cli("sync", str(src), str(dst), "--wait", "--id", "fails-1", env=home)
     assert r.returncode == 23, r.stdout + r.stderr  # rsync's "partial transfer due to error"
+    assert "request=fails-1 state=" in r.stderr and "state=FAILED" in r.stderr, r.stderr  # no terminal: lines
     assert json.loads(run_cli("status", "fails-1", "--json", env=home).stdout)["end_reason"] == "files"
     assert "FAILED" in r.stdout and "secret" in r.stdout
     assert (dst / "ok").read_text() == "fine"
@@ -362,3 +363,36 @@ def test_the_embedded_redis_does_not_carry_a_finished_plan_into_the_next_start(
     assert sum(p.stat().st_size for p in aof.iterdir()) < 64 * 1024
     status = run_cli("status", "aof-1", "--json", env=home)
     assert json.loads(status.stdout)["state"] == "SUCCEEDED"
+
+
+def test_ctrl_c_while_waiting_says_what_became_of_the_request(tmp_path: Path) -> None:
+    """Service mode, a Redis no worker consumes from: `sync --wait` waits; Ctrl-C (SIGINT) ends
+    the command with 130 and one line naming the request and how to follow or stop it, not
+    a bare "Aborted!"; the request itself is left as it was."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        env = server.env()
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "f").write_text("x")
+        rid = f"ctrl-c-{os.getpid()}"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")}
+        proc = subprocess.Popen([*CLI, "sync", str(src), str(tmp_path / "dst"), "--wait", "--id", rid],
+                                env={**base, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while run_cli("status", rid, env=env).returncode != 0:  # submitted: now it waits
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        lines = err.strip().splitlines()  # the progress lines (no terminal), then the one error line
+        assert lines[-1] == (f"Error: interrupted: request {rid} keeps running; follow it with "
+                             f"`dms-submit watch {rid}`, stop it with `dms-submit cancel {rid}`"), err  # fmt: skip
+        assert all(f"request={rid} state=PENDING" in line for line in lines[:-1]), err
+        assert json.loads(run_cli("status", rid, "--json", env=env).stdout)["state"] == "PENDING"
+    finally:
+        server.stop()

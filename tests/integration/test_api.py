@@ -51,3 +51,33 @@ def test_sync_refuses_bad_input_before_starting(tmp_path: Path, dms_app: Any) ->
         dms.sync_signature(str(tmp_path), str(tmp_path / "d"), parallelism=0)
     with pytest.raises(ValueError, match="not a size"):
         dms.sync_signature(str(tmp_path), str(tmp_path / "d"), chunk_size="big")
+
+
+@pytest.mark.parametrize("on_timeout", ["leave", "cancel"])
+def test_a_sync_that_times_out_says_what_became_of_its_request(
+    tmp_path: Path, dms_app: Any, store: Any, on_timeout: str
+) -> None:
+    """dms.sync(timeout=...) raises SyncTimeout (a TimeoutError) naming the request: left
+    running in the service, or cancelled and ended, with nothing published."""
+    from dms.client.submit import cancel, wait
+    from dms.errors import SyncTimeout
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):  # sparse: cheap to create, and still 3 GiB to move
+        with open(src / f"big{i}", "wb") as f:
+            f.truncate(1024 * 1024 * 1024)
+    rid = f"timeout-{on_timeout}-{os.getpid()}"
+    with pytest.raises(SyncTimeout) as caught:
+        dms.sync(str(src), str(tmp_path / "dst"), request_id=rid, timeout=1.0, on_timeout=on_timeout,
+                 parallelism=1, chunk_size="256MiB", fsync=False)  # fmt: skip
+    assert isinstance(caught.value, TimeoutError) and caught.value.request_id == rid
+    if on_timeout == "leave":
+        assert not caught.value.cancelled and f"dms-submit watch {rid}" in str(caught.value)
+        assert store.get(rid)["state"] not in ("SUCCEEDED", "FAILED", "CANCELLED")
+        cancel(store, rid)
+        wait(store, rid, timeout=120)
+    else:
+        assert caught.value.cancelled and "it ended CANCELLED" in str(caught.value), caught.value
+    assert store.get(rid)["state"] == "CANCELLED"
+    assert [p for p in (tmp_path / "dst").rglob("*") if p.is_file()] == []

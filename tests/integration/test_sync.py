@@ -505,3 +505,33 @@ def test_listing_by_state_filters_before_it_limits(store: Any) -> None:
     finally:
         store.r.zrem(REQUESTS_INDEX, *made)
         store.delete_keys([f"dms:req:{rid}{suffix}" for rid in made for suffix in ("", ":events")])
+
+
+def test_json_logs_are_one_object_per_line_with_the_task_named(
+    tmp_path: Path, dms_app: Any, store: Any, redis_server: Any
+) -> None:
+    """DMS_LOG_FORMAT=json: what the worker logs, its own lines and its tasks' lines, is one
+    JSON object per line with the same keys, and a task's lines name the task."""
+    import json
+
+    from tests.services import Worker
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("logged")
+    rid = unique_id("jsonlogs")
+    q = rid.replace("-", "_")
+    params = SyncParams(rid, str(src), str(tmp_path / "dst"), control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")
+    worker = Worker(f"json-{q}", f"{params.control_queue},{params.data_queue}",
+                    {**redis_server.env(), "DMS_LOG_FORMAT": "json"}, tmp_path / "json.log").start()  # fmt: skip
+    try:
+        submit(dms_app, store, params)
+        assert wait(store, rid, timeout=60)["state"] == "SUCCEEDED"
+    finally:
+        worker.stop()
+    logged = [line for line in worker.log().splitlines() if "ready." in line or "succeeded in" in line]
+    assert logged, worker.log()
+    records = [json.loads(line) for line in logged]  # each of them a JSON object, nothing around it
+    assert all({"time", "level", "logger", "message", "pid"} <= set(r) for r in records), records
+    done = [r for r in records if "succeeded in" in r["message"]]
+    assert any(r.get("task_name") == "dms.plan" or "dms.plan" in r["message"] for r in done), done

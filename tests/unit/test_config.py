@@ -215,3 +215,37 @@ def test_direction_and_cluster_options() -> None:
         make_params("/a", "/b", request_id="r", source_cluster="A")
     with pytest.raises(ValueError, match="contradicts"):
         make_params("/a", "/b", request_id="r", direction="A_TO_B", source_cluster="C", destination_cluster="B")
+
+
+def _example(tmp_path: Path) -> Path:
+    """The commented two-cluster example of the shipped workers.yml, uncommented."""
+    text = (Path(__file__).resolve().parents[2] / "workers.yml").read_text()
+    block = text[text.index("# A deployment of two clusters") :].splitlines()
+    body = [line[2:] for line in block if line.startswith("#   ") or line.rstrip() in ("# control:", "# defaults:",
+                                                                                      "# clusters:")]  # fmt: skip
+    path = tmp_path / "workers.yml"
+    path.write_text("\n".join(body) + "\n")
+    return path
+
+
+def test_the_shipped_two_cluster_example_is_valid_and_check_prints_each_node(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dms.worker.main import main
+
+    path = _example(tmp_path)
+    config = load_config(str(path))
+    assert sorted(config.clusters) == ["A", "B"] and config.node("b1").port == 7400
+    result = CliRunner().invoke(main, ["--check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "valid; 2 cluster(s), 3 node(s); broker redis://:***@10.0.0.5:6379/0" in out, out
+    assert "node a1 (cluster A), concurrency 8" in out
+    assert "dms.nic.a1.ib0" in out and "192.168.100.21:7400 (ib0, rail0)" in out, out
+    assert "roots    /gpfs/b" in out and "/etc/dms/secret (not usable here" in out, out
+    one = CliRunner().invoke(main, ["--check", "b1", "--config", str(path)])
+    assert one.exit_code == 0 and "node a1" not in one.output and "node b1" in one.output, one.output
+    path.write_text(path.read_text().replace("192.168.100.12", "192.168.100.300"))
+    bad = CliRunner().invoke(main, ["--check", "--config", str(path)])
+    assert bad.exit_code == 4 and "192.168.100.300" in bad.output, bad.output
+    assert CliRunner().invoke(main, ["--config", str(path)]).exit_code == 2  # no NODE, no --check
