@@ -3,10 +3,15 @@
 # Embedded mode: a private redis-server and worker are started for the sync and stopped after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "DMS: system packages (redis-server, a C++20 compiler, ...)"
 bash scripts/install-system-deps.sh runtime
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+echo "DMS: building and installing DMS (its native core is C++20 and Cython: a few minutes on a"
+echo "     small machine, with no output meanwhile)"
+start=$SECONDS
 .venv/bin/python -m pip install -q .
+echo "DMS: installed in $((SECONDS - start)) s"
 
 demo=${DMS_DEMO_DIR:-$(mktemp -d /tmp/dms-demo-XXXXXX)}
 rm -rf "$demo/dst"

@@ -4,10 +4,15 @@
 # real Celery workers). CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "DMS: system packages (redis-server, a C++20 compiler, ...)"
 bash scripts/install-system-deps.sh test
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+echo "DMS: building and installing DMS (its native core is C++20 and Cython: a few minutes on a"
+echo "     small machine, with no output meanwhile)"
+start=$SECONDS
 .venv/bin/python -m pip install -q -e ".[test]"
+echo "DMS: installed in $((SECONDS - start)) s"
 
 echo "== C++ unit tests"
 cmake -S dms/native/tests -B build/native -DCMAKE_BUILD_TYPE= >/dev/null
