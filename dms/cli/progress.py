@@ -7,6 +7,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from dms.model import TERMINAL_STATES, RequestState
+
 __all__ = ["Progress", "ProgressTracker"]
 
 
@@ -46,7 +48,7 @@ class ProgressTracker:
 
     def update(self, info: dict[str, Any], now: float | None = None) -> Progress:
         now = time.monotonic() if now is None else now
-        planned = bool(info.get("planned")) or info["state"] in ("SUCCEEDED", "FAILED", "CANCELLED")
+        planned = bool(info.get("planned")) or RequestState(info["state"]) in TERMINAL_STATES
         moved = info["bytes_done"] + info.get("bytes_inflight", 0)
         done = min(moved, info["bytes_total"]) if planned else moved
         self.samples.append((now, done))

@@ -872,12 +872,10 @@ class RequestStore:
         differently, and no unit, digest or publish mark of the old numbering may count.
         Chunks already staged are carried over by path. A cancel asked for stays. Returns
         how many files were carried."""
-        keys = Keys(request_id)
-        shards = {kind: self._shards_written(keys, kind) for kind in ("files", "dirs", "links", "names")}
+        written = self._shards_written(Keys(request_id), ("files", "dirs", "links", "names", "digests", "failed"))
+        shards = {kind: written[kind] for kind in ("files", "dirs", "links", "names")}
         # a unit carries its files' records, so digests may be stored for a shard not written yet
-        shards["files"] = max(
-            shards["files"], self._shards_written(keys, "digests"), self._shards_written(keys, "failed")
-        )
+        shards["files"] = max(shards["files"], written["digests"], written["failed"])
         carried = self.save_carry(request_id, shards["files"])
         self.reset_for_resume(request_id, params, shards, started_over=True)
         return carried
@@ -895,10 +893,15 @@ class RequestStore:
         base = self.r.hget(Keys(request_id).req, "base_epoch")
         return (int(base) if base is not None else current), current
 
-    def _shards_written(self, keys: Keys, kind: str) -> int:
-        """1 + the highest shard number of `kind` stored (an unfinished plan recorded no count)."""
-        numbers = (str(k).rpartition(":")[2] for k in self.r.scan_iter(match=keys.pattern(f"{kind}:*"), count=1000))
-        return 1 + max((int(n) for n in numbers if n.isdigit()), default=-1)
+    def _shards_written(self, keys: Keys, kinds: Sequence[str]) -> dict[str, int]:
+        """Per kind, 1 + the highest shard number stored (an unfinished plan recorded no
+        count): one SCAN over the request's keys for all of them."""
+        counts = dict.fromkeys(kinds, 0)
+        for key in self.r.scan_iter(match=keys.pattern("*"), count=1000):
+            kind, _, shard = str(key)[len(keys.base) + 1 :].partition(":")
+            if kind in counts and shard.isdigit():
+                counts[kind] = max(counts[kind], int(shard) + 1)
+        return counts
 
     def drop_plan(
         self,
