@@ -93,8 +93,8 @@ class Worker:
         args = [sys.executable, "-m", "celery", "-A", "dms", "worker", "-Q", self.queues,
                 "-c", str(self.concurrency), "-n", f"{self.name}@%h", "-P", "prefork",
                 *quiet, "-l", "INFO", "-I", self.include]  # fmt: skip
-        env = {**os.environ, **self.env}
-        env.pop("DMS_CONFIG", None)
+        env = {k: v for k, v in os.environ.items() if k != "DMS_CONFIG"}  # the test's own env names one
+        env.update(self.env)
         self.proc = start_logged(self.name, args, env, self.log_path, (" ready.",), timeout)
         return self
 

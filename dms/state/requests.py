@@ -30,6 +30,7 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:finalize_lock      string held by the finalize task that is running
     dms:req:R:plan_lease         string the token of the plan run that may write the plan (dms.state.leases)
     dms:req:R:walk:T:G...        the fanned-out walk of plan run T, group G (dms.state.walks)
+    dms:req:R:still              hash   the stand-still watch's progress mark and since when (1 day TTL)
 
 No value grows with the size of the tree beyond a shard (SHARD files) or a
 unit (unit_max_files pieces); counters are updated by Lua scripts so a task
@@ -162,6 +163,7 @@ class Keys:
         self.routes = f"{self.base}:routes"
         self.finalize_lock = f"{self.base}:finalize_lock"
         self.plan_lease = f"{self.base}:plan_lease"
+        self.still = f"{self.base}:still"  # the stand-still watch's last progress mark and since when
         self.in_flight_scratch = f"{self.base}:in_flight_scratch"  # units_in_flight's BITOP target, deleted at once
 
     def walk(self, run: str, sub: int) -> str:
@@ -315,6 +317,46 @@ return new
 """
 
 
+# Marks that a unit's message (ARGV[2] its index) or the finalize message (ARGV[2] '') was
+# published, for the incarnation ARGV[1] (an epoch, or '' for whichever is current): nothing
+# if the request does not exist or is another incarnation now. Why fenced: a task of the old
+# incarnation that published its lane's next unit just as the plan started over would
+# otherwise set the bit in the new incarnation's bitmap (dropped and made anew by then), and
+# the new lane would never publish that unit: its old-epoch message runs as stale and
+# advances nothing, so the lane waits for good.
+_MARK_SENT = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not redis.call('HGET', KEYS[1], 'state') then return 0 end
+if ARGV[1] ~= '' and epoch and epoch ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('HSET', KEYS[1], 'finalize_sent', 1) else redis.call('SETBIT', KEYS[2], ARGV[2], 1) end
+return 1
+"""
+
+
+# How long a request's progress has stood still (KEYS: the request hash, its inflight and
+# running hashes, the watch's own hash): the mark is its units and bytes done and every
+# running unit's byte counter and claim clock, so any unit recorded or byte moved anywhere
+# restarts the clock. Returns 0 unless it stood still for at least ARGV[1] s; then the
+# seconds, and the clock restarts (the caller acts once per stand-still). Redis's clock.
+_STOOD_STILL = """
+local now = tonumber(redis.call('TIME')[1])
+local v = redis.call('HMGET', KEYS[1], 'tasks_done', 'bytes_done', 'epoch')
+local mark = (v[1] or '') .. ':' .. (v[2] or '') .. ':' .. (v[3] or '')
+for _, x in ipairs(redis.call('HVALS', KEYS[2])) do mark = mark .. ',' .. x end
+for _, x in ipairs(redis.call('HVALS', KEYS[3])) do mark = mark .. ';' .. x end
+local old = redis.call('HMGET', KEYS[4], 'mark', 'since')
+if old[1] ~= mark or not old[2] then
+  redis.call('HSET', KEYS[4], 'mark', mark, 'since', now)
+  redis.call('EXPIRE', KEYS[4], 86400)
+  return 0
+end
+local still = now - tonumber(old[2])
+if still < tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[4], 'since', now)
+return still
+"""
+
+
 # The offsets of the set bits in bytes ARGV[1]..ARGV[2] of a bitmap, counted from the first
 # bit of that range (Redis numbers bits from the high bit of each byte). Done server side:
 # the client decodes replies as text, and a bitmap is not.
@@ -389,6 +431,8 @@ class RequestStore:
         self._set_bits = client.register_script(_SET_BITS)
         self._set_state = client.register_script(_SET_STATE)
         self._mark_published = client.register_script(_MARK_PUBLISHED)
+        self._mark_sent = client.register_script(_MARK_SENT)
+        self._stood_still = client.register_script(_STOOD_STILL)
         self._report_inflight = client.register_script(_REPORT_INFLIGHT)
 
     def close(self) -> None:
@@ -700,6 +744,13 @@ class RequestStore:
         keys = Keys(request_id)
         self._report_inflight(keys=[keys.inflight, keys.running], args=[index, "", claim])
 
+    def stood_still(self, request_id: str, at_least: float) -> int:
+        """Seconds the request's progress (units and bytes done, running units' counters)
+        has not moved, if at least `at_least`; else 0. Checked, it counts afresh from now:
+        whoever acts on a stand-still acts once per `at_least` (dms.worker.standstill)."""
+        keys = Keys(request_id)
+        return int(self._stood_still(keys=[keys.req, keys.inflight, keys.running, keys.still], args=[at_least]))
+
     def running_units(self, request_id: str) -> tuple[dict[int, tuple[str, int]], int]:
         """Each claimed, unrecorded unit -> (claim, Redis time its counter last moved), and
         Redis's time now, in one round trip."""
@@ -738,8 +789,11 @@ class RequestStore:
         _, published, done, _ = pipe.execute()
         return int(published) - int(done)
 
-    def mark_dispatched(self, request_id: str, index: int) -> None:
-        self.r.setbit(Keys(request_id).dispatched, index, 1)
+    def mark_dispatched(self, request_id: str, index: int, epoch: int | None = None) -> bool:
+        """Unit `index` was published, by a task of incarnation `epoch` (None: the current
+        one); whether it counted (not if the request is gone or another incarnation now)."""
+        keys = Keys(request_id)
+        return bool(self._mark_sent(keys=[keys.req, keys.dispatched], args=["" if epoch is None else epoch, index]))
 
     def was_dispatched(self, request_id: str, index: int) -> bool:
         return bool(self.r.getbit(Keys(request_id).dispatched, index))
@@ -747,8 +801,10 @@ class RequestStore:
     def unit_done(self, request_id: str, index: int) -> bool:
         return bool(self.r.getbit(Keys(request_id).units_done, index))
 
-    def mark_finalize_sent(self, request_id: str) -> None:
-        self.r.hset(Keys(request_id).req, "finalize_sent", 1)
+    def mark_finalize_sent(self, request_id: str, epoch: int | None = None) -> bool:
+        """The finalize message was published, fenced by `epoch` as mark_dispatched is."""
+        keys = Keys(request_id)
+        return bool(self._mark_sent(keys=[keys.req, keys.dispatched], args=["" if epoch is None else epoch, ""]))
 
     # -- finalize ----------------------------------------------------------------------
     def load_digests(self, request_id: str, shard: int) -> dict[str, str]:
@@ -921,7 +977,7 @@ class RequestStore:
         names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
         names += [keys.links(s) for s in range(link_shards)] + [keys.names(s) for s in range(name_shards)]
         names += [keys.digests(s) for s in range(file_shards)]
-        names += [keys.units_done, keys.dispatched, keys.published, keys.inflight, keys.running]
+        names += [keys.units_done, keys.dispatched, keys.published, keys.inflight, keys.running, keys.still]
         names += [] if keep_cancel else [keys.cancel]
         self.delete_keys(names)
 

@@ -73,12 +73,12 @@ class DmsTask(Task):  # type: ignore[misc]
             queue=queue,
             argsrepr=f"({params.request_id!r}, {index}) {about}",  # what Flower shows
         )
-        self.store.mark_dispatched(params.request_id, index)
+        self.store.mark_dispatched(params.request_id, index, epoch=params.epoch)
 
     def dispatch_finalize(self, params: SyncParams) -> None:
         queue = params.finalize_target
         self.publish("dms.finalize", args=(params.request_id, params.epoch), queue=queue)
-        self.store.mark_finalize_sent(params.request_id)
+        self.store.mark_finalize_sent(params.request_id, epoch=params.epoch)
 
     def publish(self, name: str, args: tuple[Any, ...], queue: str, **options: Any) -> None:
         """send_task, riding out a broker outage for PUBLISH_PATIENCE seconds.

@@ -42,10 +42,12 @@ def _add_steps() -> None:
     from dms.state.broker import tolerate_a_dead_connection
     from dms.worker.broker_recovery import RestoreAfterBrokerRestart
     from dms.worker.node_step import NodeStep
+    from dms.worker.standstill import StandStillWatch
 
     tolerate_a_dead_connection()
 
     app.steps["worker"].add(NodeStep)
+    app.steps["worker"].add(StandStillWatch)
     app.steps["consumer"].add(RestoreAfterBrokerRestart)
 
 

@@ -167,3 +167,29 @@ def test_a_task_of_an_older_incarnation_records_and_publishes_nothing(store: Any
     assert store.mark_published(rid, [0], epoch=newer.epoch) == 1
     store.reset_for_resume(rid, dataclasses.replace(params, epoch=newer.epoch + 5))  # a user's resume
     assert store.plan_epochs(rid) == (newer.epoch + 5, newer.epoch + 5)
+
+
+def test_a_task_of_the_old_incarnation_cannot_mark_a_unit_of_the_new_one_sent(store: Any) -> None:
+    """Regression (seen as a request TRANSFERRING for good after a Redis restart): a transfer
+    of the old epoch recorded its unit, published the next unit of its lane, and marked it
+    sent just after the plan started over. The bit landed in the new incarnation's bitmap,
+    the new lane never published that unit, and its old-epoch message ran as stale. A task
+    of another incarnation marks nothing sent, neither a unit nor finalize."""
+    import dataclasses
+
+    rid = unique_id("sent")
+    params = SyncParams(rid, "/nonexistent-src", "/nonexistent-dst")
+    store.create(params)
+    store.mark_planned(rid, tasks_total=8)
+    assert store.mark_dispatched(rid, 4, epoch=params.epoch) and store.was_dispatched(rid, 4)
+    newer = dataclasses.replace(params, epoch=params.epoch + 1)
+    store.begin_epoch(rid, newer)
+    store.restart_plan(rid, newer)
+    assert not store.was_dispatched(rid, 4)  # the new incarnation starts with no unit sent
+    assert not store.mark_dispatched(rid, 5, epoch=params.epoch)  # the old lane's next unit
+    assert not store.was_dispatched(rid, 5)
+    assert not store.mark_finalize_sent(rid, epoch=params.epoch)
+    assert store.get(rid)["finalize_sent"] is False
+    assert store.mark_dispatched(rid, 5, epoch=newer.epoch) and store.was_dispatched(rid, 5)
+    assert store.mark_finalize_sent(rid, epoch=newer.epoch) and store.get(rid)["finalize_sent"] is True
+    assert not store.mark_dispatched(unique_id("missing"), 1)  # no request: nothing is left behind

@@ -403,7 +403,7 @@ def test_a_request_lost_by_redis_takes_no_late_writes_and_its_id_starts_clean(st
     assert not late.first and store.mark_published(rid, [0]) == 0
     assert not store.r.exists(Keys(rid).req) and not store.unit_done(rid, 0)
     keys = Keys(rid)  # leftovers as a task of a lost incarnation could leave them
-    store.mark_dispatched(rid, 5)  # alone (no hash): a lane's last task, as Redis came back empty
+    assert not store.mark_dispatched(rid, 5)  # no hash (Redis came back empty): nothing is marked
     store.create(SyncParams(rid, "/nonexistent-src", "/nonexistent-dst"))
     assert not store.was_dispatched(rid, 5)
     store.r.delete(keys.req)
