@@ -23,7 +23,17 @@ def control_plane(obj: dict[str, str | None], *, worker_concurrency: int = 0) ->
         yield plane
 
 
-def fail(error: DmsError) -> None:
+def fail(error: DmsError, as_json: bool = False) -> None:
+    """End the command with `error`'s exit code: one line on stderr, and with `as_json` also
+    one JSON object on stdout (`error`, `kind`, `exit_code`), so a script that asked for JSON
+    parses every outcome, not only the successful ones."""
     from dms.cli import DmsCliError
 
-    raise DmsCliError(error)
+    raised = DmsCliError(error)
+    if as_json:
+        import json
+
+        import click
+
+        click.echo(json.dumps({"error": raised.message, "kind": type(error).__name__, "exit_code": raised.exit_code}))
+    raise raised

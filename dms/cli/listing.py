@@ -31,7 +31,7 @@ def list_requests(
         with control_plane(obj) as plane:
             rows = plane.store.list_requests(limit=limit, since=time.time() - since if since else None, states=states)
     except DmsError as exc:
-        fail(exc)
+        fail(exc, as_json)
     for r in rows:
         if as_json:
             click.echo(json.dumps(r, sort_keys=True))

@@ -26,7 +26,7 @@ def logs(obj: dict[str, str | None], request_id: str, as_json: bool) -> None:
                 raise RequestError(f"no such request: {request_id!r} (unknown, or expired)")
             events = plane.store.events(request_id)
     except DmsError as exc:
-        fail(exc)
+        fail(exc, as_json)
     for e in events:
         if as_json:
             click.echo(json.dumps(e, sort_keys=True))

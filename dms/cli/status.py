@@ -27,7 +27,7 @@ def status(obj: dict[str, str | None], request_id: str, as_json: bool, show_file
             info = found
             errors = plane.store.errors(request_id) if show_files else None
     except DmsError as exc:
-        fail(exc)
+        fail(exc, as_json)
     click.echo(
         request_json(request_id, info, errors) if as_json else "\n".join(request_lines(request_id, info, errors))
     )

@@ -14,6 +14,7 @@ from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.cli.render import request_json, request_lines
 from dms.cli.types import SIZE
+from dms.cli.untaken import UntakenWarning, both
 from dms.client.submit import check_request_paths, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import ConfigError, DmsError
@@ -164,7 +165,8 @@ def sync(
                 None if mode == "none" else ProgressDisplay(params.request_id, sys.stderr, mode, PLAIN_PROGRESS_SECONDS)
             )
             try:
-                info = wait(plane.store, params.request_id, on_progress=show, alive=plane.alive)
+                untaken = None if embedded else UntakenWarning(plane.store, params.request_id, sys.stderr)
+                info = wait(plane.store, params.request_id, on_progress=both(show, untaken), alive=plane.alive)
             except KeyboardInterrupt:
                 raise Interrupted(params.request_id, embedded=embedded) from None
             would = plane.store.dryrun(params.request_id) if params.dry_run else None
@@ -178,7 +180,7 @@ def sync(
                 else "\n".join(request_lines(params.request_id, info, errors))
             )
     except DmsError as exc:
-        fail(exc)
+        fail(exc, as_json)
     except ValueError as exc:  # make_params: contradictory or malformed options, a usage error
         raise click.UsageError(str(exc)) from None
     if info["state"] != RequestState.SUCCEEDED.value:

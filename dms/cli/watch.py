@@ -9,6 +9,7 @@ import click
 from dms.cli import Interrupted, cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
+from dms.cli.untaken import UntakenWarning, both
 from dms.client.submit import wait
 from dms.errors import DmsError
 from dms.model import RequestState
@@ -37,10 +38,11 @@ def watch(obj: dict[str, str | None], request_id: str, as_json: bool, plain: boo
     try:
         with control_plane(obj) as plane:
             try:
-                info = wait(plane.store, request_id, on_progress=display, alive=plane.alive)
+                untaken = UntakenWarning(plane.store, request_id, sys.stderr)
+                info = wait(plane.store, request_id, on_progress=both(display, untaken), alive=plane.alive)
             except KeyboardInterrupt:
                 raise Interrupted(request_id, watching=True) from None
     except DmsError as exc:
-        fail(exc)
+        fail(exc, as_json)
     if info["state"] != RequestState.SUCCEEDED.value:
         sys.exit(exit_code_of(info))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -221,6 +222,24 @@ def test_cancel_stops_a_large_transfer_and_leaves_no_staging(
     assert (tmp_path / "small-dst" / "note").read_text() == "small and urgent"
     again = run_cli("cancel", big.request_id, env=redis_server.env())
     assert again.returncode == 0 and "already ended: CANCELLED" in again.stdout
+    as_json = run_cli("cancel", big.request_id, "--json", env=redis_server.env())
+    record = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 and record["request_id"] == big.request_id and record["state"] == "CANCELLED"
+
+
+def test_json_output_covers_errors_too(tmp_path: Path, redis_server: RedisServer, home: dict[str, str]) -> None:
+    """With --json, a script parses every outcome: an error is one JSON object on stdout
+    (error, kind, exit_code) besides its line on stderr, and the exit code is the same."""
+    for command in ("cancel", "resume", "status", "logs", "watch"):
+        r = run_cli(command, "no-such-request", "--json", env=redis_server.env(), timeout=60)
+        record = json.loads(r.stdout)
+        assert r.returncode == 7 and record["exit_code"] == 7 and record["kind"] == "RequestError", (command, r)
+        assert "no-such-request" in record["error"] and "no-such-request" in r.stderr, (command, r)
+    missing = run_cli("sync", str(tmp_path / "nope"), str(tmp_path / "dst"), "--json", env=home)
+    record = json.loads(missing.stdout)
+    assert missing.returncode == 3 and record["exit_code"] == 3 and "does not exist" in record["error"], missing
+    down = run_cli("list", "--json", env={"DMS_BROKER_URL": "redis://127.0.0.1:1/0"})
+    assert down.returncode == 5 and json.loads(down.stdout)["kind"] == "BrokerUnavailable", down
 
 
 def test_python_api_sync_runs_embedded_when_nothing_is_configured(tmp_path: Path, home: dict[str, str]) -> None:
@@ -395,4 +414,36 @@ def test_ctrl_c_while_waiting_says_what_became_of_the_request(tmp_path: Path) ->
         assert all(f"request={rid} state=PENDING" in line for line in lines[:-1]), err
         assert json.loads(run_cli("status", rid, "--json", env=env).stdout)["state"] == "PENDING"
     finally:
+        server.stop()
+
+
+def test_waiting_on_a_request_no_worker_takes_says_so_and_keeps_waiting(tmp_path: Path) -> None:
+    """`sync --wait` against a broker no worker consumes: after DMS_UNTAKEN_SECONDS one
+    warning names the queue and how to serve it; the command keeps waiting (a worker may be
+    on its way), and the request stays queued, PENDING."""
+    from dms.state.requests import RequestStore, connect
+
+    server = RedisServer(tmp_path / "redis")  # its own: no test's worker consumes its queues
+    server.directory.mkdir()
+    server.start()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("x")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")}
+    env = {**base, **server.env(), "DMS_UNTAKEN_SECONDS": "1"}
+    proc = subprocess.Popen([*CLI, "sync", str(tmp_path / "src"), str(tmp_path / "dst"), "--id", "nobody-home",
+                             "--wait"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "warning" not in seen and time.monotonic() < deadline:
+            if select.select([proc.stderr], [], [], 1.0)[0]:  # never blocks past the deadline
+                seen += proc.stderr.readline()
+        assert "no worker has taken request nobody-home" in seen and "dms.control" in seen, seen
+        time.sleep(1)
+        assert proc.poll() is None  # still waiting
+        assert RequestStore(connect(server.state_url)).get("nobody-home")["state"] == "PENDING"
+    finally:
+        proc.kill()
+        proc.wait()
         server.stop()
