@@ -18,6 +18,7 @@ from dms.cli.untaken import UntakenWarning, both
 from dms.client.submit import check_request_paths, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import ConfigError, DmsError
+from dms.fs.names import printable
 from dms.model import RequestState
 from dms.options import OPTIONS, Option
 from dms.request import make_params
@@ -41,13 +42,51 @@ class _OrderedFilters(click.Command):
         return super().parse_args(ctx, args)
 
 
-def _ordered_rules(ctx: click.Context, include: tuple[str, ...], exclude: tuple[str, ...]) -> list[tuple[str, str]]:
-    pending = {"include": list(include), "exclude": list(exclude)}
-    rules = []
+def _ordered_rules(ctx: click.Context, given: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """The filter rules in command-line order: each --include/--exclude is one rule, each
+    --include-from/--exclude-from FILE the rules of its lines, where it stood."""
+    pending = {name: list(given.get(name, ())) for name in FILTER_FLAGS}
+    rules: list[tuple[str, str]] = []
+
+    def add(name: str, value: str) -> None:
+        sign = "+" if name.startswith("include") else "-"
+        rules.extend(rules_of_file(value, sign) if name.endswith("_from") else [(sign, value)])
+
     for name in ctx.meta.get("dms_param_order", []):
         if pending.get(name):
-            rules.append(("+" if name == "include" else "-", pending[name].pop(0)))
-    rules += [("+", p) for p in pending["include"]] + [("-", p) for p in pending["exclude"]]
+            add(name, pending[name].pop(0))
+    for name in FILTER_FLAGS:  # not seen by the order scan (a caller building the context itself)
+        for value in pending[name]:
+            add(name, value)
+    return rules
+
+
+#: The command-line flags that make filter rules, by parameter name.
+FILTER_FLAGS = ("include", "exclude", "include_from", "exclude_from")
+
+
+def rules_of_file(path: str, sign: str) -> list[tuple[str, str]]:
+    """The rules of an --include-from/--exclude-from file ("-": stdin), as rsync reads one:
+    a pattern per line; blank lines and lines starting with ";" or "#" are skipped; a line
+    starting with "+ " or "- " is an include or exclude rule whatever the option. Names are
+    bytes: a line that is not UTF-8 matches the name it spells (os.fsdecode)."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+    except OSError as exc:
+        raise click.UsageError(f"cannot read the rules file {printable(path)}: {exc.strerror}") from None
+    rules = []
+    for raw in data.splitlines():
+        line = os.fsdecode(raw.rstrip(b"\r"))
+        if not line or line[0] in ";#":
+            continue
+        if line[:2] in ("+ ", "- "):
+            rules.append((line[0], line[2:]))
+        else:
+            rules.append((sign, line))
     return rules
 
 
@@ -83,6 +122,7 @@ def _from_command_line(ctx: click.Context, given: dict[str, Any]) -> dict[str, A
     workers.yml's defaults, then the table's)."""
     options: dict[str, Any] = {}
     patterns: dict[str, tuple[str, ...]] = {}
+    from_files = {name: tuple(given.get(name) or ()) for name in ("include_from", "exclude_from")}
     for option in OPTIONS:
         if not option.cli:
             continue
@@ -93,7 +133,7 @@ def _from_command_line(ctx: click.Context, given: dict[str, Any]) -> dict[str, A
             options[option.name] = not value
         elif value is not None:
             options[option.name] = value
-    options["filters"] = _ordered_rules(ctx, patterns["include"], patterns["exclude"])
+    options["filters"] = _ordered_rules(ctx, {**patterns, **from_files})
     return options
 
 
@@ -102,6 +142,20 @@ def _from_command_line(ctx: click.Context, given: dict[str, Any]) -> dict[str, A
 @click.argument("destination")
 @click.option("--id", "request_id", help="Request id (default: generated, e.g. 20261124-191500-3fa9c1).")
 @_request_options
+@click.option(
+    "--include-from",
+    "include_from",
+    multiple=True,
+    metavar="FILE",
+    help="Include the patterns in FILE, one per line (rsync's form; - for stdin; repeatable).",
+)
+@click.option(
+    "--exclude-from",
+    "exclude_from",
+    multiple=True,
+    metavar="FILE",
+    help="Exclude the patterns in FILE, one per line (rsync's form; - for stdin; repeatable).",
+)
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,36 @@ def test_filters_like_rsync(tmp_path: Path, dms_app: Any, store: Any, rules: lis
     args = [f"--{'include' if kind == '+' else 'exclude'}={pattern}" for kind, pattern in rules]
     assert rsync(src, tmp_path / "rsync", "--delete", "--no-D", *args).returncode == 0
     assert_like_rsync(tmp_path / "rsync", tmp_path / "dms")
+
+
+def test_rules_from_files_like_rsync(tmp_path: Path, redis_server: Any) -> None:
+    """--include-from/--exclude-from read as rsync reads them (comments, blank lines, "+ "
+    and "- " prefixes, stdin as "-"), each file's rules where it stood on the command line
+    between --include/--exclude, through the CLI against the same tree."""
+    src = tmp_path / "src"
+    build_semantics_tree(src)
+    keep = tmp_path / "keep.rules"
+    keep.write_bytes(b"# the directories, then two files by name\n\n*/\n; another comment\nfile1\r\n- h1\n")
+    drop = tmp_path / "drop.rules"
+    drop.write_bytes(b"+ sparse.img\n*\n")
+    stdin_rules = b"deep/\n"
+    for dst in (tmp_path / "dms", tmp_path / "rsync"):
+        dst.mkdir()
+        plant_extras(dst)
+    order = ["--exclude-from=-", "--include=f2", f"--include-from={keep}", f"--exclude-from={drop}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")} | redis_server.env()
+    ran = subprocess.run([sys.executable, "-m", "dms.cli", "sync", f"{src}", f"{tmp_path / 'dms'}", "--delete",
+                          "--wait", *order], input=stdin_rules, capture_output=True, env=env, timeout=120)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    theirs = subprocess.run([RSYNC or "rsync", "-aHAXS", "--delete", "--no-D", *order, f"{src}/",
+                             f"{tmp_path / 'rsync'}/"], input=stdin_rules, capture_output=True)  # fmt: skip
+    assert theirs.returncode == 0, theirs.stderr
+    assert_like_rsync(tmp_path / "rsync", tmp_path / "dms")
+    assert (tmp_path / "dms" / "file1").exists() and not (tmp_path / "dms" / "h1").exists()
+    nope = f"--exclude-from={tmp_path / 'nope'}"
+    missing = subprocess.run([sys.executable, "-m", "dms.cli", "sync", f"{src}", f"{tmp_path / 'x'}", nope],
+                             capture_output=True, text=True, env=env)  # fmt: skip
+    assert missing.returncode == 2 and "cannot read the rules file" in missing.stderr, missing.stderr
 
 
 def test_dry_run_reports_like_rsync_and_changes_nothing(tmp_path: Path, dms_app: Any, store: Any) -> None:
