@@ -33,6 +33,7 @@ def request_lines(request_id: str, info: dict[str, Any], errors: list[dict[str, 
         + (f" ({info['skipped']} entries skipped)" if info.get("skipped") else ""),
         f"bytes        {format_size(info['bytes_done'])} of {format_size(info['bytes_total'])} copied"
         f" ({info['bytes_done']} / {info['bytes_total']})"
+        + (f", {format_size(carried)} of it staged by an earlier run" if (carried := info.get("bytes_carried")) else "")
         + (f", {format_size(info['bytes_inflight'])} more in flight" if info.get("bytes_inflight") else ""),
         f"tasks        {info['tasks_done']} of {info['tasks_total']}",
         f"created      {when(info.get('created_at'))}",

@@ -193,10 +193,16 @@ class _Planner:
             else:
                 self.new_unit([UnitPiece(entry, offset, length)])
         if len(self.carried) >= 1000:
-            self.fence()
-            self.store.record_unit(self.rid, None, self.carried, [], epoch=self.params.epoch)
-            self.carried.clear()
+            self.record_carried()
         return True
+
+    def record_carried(self) -> None:
+        """Count the chunks carried over as done, and their bytes as staged by an earlier run
+        (`bytes_carried`: a resume's summary says how much of `bytes_done` this run moved)."""
+        self.fence()
+        self.store.record_unit(self.rid, None, self.carried, [], epoch=self.params.epoch)
+        self.store.add_count(self.rid, "bytes_carried", sum(p.length for p in self.carried))
+        self.carried.clear()
 
     def directory(self, found: DirRecord) -> None:
         self.dirs.add(found)
@@ -251,7 +257,7 @@ class _Planner:
             shards.flush()
         self.fence()
         if self.carried:
-            self.store.record_unit(self.rid, None, self.carried, [], epoch=self.params.epoch)
+            self.record_carried()
         self.store.add_dryrun(self.rid, self.report)
         return PlanTotals(
             files_total=self.files.count,

@@ -89,6 +89,7 @@ _INT_FIELDS = (
     "files_failed",
     "bytes_total",
     "bytes_done",
+    "bytes_carried",
     "tasks_total",
     "tasks_done",
     "dirs_total",

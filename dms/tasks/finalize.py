@@ -56,8 +56,8 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
             if info["state"] == RequestState.FAILED.value:
                 store.save_carry(request_id, info["file_shards"])  # what `resume` can skip
             store.log_event(request_id, "ended", state=info["state"], error=info.get("error"),
-                            published=report.published, failed=info["files_failed"],
-                            deleted=report.deleted)  # fmt: skip
+                            published=info["files_done"], uptodate=info.get("files_uptodate", 0),
+                            failed=info["files_failed"], deleted=report.deleted)  # fmt: skip
             store.drop_plan(request_id, info["tasks_total"], info["file_shards"], info["dir_shards"],
                             info.get("link_shards", 0), info.get("name_shards", 0))  # fmt: skip
             if params.clustered:

@@ -232,7 +232,7 @@ def _walk_and_cut(self: DmsTask, params: SyncParams, lease: PlanLease) -> tuple[
     progress = store.mark_planned(request_id, **totals.as_fields())
     store.set_state(request_id, RequestState.TRANSFERRING)
     store.log_event(request_id, "planned", files=totals.files_total, bytes=totals.bytes_total,
-                    units=totals.tasks_total, skipped=totals.skipped,
+                    units=totals.tasks_total, uptodate=totals.files_uptodate, skipped=totals.skipped,
                     started_during_walk=len(started_during_walk))  # fmt: skip
     return totals.tasks_total, progress
 

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
+from dms.cli.render import request_lines
 from dms.client.submit import resume, submit, wait
 from dms.model import SyncParams
 from dms.request import make_params
+from dms.sizes import format_size
 from tests.conftest import unique_id, wait_for_state
 from tests.trees import MIB, assert_like_rsync, build_semantics_tree, meta_snapshot, write_unique
 
@@ -250,6 +252,13 @@ def test_interrupted_sync_resumes_moving_only_what_is_missing(
     assert missing <= moved <= missing + 2 * 2 * MIB, (moved, missing)  # at most the units in flight again
     assert moved < 96 * MIB * 0.85
     assert not [p for p in dst.iterdir() if p.name.endswith(".partial")]
+    # the summary says how much of it an earlier run staged, and the end is logged with the
+    # files that are in place, not only those finalize itself published
+    assert info["bytes_done"] == 96 * MIB and info["bytes_carried"] == 96 * MIB - moved, (info, moved)
+    summary = "\n".join(request_lines(rid, info))
+    assert f"{format_size(96 * MIB - moved)} of it staged by an earlier run" in summary, summary
+    ended = [e for e in events if e["event"] == "ended"][-1]
+    assert ended["published"] == 6 and ended["uptodate"] == 0, ended
 
 
 def test_resubmitting_a_failed_request_with_the_same_id_resumes_it(tmp_path: Path, dms_app: Any, store: Any) -> None:
