@@ -88,6 +88,8 @@ class SyncParams:
     max_delete: int = default_of("max_delete")
     #: Report what would be copied, updated and deleted; change nothing (rsync -n).
     dry_run: bool = default_of("dry_run")
+    #: Record every change in rsync's itemized form (-i), listed at the end (dms.plan.itemize).
+    itemize: bool = default_of("itemize")
     #: Copy extended attributes (and with them POSIX ACLs) where both sides support them.
     xattrs: bool = default_of("xattrs")
     #: Recreate fifos, sockets and (as root) devices instead of skipping them (rsync -D).

@@ -67,6 +67,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("delete", "Delete destination entries that are not in the source (each is logged).", cli="--delete"),
     Option("max_delete", "With --delete: delete at most N entries.", "count", -1, "--max-delete", metavar="N"),
     Option("dry_run", "Show what would be copied, updated and deleted; change nothing.", cli="--dry-run", short="-n"),
+    Option("itemize", "List every change in rsync's itemized form (%i) at the end of --wait.",
+           cli="--itemize-changes", short="-i"),
     Option("include", "Include what matches (rsync rules; repeatable).", "patterns", (), "--include",
            metavar="PATTERN"),
     Option("exclude", "Exclude what matches (rsync rules; repeatable).", "patterns", (), "--exclude",

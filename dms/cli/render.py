@@ -51,9 +51,11 @@ def request_json(
     info: dict[str, Any],
     errors: list[dict[str, Any]] | None = None,
     would: list[str] | None = None,
+    key: str = "dry_run_lines",
 ) -> str:
     """The request as one JSON object; `errors` (failed files) and, for a dry run, `would`
-    (the would-do lines: copy, update, link, hardlink, special, delete) when given."""
+    (the would-do lines: copy, update, link, hardlink, special, delete; or with -i the itemized
+    changes) when given, under `key` (dry_run_lines, or changes for a real run's -i lines)."""
     record = {"request_id": request_id, **info}
     params = record.get("params")
     if isinstance(params, dict):  # paths in the one escaped form, as everywhere else
@@ -62,5 +64,5 @@ def request_json(
     if errors is not None:
         record["errors"] = errors
     if would is not None:
-        record["dry_run_lines"] = would
+        record[key] = would
     return json.dumps(record, sort_keys=True)

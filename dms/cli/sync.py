@@ -223,13 +223,14 @@ def sync(
                 info = wait(plane.store, params.request_id, on_progress=both(show, untaken), alive=plane.alive)
             except KeyboardInterrupt:
                 raise Interrupted(params.request_id, embedded=embedded) from None
-            would = plane.store.dryrun(params.request_id) if params.dry_run else None
+            would = plane.store.dryrun(params.request_id) if params.dry_run or params.itemize else None
+            lines_key = "dry_run_lines" if params.dry_run else "changes"
             if would is not None and not as_json:
                 for line in would:
                     click.echo(line)
             errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
             click.echo(
-                request_json(params.request_id, info, errors, would)
+                request_json(params.request_id, info, errors, would, key=lines_key)
                 if as_json
                 else "\n".join(request_lines(params.request_id, info, errors))
             )

@@ -23,6 +23,7 @@ from dms.fs.filters import RuleSet
 from dms.fs.names import printable, shown
 from dms.fs.paths import is_staging_name, staged_by, staging_path
 from dms.model import DirRecord, FailedPiece, FileRecord, LinkRecord, SyncParams, Xattrs
+from dms.plan import itemize
 from dms.plan.diff import link_in_place, special_mode
 from dms.state.requests import RequestStore
 
@@ -456,8 +457,11 @@ def _delete_entry(
         return False
     report.deleted += 1
     shown_rel = shown(rel) + ("/" if is_dir else "")
-    if params.dry_run:
+    if params.itemize:
+        lines.append(itemize.deleting(rel, is_dir))
+    elif params.dry_run:
         lines.append(f"delete {shown_rel}")
+    if params.dry_run:
         return True
     try:
         if is_dir:

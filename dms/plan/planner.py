@@ -22,6 +22,7 @@ from dms.fs.filters import RuleSet
 from dms.fs.names import shown
 from dms.fs.paths import staging_path
 from dms.model import DirRecord, FileRecord, LinkRecord, RecordedPiece, SyncParams, UnitPiece
+from dms.plan import itemize
 from dms.plan.diff import dry_run_leaves_link, native_quick_check, up_to_date
 from dms.plan.order import Interleaver
 from dms.plan.walk import DirNames, Excluded, Skipped, UpToDate, walk_tree
@@ -170,10 +171,12 @@ class _Planner:
         entry = dataclasses.replace(found, file_id=self.files.count)
         self.files.add(entry)
         self.bytes += entry.size
-        if self.params.dry_run:
+        if self.params.itemize:
+            self.note(itemize.file_sent(self.params, entry, self.visible))
+        elif self.params.dry_run:
             exists = self.visible and os.path.lexists(os.path.join(self.params.destination, entry.relpath))
             self.note(f"{'update' if exists else 'copy'} {shown(entry.relpath)}")
-        elif not self.carried_over(entry):
+        if not self.params.dry_run and not self.carried_over(entry):
             self.pending[entry.file_id] = entry
             self.chunker.add(entry.file_id, entry.size)
             self.write_units(self.chunker.take_ready())
@@ -206,12 +209,22 @@ class _Planner:
 
     def directory(self, found: DirRecord) -> None:
         self.dirs.add(found)
+        if (
+            self.params.itemize
+            and self.visible
+            and not os.path.lexists(os.path.join(self.params.destination, found.relpath))
+        ):  # before the skeleton makes it
+            self.note(itemize.directory_created(found.relpath))
         if self.skeleton is not None:
             self.skeleton.make(found.relpath)
 
     def link(self, found: LinkRecord) -> None:
         self.links.add(found)
-        if self.params.dry_run and not (self.visible and dry_run_leaves_link(self.params.destination, found)):
+        listed = self.params.dry_run or self.params.itemize
+        if listed and not (self.visible and dry_run_leaves_link(self.params.destination, found)):
+            if self.params.itemize:
+                self.note(itemize.link_made(found))
+                return
             rel, target = shown(found.relpath), shown(found.target)
             self.note({"sym": f"link {rel} -> {target}", "hard": f"hardlink {rel} => {target}",
                        "special": f"special {rel}"}[found.kind])  # fmt: skip

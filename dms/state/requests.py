@@ -10,7 +10,8 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:dirs:S             string JSON list of DirRecord rows
     dms:req:R:links:S            string JSON list of LinkRecord rows (symlinks, hard links)
     dms:req:R:names:S            string JSON list of [dir relpath, [names]] (for --delete)
-    dms:req:R:dryrun             list   "copy|update|delete|link <path>" lines of a dry run
+    dms:req:R:dryrun             list   "copy|update|delete|link <path>" lines of a dry run, or with -i
+                                        the itemized changes (dms.plan.itemize), of a dry run or not
     dms:req:R:carry              hash   relpath -> [size, mtime_ns, {offset: "len:digest"}] of files a
                                         failed or interrupted run left partly staged (for resume)
     dms:req:R:unit:K             string JSON list of UnitPiece rows of transfer unit K

@@ -171,6 +171,57 @@ def test_rules_from_files_like_rsync(tmp_path: Path, redis_server: Any) -> None:
     assert missing.returncode == 2 and "cannot read the rules file" in missing.stderr, missing.stderr
 
 
+def _pairs(lines: set[str]) -> set[str]:
+    """Itemized lines with each new hard-link pair as one entry: which name of the pair is
+    sent and which linked to it is each tool's own choice."""
+    out = set(lines)
+    for line in lines:
+        if line.startswith("hf") and " => " in line:
+            name, first = line[12:].split(" => ")
+            out -= {line, f">f+++++++++ {first}"}
+            out.add(f"new hard-linked pair {sorted([name, first])}")
+    return out
+
+
+def test_itemized_changes_like_rsync_i(tmp_path: Path, dms_app: Any, store: Any) -> None:
+    """-i lists each change as rsync -i does (`%i %n`): files sent and why (size, time),
+    new files, directories, symlinks and hard links, and what --delete removes; with -n too,
+    changing nothing. rsync's lines for attribute-only changes of items left in place
+    (`.d..t......` of a directory whose mtime it sets) are not DMS's (dms.plan.itemize)."""
+    src = tmp_path / "src"
+    build_semantics_tree(src, seed=11)
+    first = {"dms": tmp_path / "dms", "rsync": tmp_path / "rsync"}
+    assert dms(dms_app, store, src, first["dms"])["state"] == "SUCCEEDED"
+    assert rsync(src, first["rsync"], "--no-D").returncode == 0
+    (src / "file1").write_bytes(b"longer than before, so the size differs" * 100)
+    os.utime(src / "a" / "f2", (1_400_000_000, 1_400_000_000))  # time only (whole seconds: rsync's check)
+    (src / "fresh" / "deeper").mkdir(parents=True)
+    (src / "fresh" / "deeper" / "new.txt").write_bytes(b"new")
+    os.symlink("fresh/deeper/new.txt", src / "new-link")
+    os.link(src / "fresh" / "deeper" / "new.txt", src / "fresh" / "deeper" / "twin.txt")
+    for dst in first.values():
+        (dst / "extraneous.txt").write_bytes(b"goes away")
+    ours_dry = dms(dms_app, store, src, first["dms"], itemize=True, delete=True, dry_run=True)
+    dry_lines = set(store.dryrun(ours_dry["request_id"]))
+    ours = dms(dms_app, store, src, first["dms"], itemize=True, delete=True)
+    assert ours["state"] == "SUCCEEDED"
+    ran = rsync(src, first["rsync"], "--no-D", "--delete", "-i")
+    assert ran.returncode == 0, ran.stderr
+    theirs = {line for line in ran.stdout.splitlines() if line[:1] in "><ch*" and line[1:2] in "fdLDS"}
+    lines = set(store.dryrun(ours["request_id"]))
+    assert _pairs(lines) == _pairs(theirs), (sorted(lines - theirs), sorted(theirs - lines))
+    assert dry_lines == lines  # -n -i lists the same, and changed nothing before the real run
+    assert ">f.st...... file1" in lines and ">f..t...... a/f2" in lines and "*deleting   extraneous.txt" in lines
+    # the changes themselves (the trees are compared with rsync's elsewhere; here rsync makes
+    # its hard links after setting directory times, so new directories keep "now" in its copy)
+    ours_dst = first["dms"]
+    assert (ours_dst / "file1").read_bytes() == (src / "file1").read_bytes()
+    assert (ours_dst / "a" / "f2").stat().st_mtime == 1_400_000_000 and not (ours_dst / "extraneous.txt").exists()
+    assert os.readlink(ours_dst / "new-link") == "fresh/deeper/new.txt"
+    new, twin = (ours_dst / "fresh" / "deeper" / n for n in ("new.txt", "twin.txt"))
+    assert new.read_bytes() == b"new" and new.stat().st_ino == twin.stat().st_ino
+
+
 def test_dry_run_reports_like_rsync_and_changes_nothing(tmp_path: Path, dms_app: Any, store: Any) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     build_semantics_tree(src)
