@@ -129,7 +129,7 @@ def cli(ctx: click.Context, config_path: str | None, broker_url: str | None) -> 
 
 
 def main(argv: list[str] | None = None) -> Any:
-    from dms.cli import cancel, listing, logs, resume, status, sync, watch  # noqa: F401  (registers the subcommands)
+    from dms.cli import cancel, check, listing, logs, resume, status, sync, watch  # noqa: F401  (registers the subcommands)
 
     try:
         return cli.main(args=argv, prog_name="dms-submit", standalone_mode=True)

@@ -447,3 +447,35 @@ def test_waiting_on_a_request_no_worker_takes_says_so_and_keeps_waiting(tmp_path
         proc.kill()
         proc.wait()
         server.stop()
+
+
+def test_check_lists_differences_like_rsync_nci_and_changes_nothing(tmp_path: Path, home: dict[str, str]) -> None:
+    """`check SRC DST` (rclone check, rsync -n -c --delete -i): exit 0 when the trees match;
+    else the differences as rsync -anci --delete lists them, exit 1; nothing changes."""
+    from tests.trees import meta_snapshot
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    for name in ("same", "d/other", "d/gone"):
+        (src / name).write_bytes(name.encode() * 1000)
+    assert run_cli("sync", str(src), str(dst), env=home).returncode == 0
+    same = run_cli("check", str(src), str(dst), env=home)
+    assert same.returncode == 0 and same.stdout == "" and "no difference" in same.stderr, same
+    other = dst / "d" / "other"
+    stamp = other.stat()
+    other.write_bytes(b"X" * stamp.st_size)  # same size and mtime, other content: only -c sees it
+    os.utime(other, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    (dst / "d" / "gone").unlink()
+    (dst / "extra").write_bytes(b"only here")
+    before = meta_snapshot(dst)
+    differ = run_cli("check", str(src), str(dst), env=home)
+    assert differ.returncode == 1 and "3 difference(s)" in differ.stderr, differ
+    ours = set(differ.stdout.splitlines())
+    rsync = subprocess.run(["rsync", "-anci", "--delete", f"{src}/", f"{dst}/"], capture_output=True, text=True)
+    theirs = {line for line in rsync.stdout.splitlines() if line[:1] in "><ch*" and line[1:2] in "fdLDS"}
+    assert ours == theirs == {">fc........ d/other", ">f+++++++++ d/gone", "*deleting   extra"}, (ours, theirs)
+    assert meta_snapshot(dst) == before
+    as_json = run_cli("check", str(src), str(dst), "--json", env=home)
+    assert as_json.returncode == 1 and set(json.loads(as_json.stdout)["differences"]) == ours
+    missing = run_cli("check", str(tmp_path / "nope"), str(dst), env=home)
+    assert missing.returncode == 3, missing

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 #: Exit codes of a request that ran and ended otherwise than SUCCEEDED (no `Error:` line).
 REQUEST_ENDED = {EXIT_REQUEST_FAILED, *EXIT_BY_END_REASON.values()}
-COMMANDS = ["sync", "status", "list", "logs", "cancel", "resume", "watch"]
+COMMANDS = ["sync", "check", "status", "list", "logs", "cancel", "resume", "watch"]
+RULE_FILES = ["-", "", "/dev/null", "/proc/self", "/proc/1/mem", "/nope", "/etc/hostname"]
 #: Strings a careless or hostile user types where a path or a request id goes: empty, dashes,
 #: pseudo-filesystems, traversal, huge, undecodable, control characters, shell syntax.
 ODD = [
@@ -83,7 +84,11 @@ OPTIONS: dict[str, list[tuple[str, list[str] | None]]] = {
         ("-D", None),
         ("--no-xattrs", None),
         ("--no-fsync", None),
+        ("-i", None),
+        ("--include-from", RULE_FILES),
+        ("--exclude-from", RULE_FILES),
     ],
+    "check": [("--id", ODD), ("--include", ["[", "", "*", "/"]), ("--exclude", ["[", "*"]), ("--json", None)],
     "status": [("--json", None), ("--files", None)],
     "list": [
         ("--since", ["-1d", "forever", "", "1d", "0s"]),
@@ -92,8 +97,8 @@ OPTIONS: dict[str, list[tuple[str, list[str] | None]]] = {
         ("--json", None),
     ],
     "logs": [("--json", None)],
-    "cancel": [("--wait", None)],
-    "resume": [("--force", None), ("--wait", None)],
+    "cancel": [("--wait", None), ("--json", None)],
+    "resume": [("--force", None), ("--wait", None), ("--json", None)],
     "watch": [("--json", None), ("--plain", None), ("--interval", ["0", "-1", "nan", "0.1", ""])],
 }
 
@@ -103,9 +108,9 @@ def command_lines(draw: st.DrawFn, paths: list[str]) -> tuple[list[str], str, li
     """A command line (a command, its positional arguments, sometimes too few or too many, and
     options), the command, and the positional arguments as drawn."""
     command = draw(st.sampled_from(COMMANDS))
-    wanted = {"sync": 2, "list": 0}.get(command, 1)
+    wanted = {"sync": 2, "check": 2, "list": 0}.get(command, 1)
     count = draw(st.sampled_from([wanted, wanted, wanted, max(0, wanted - 1), wanted + 1]))
-    pool = [*paths, *ODD] if command == "sync" else [*ODD, "no-such-request"]
+    pool = [*paths, *ODD] if command in ("sync", "check") else [*ODD, "no-such-request"]
     positional = [draw(st.sampled_from(pool)) for _ in range(count)]
     options: list[str] = []
     for _ in range(draw(st.integers(0, 3))):
@@ -127,6 +132,7 @@ def scratch_tokens(root: Path) -> list[str]:
 @pytest.mark.timeout(900)
 def test_every_command_with_odd_arguments(tmp_path: Path, redis_server: RedisServer, monkeypatch: Any) -> None:
     import dms.cli.cancel
+    import dms.cli.check
     import dms.cli.listing
     import dms.cli.logs
     import dms.cli.resume
@@ -161,7 +167,7 @@ def test_every_command_with_odd_arguments(tmp_path: Path, redis_server: RedisSer
                 argv = [*argv, "--interval", "0.1"]
             known = {r["request_id"] for r in store.list_requests(limit=100)}
             result = runner.invoke(cli, argv, catch_exceptions=True)
-            if command in ("sync", "resume"):
+            if command in ("sync", "check", "resume"):
                 _settle(store, known - set(positional))  # an accepted request runs on after the command returns
             code = result.exit_code
             codes[code] = codes.get(code, 0) + 1
