@@ -27,6 +27,7 @@ clusters:                     # optional: the multi-node, multi-NIC deployment
         roots: [/lustre/a]    # path prefixes this node may read from or write into
         concurrency: 4        # worker processes (parallel streams)
         secret_file: /etc/dms/secret   # the shared data-plane secret (never the secret itself)
+        metrics_port: 9464    # optional: Prometheus metrics on the control address (dms.worker.metrics)
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class NodeConfig:
     roots: tuple[str, ...]
     concurrency: int
     secret_file: str | None
+    #: TCP port of the node's Prometheus metrics (dms.worker.metrics); 0: not served
+    metrics_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,7 @@ def _node(path: str, cluster: str, name: Any, raw: Any) -> NodeConfig:
         raise ConfigError(f"{path}: key '{where}': a node name must match {_NAME.pattern}, got {name!r}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: key '{where}' must be a mapping, got {raw!r}")
-    known = {"control", "data", "port", "roots", "concurrency", "secret_file"}
+    known = {"control", "data", "port", "roots", "concurrency", "secret_file", "metrics_port"}
     if unknown := set(raw) - known:
         raise ConfigError(f"{path}: key '{where}': unknown key(s) {sorted(unknown)}; expected {sorted(known)}")
     control = _endpoint(path, f"{where}.control", raw["control"]) if raw.get("control") is not None else None
@@ -285,7 +288,11 @@ def _node(path: str, cluster: str, name: Any, raw: Any) -> NodeConfig:
     secret_file = raw.get("secret_file")
     if secret_file is not None and (not isinstance(secret_file, str) or not os.path.isabs(secret_file)):
         raise ConfigError(f"{path}: key '{where}.secret_file' must be an absolute path to a file, got {secret_file!r}")
-    return NodeConfig(name, cluster, control, data, port, tuple(roots), concurrency, secret_file)
+    metrics_port = raw.get("metrics_port", 0)
+    if not isinstance(metrics_port, int) or isinstance(metrics_port, bool) or not 0 <= metrics_port <= 65535:
+        raise ConfigError(f"{path}: key '{where}.metrics_port' must be a TCP port 1..65535 (0: off), "
+                          f"got {metrics_port!r}")  # fmt: skip
+    return NodeConfig(name, cluster, control, data, port, tuple(roots), concurrency, secret_file, metrics_port)
 
 
 def _endpoint(path: str, where: str, raw: Any) -> Endpoint:

@@ -149,6 +149,12 @@ class Registry:
         """A worker that stops cleanly leaves the schedule at once instead of after its TTL."""
         self.r.delete(_node_key(node))
 
+    def ping_seconds(self) -> float:
+        """How long one PING of the DMS Redis takes now (a node's metrics report it)."""
+        start = time.perf_counter()
+        self.r.ping()
+        return time.perf_counter() - start
+
     def live_nodes(self, fresh: bool = False) -> list[NodeStatus]:
         now = time.monotonic()
         if not fresh and self._cache and now - self._cache[0] < self._cache_seconds:

@@ -62,6 +62,7 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.beating = threading.Lock()  # the timer's beats and the link watcher's
         self.stopping = False
         self.links: LinkWatcher | None = None
+        self.metrics: Any = None
         if not dms_node:
             return
         # Set before the pool forks, so every pool process knows its node and this run of it.
@@ -88,6 +89,8 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.tref = worker.timer.call_repeatedly(self.interval, self.beat)
         self.links = LinkWatcher(lambda: self.beat(sweep=False))  # a NIC down is announced at once
         self.links.start()
+        if self.node.metrics_port:
+            self.metrics = self._serve_metrics(self.node)
         log.info("DMS node %s (cluster %s) is up: queues %s", self.node.name, self.node.cluster,
                  ", ".join(q.name for q in node_queues(self.node)))  # fmt: skip
 
@@ -106,6 +109,21 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
             except Exception as exc:  # Redis gone: the TTL withdraws us anyway
                 log.warning("could not withdraw node %s: %s", self.node.name, exc)
         self._stop_receiver()
+        if self.metrics is not None:
+            self.metrics.shutdown()
+            self.metrics = None
+
+    def _serve_metrics(self, node: NodeConfig) -> Any:
+        """The node's Prometheus metrics on its control address; a port in use is logged, and
+        the node runs on without them (a scrape target down is what Prometheus reports)."""
+        from dms.worker.metrics import serve_metrics
+
+        address = node.control.address if node.control is not None else "0.0.0.0"
+        try:
+            return serve_metrics(self, node.metrics_port, address)
+        except OSError as exc:
+            log.error("node %s: cannot serve metrics on %s:%d: %s", node.name, address, node.metrics_port, exc)
+            return None
 
     def beat(self, sweep: bool = True) -> None:
         """One heartbeat, then (`sweep`) the janitor's turn; never raises (a Redis blip must

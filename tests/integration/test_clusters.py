@@ -44,6 +44,7 @@ class LoopbackClusters:
     a1: NodeWorker
     a2: NodeWorker
     b1: NodeWorker
+    metrics: dict[str, int]  # node -> its metrics_port
 
     @property
     def src_root(self) -> Path:
@@ -63,22 +64,26 @@ def clusters(
     (root / "b").mkdir()
     secret_file = write_secret(root / "secret")
     b1_port = free_port("127.0.0.2")
+    metrics = {name: free_port() for name in ("a1", "a2", "b1")}
+    control = {"interface": "lo", "address": "127.0.0.1"}
     config = write_config(root / "workers.yml", {
         "A": {"nodes": {
-            "a1": {"data": [{"interface": "lo", "address": "127.0.0.1"}],
-                   "port": free_port(), "roots": [str(root / "a")], "concurrency": 2, "secret_file": str(secret_file)},
-            "a2": {"data": [{"interface": "lo4", "address": "127.0.0.4"}],
+            "a1": {"data": [{"interface": "lo", "address": "127.0.0.1"}], "control": control,
+                   "port": free_port(), "roots": [str(root / "a")], "concurrency": 2, "secret_file": str(secret_file),
+                   "metrics_port": metrics["a1"]},
+            "a2": {"data": [{"interface": "lo4", "address": "127.0.0.4"}], "control": control,
                    "port": free_port("127.0.0.4"), "roots": [str(root / "a")], "concurrency": 2,
-                   "secret_file": str(secret_file)}}},
+                   "secret_file": str(secret_file), "metrics_port": metrics["a2"]}}},
         "B": {"nodes": {"b1": {
             "data": [{"interface": "lo2", "address": "127.0.0.2"}, {"interface": "lo3", "address": "127.0.0.3"}],
-            "port": b1_port, "roots": [str(root / "b")], "concurrency": 2, "secret_file": str(secret_file)}}},
+            "control": control, "port": b1_port, "roots": [str(root / "b")], "concurrency": 2,
+            "secret_file": str(secret_file), "metrics_port": metrics["b1"]}}},
     }, defaults={"chunk_size": "4MiB", "heartbeat_interval": 1, "heartbeat_ttl": 3})  # fmt: skip
     os.environ["DMS_CONFIG"] = str(config)  # for submit()'s roots check in this process
     a1 = NodeWorker("a1", config, redis_server.env(), root / "a1.log").start()
     a2 = NodeWorker("a2", config, redis_server.env(), root / "a2.log").start()
     b1 = NodeWorker("b1", config, redis_server.env(), root / "b1.log").start()
-    yield LoopbackClusters(root, config, secret_file.read_bytes().strip(), b1_port, a1, a2, b1)
+    yield LoopbackClusters(root, config, secret_file.read_bytes().strip(), b1_port, a1, a2, b1, metrics)
     for w in (a1, a2, b1):
         w.stop()
     os.environ.pop("DMS_CONFIG", None)
@@ -101,6 +106,58 @@ def test_sync_from_cluster_a_to_cluster_b(clusters: LoopbackClusters, dms_app: A
     assert {v.split(" -> ")[0] for v in vias} == {"a1/lo", "a2/lo4"}, vias  # and both source nodes
     assert any(e["event"] == "finalizing" and e.get("worker", "").startswith("b1@") for e in events)
     assert all(v == 0 for v in store.r.hgetall("dms:nicload").values() for v in [int(v)])
+
+
+def _scrape(port: int) -> dict[str, list[Any]]:
+    """The samples of a node's /metrics by name (prometheus_client's own parser)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def test_each_node_serves_its_metrics_and_the_dashboard_charts_only_served_names(
+    clusters: LoopbackClusters, dms_app: Any, store: Any
+) -> None:
+    """workers.yml's metrics_port: each node serves Prometheus metrics (NICs, units, nodes,
+    requests, Redis), scraped after a sync and parsed; every metric name the shipped Grafana
+    dashboard (docs/grafana-dashboard.json) queries is one a node serves."""
+    import json
+    import re
+
+    src, dst = clusters.src_root / "metrics", clusters.dst_root / "metrics"
+    make_tree(src, files=20, big_files=1, big_size=9 * 1024 * 1024)
+    params = make_params(str(src), str(dst), request_id=unique_id("m"), direction="A_TO_B", chunk_size="4MiB")
+    submit(dms_app, store, params)
+    assert wait(store, params.request_id, timeout=120)["state"] == "SUCCEEDED"
+    scraped = {name: _scrape(port) for name, port in clusters.metrics.items()}
+    a1 = scraped["a1"]
+    assert [(s.labels["node"], s.value) for s in a1["dms_node_info"]] == [("a1", 1)]
+    sent = {s.labels["nic"]: s.value for s in a1["dms_nic_transmit_bytes_total"]}
+    assert sent["lo"] > 9 * 1024 * 1024, sent  # the kernel's counter of a1's one real data NIC
+    assert {s.labels["state"]: s.value for s in a1["dms_nic_state"]}["up"] in (0, 1)
+    assert {s.labels["node"]: s.value for s in a1["dms_node_live"]} | {"a1": 1} == {"a1": 1, "a2": 1, "b1": 1}
+    assert all(0 <= s.value < 3 for s in a1["dms_node_heartbeat_age_seconds"])  # heartbeat_ttl 3 s
+    states = {s.labels["state"]: s.value for s in a1["dms_requests"]}
+    assert states["SUCCEEDED"] >= 1 and set(states) >= {"PENDING", "TRANSFERRING", "FAILED"}
+    assert a1["dms_redis_up"][0].value == 1 and 0 < a1["dms_redis_ping_seconds"][0].value < 5
+    assert a1["dms_receiver_up"][0].value == 1 and a1["dms_root_free_bytes"][0].value > 0
+    transfers = sum(s.value for node in ("a1", "a2") for s in scraped[node].get("dms_tasks_accepted_total", [])
+                    if s.labels["task"] == "dms.transfer")  # fmt: skip
+    assert transfers >= store.get(params.request_id)["tasks_total"]
+    assert any(s.labels["task"] == "dms.finalize" for s in scraped["b1"]["dms_tasks_accepted_total"])
+    served = {name for samples in scraped.values() for name in samples}
+    board = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    queried = {name for panel in board["panels"] for target in panel["targets"]
+               for name in re.findall(r"\bdms_[a-z_]+", target["expr"])}  # fmt: skip
+    assert queried and queried <= served, queried - served
 
 
 def test_a_sync_across_clusters_leaves_the_source_page_cache_as_it_found_it(

@@ -142,6 +142,8 @@ def test_clusters_load_into_typed_nodes(tmp_path: Path) -> None:
         (("roots: [/gpfs/b]", "roots: [/gpfs/../etc]"), r"roots\[0\].*'\.\.'"),
         (("port: 7400", "port: 70000"), r"clusters\.A\.nodes\.a1\.port.*70000"),
         (("concurrency: 8", "concurrency: 0"), r"clusters\.A\.nodes\.a1\.concurrency.*0"),
+        (("concurrency: 8", "concurrency: 8\n        metrics_port: 99999"), r"a1\.metrics_port.*99999"),
+        (("concurrency: 8", "concurrency: 8\n        metrics_port: yes"), r"a1\.metrics_port.*True"),
         (("      b1:", "      a1:"), r"node name already used in cluster 'A'"),
         (("interface: ib1", "interface: ib0"), r"interface names repeat"),
         (("secret_file: /etc/dms/secret", "secret_file: secret.txt"), r"secret_file.*absolute"),
