@@ -15,6 +15,7 @@ from typing import Any
 
 from celery.canvas import Signature
 
+from dms.chains import SyncSignature
 from dms.client.connect import control_plane
 from dms.client.submit import cancel, check_request_paths, submit, wait
 from dms.config import load_config
@@ -32,7 +33,9 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
     The next task in the chain receives the sync's summary (a dict with
     request_id, state, error, files_*, bytes_*, seconds) whatever the final
     state: check summary["state"]. Your chain is stored once and started by
-    dms.finalize; it is never copied into the transfer messages.
+    dms.finalize; it is never copied into the transfer messages. A task of your own
+    Celery app goes to its app's queue on its app's broker (dms.chains): run your
+    worker as usual; DMS's workers must be able to reach that broker.
     """
     from dms.worker.app import app
 
@@ -42,8 +45,9 @@ def sync_signature(source: str, destination: str, **options: Any) -> Signature:
     # dms.sync plans, so it goes where plans go: the request's control queue (across clusters,
     # dms.cluster.<source>); absolute paths: a relative one would be read against the
     # worker's current directory. The worker applies its workers.yml's defaults.
-    return app.signature("dms.sync", args=(params.source, params.destination), kwargs=options,
-                         queue=params.control_queue)  # fmt: skip
+    # The tasks chained after it keep their own app's queue and broker (dms.chains).
+    return SyncSignature("dms.sync", args=(params.source, params.destination), kwargs=options,
+                         options={"queue": params.control_queue}, subtask_type="dms_sync", app=app)  # fmt: skip
 
 
 #: How long a cancel on timeout waits for the request to end.

@@ -6,8 +6,7 @@ import errno
 import os
 from typing import Any
 
-from celery import signature
-
+from dms.chains import next_in_chain
 from dms.finalize.publish import PublishReport, publish_request
 from dms.fs.beneath import destination_beneath
 from dms.model import TERMINAL_STATES, EndReason, RequestState, SyncParams
@@ -69,7 +68,7 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
     summary = summarize(request_id, info)
     chain = store.pop_chain(request_id)
     if chain:  # the caller's chain, kept out of the transfer messages by dms.plan
-        nxt = signature(chain.pop(), app=self.app)
+        nxt = next_in_chain(chain, self.app)  # on its own app's broker and queue (dms.chains)
         nxt.apply_async((summary,), chain=chain or None)
     return summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -81,3 +82,46 @@ def test_a_sync_that_times_out_says_what_became_of_its_request(
         assert caught.value.cancelled and "it ended CANCELLED" in str(caught.value), caught.value
     assert store.get(rid)["state"] == "CANCELLED"
     assert [p for p in (tmp_path / "dst").rglob("*") if p.is_file()] == []
+
+
+def test_a_task_of_another_celery_app_chained_after_a_sync_runs_in_that_apps_worker(
+    tmp_path: Path, dms_app: Any, redis_server: Any
+) -> None:
+    """chain(dms.sync_signature(...), record.s(...), then.s(...)) where record and then belong
+    to another Celery app, on another Redis database, with its own default queue and its own
+    worker process (not DMS's): record receives the summary there, and then runs after it."""
+    import sys
+    import time
+
+    from celery import chain
+
+    from dms.client.processes import stop_process_group
+    from tests.services import start_logged
+
+    other_broker = redis_server.broker_url.replace("virtual_host=0", "virtual_host=1")
+    os.environ["OTHER_BROKER_URL"] = other_broker
+    import tests.other_app as other
+
+    other.app.conf.broker_url = other_broker
+    env = {**os.environ, "OTHER_BROKER_URL": other_broker}
+    worker = start_logged("other", [sys.executable, "-m", "celery", "-A", "tests.other_app", "worker", "-Q", "other.q",
+                                    "-c", "1", "-P", "solo", "--without-mingle", "--without-gossip", "-l", "INFO"],
+                          env, tmp_path / "other.log", (" ready.",), 60)  # fmt: skip
+    try:
+        source, destination = tmp_path / "src", tmp_path / "dst"
+        source.mkdir()
+        (source / "f").write_bytes(b"chained")
+        got, after = tmp_path / "summary.json", tmp_path / "then.txt"
+        chain(dms.sync_signature(str(source), str(destination)), other.record.s(str(got)),
+              other.then.s(str(after))).apply_async()  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not after.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = (tmp_path / "other.log").read_text()
+        assert got.exists() and after.read_text() == "then ran", log[-3000:]
+        summary = json.loads(got.read_text())
+        assert summary["state"] == "SUCCEEDED" and summary["files_done"] == 1, summary
+        assert (destination / "f").read_bytes() == b"chained"
+    finally:
+        stop_process_group(worker)
+        os.environ.pop("OTHER_BROKER_URL", None)
