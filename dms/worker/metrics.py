@@ -22,13 +22,10 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
-
-if TYPE_CHECKING:
-    from dms.worker.node_step import NodeStep
 
 __all__ = ["NodeCollector", "serve_metrics"]
 
@@ -50,7 +47,7 @@ def _nic_counter(interface: str, name: str) -> int | None:
 class NodeCollector(Collector):
     """The metrics of one node worker, read at each scrape from its NodeStep."""
 
-    def __init__(self, step: NodeStep) -> None:
+    def __init__(self, step: Any) -> None:  # a dms.worker.node_step.NodeStep (which imports this)
         self.step = step
 
     def collect(self) -> Iterator[Metric]:
@@ -153,7 +150,7 @@ class NodeCollector(Collector):
         yield by_state
 
 
-def serve_metrics(step: NodeStep, port: int, address: str) -> Any:
+def serve_metrics(step: Any, port: int, address: str) -> Any:
     """Start the HTTP server of the node's metrics (a daemon thread); the server, to stop."""
     from prometheus_client import start_http_server
 

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dms.plan",),  # stage 1
     ("dms.transfer",),  # stage 2
     ("dms.finalize",),  # stage 3
-    ("dms.worker",),  # the Celery app and what runs beside it
+    ("dms.worker", "dms.chains"),  # the Celery app and what runs beside it; the caller's chains
     ("dms.tasks",),  # thin task shells over the stages
     ("dms.client",),  # what a submitting process loads
     ("dms.api", "dms.cli", "dms.scheduling", "dms"),  # the ways in
