@@ -19,6 +19,10 @@ import socket
 import struct
 import subprocess
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dms.config import DmsConfig, Endpoint
 
 __all__ = ["interface_state", "misrouted_peers", "route_device", "usable"]
 
@@ -69,3 +73,18 @@ def misrouted_peers(interface: str, source: str, peers: Iterable[str]) -> list[s
         if dev is not None and dev != interface:
             wrong.append(peer)
     return wrong
+
+
+def same_rail(a: str, b: str) -> bool:
+    """Whether NICs with rail labels (workers.yml `network:`) `a` and `b` may carry bytes to
+    each other: the same label, or either unlabelled. The one rule of placement's candidate
+    paths (dms.route.policies) and of the route check's peers (peers_of)."""
+    return not a or not b or a == b
+
+
+def peers_of(nic: Endpoint, cluster: str, config: DmsConfig) -> list[str]:
+    """The data addresses a node's `nic` may send to: every data NIC of the other clusters on
+    its rail. Only these are route-checked (misrouted_peers): a peer on another rail is
+    reached through the default route, which says nothing of this NIC's own route."""
+    return sorted({peer.address for c in config.clusters.values() if c.name != cluster
+                   for node in c.nodes for peer in node.data if same_rail(nic.network, peer.network)})  # fmt: skip

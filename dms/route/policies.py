@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 from typing import ClassVar
 
 from dms.errors import ConfigError
+from dms.route.nics import same_rail
 from dms.state.nodes import NicEndpoint
 
 __all__ = [
@@ -95,7 +96,7 @@ def _least(endpoints: Sequence[NicEndpoint], load: Mapping[str, int], turn: int)
 
 def candidate_paths(sources: Sequence[NicEndpoint], destinations: Sequence[NicEndpoint]) -> list[Path]:
     """Every source x destination pair that can carry bytes (same rail label, or unlabelled)."""
-    return [(s, d) for s in sources for d in destinations if not s.network or not d.network or s.network == d.network]
+    return [(s, d) for s in sources for d in destinations if same_rail(s.network, d.network)]
 
 
 _BUILTIN: dict[str, type[SchedulerPolicy]] = {RoundRobin.name: RoundRobin, LeastLoaded.name: LeastLoaded}

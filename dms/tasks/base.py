@@ -11,8 +11,8 @@ from celery import Task
 
 from dms.model import RequestState, SyncParams
 from dms.route.lanes import Lanes
-from dms.route.placement import Placement, Route
-from dms.route.queues import nic_queue
+from dms.route.placement import NoRoute, Placement, Route
+from dms.route.queues import cluster_queue, nic_queue
 from dms.settings import active_config, resolve_endpoints
 from dms.state.nodes import Registry
 from dms.state.requests import RequestStore, UnitProgress, connect
@@ -63,10 +63,19 @@ class DmsTask(Task):  # type: ignore[misc]
         if params.clustered:
             if route is None:
                 nbytes = sum(p.length for p in self.store.load_unit(params.request_id, index))
-                route = self.placement.route(params, index, nbytes)
-            queue = nic_queue(route.source.node, route.source.interface)
-            via = f"{route.source.key} -> {route.destination.key if route.destination else 'local'}"
-            about = f"{about} via {via}"
+                try:
+                    route = self.placement.route(params, index, nbytes)
+                except NoRoute as exc:
+                    # No path now (just after a Redis outage no heartbeat is current yet): a node of
+                    # the source cluster takes it and routes it as it runs, retrying while there is
+                    # none (TransferTask.current_route). Failing here would fail the request.
+                    log.warning("request %s unit %d: %s; any node of cluster %s routes it when it runs",
+                                params.request_id, index, exc, params.source_cluster)  # fmt: skip
+                    queue, about = cluster_queue(str(params.source_cluster)), f"{about} (not routed yet)"
+            if route is not None:
+                queue = nic_queue(route.source.node, route.source.interface)
+                via = f"{route.source.key} -> {route.destination.key if route.destination else 'local'}"
+                about = f"{about} via {via}"
         self.publish(
             "dms.transfer",
             args=(params.request_id, index, params.epoch),

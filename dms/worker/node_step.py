@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from celery import bootsteps
 
 from dms.config import Endpoint, NodeConfig
-from dms.route.nics import interface_state, misrouted_peers
+from dms.route.nics import interface_state, misrouted_peers, peers_of
 from dms.route.queues import node_queues
 from dms.settings import active_config, resolve_endpoints
 from dms.state.nodes import NicEndpoint, NodeStatus, Registry
@@ -199,7 +199,8 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         cached = self.route_checks.get(nic.interface)
         if cached is not None and now - cached[0] < ROUTE_CHECK_EVERY:
             return cached[1]
-        wrong = misrouted_peers(nic.interface, nic.address, self._peer_addresses())
+        assert self.node is not None
+        wrong = misrouted_peers(nic.interface, nic.address, peers_of(nic, self.node.cluster, active_config()))
         degraded = bool(wrong)
         if cached is None or cached[1] != degraded:
             if degraded:
@@ -212,13 +213,6 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
                             nic.interface)  # fmt: skip
         self.route_checks[nic.interface] = (now, degraded)
         return degraded
-
-    def _peer_addresses(self) -> list[str]:
-        """The data addresses of every node of the other clusters (whom this node sends to)."""
-        assert self.node is not None
-        config = active_config()
-        return sorted({n.address for c in config.clusters.values() if c.name != self.node.cluster
-                       for peer in c.nodes for n in peer.data})  # fmt: skip
 
     def _start_receiver(self) -> subprocess.Popen[str]:
         assert self.node is not None

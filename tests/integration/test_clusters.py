@@ -590,3 +590,28 @@ def test_type_changes_across_clusters_converge_with_one_resume(
     info = wait(store, params.request_id, timeout=120)
     assert info["state"] == "SUCCEEDED", (info, store.errors(params.request_id, limit=3))
     assert_same_tree(src, dst)
+
+
+def test_a_unit_with_no_route_now_goes_to_its_source_cluster_instead_of_failing(dms_app: Any, store: Any) -> None:
+    """Regression (acceptance, Redis down 60 s): the heartbeats lapsed with Redis, a unit that
+    finished as Redis came back routed the next one of its lane before any node had beaten
+    again, and NoRoute failed the request. With no path now, the unit goes to its source
+    cluster's queue unrouted: a node there routes it as it runs, retrying while none exists."""
+    import dms.tasks.transfer  # noqa: F401  (registers dms.transfer in this process's app)
+    from dms.model import SyncParams
+    from dms.route.queues import cluster_queue
+
+    rid = unique_id("noroute")
+    params = SyncParams(rid, "/nonexistent/src", "/nonexistent/dst", source_cluster="nowhere",
+                        destination_cluster="elsewhere")  # fmt: skip
+    store.create(params)
+    store.write_unit(rid, 0, [], "unit 0")
+    task = dms_app.tasks["dms.transfer"]
+    queue = cluster_queue("nowhere")
+    try:
+        task.dispatch_unit(params, 0)  # no node of these clusters beats: a real NoRoute
+        queued = store.queued_messages(queue)
+        assert len(queued) == 1 and rid in queued[0] and "not routed yet" in queued[0]
+        assert store.was_dispatched(rid, 0)
+    finally:
+        store.r.delete(queue)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,3 +249,31 @@ def test_no_load_is_added_for_a_done_unit_or_an_ended_request(registry: Registry
     finally:
         registry.release_all(rid)
         store.r.delete(keys.req, keys.units_done)
+
+
+def test_a_nic_is_route_checked_only_against_the_peers_on_its_rail(tmp_path: Path) -> None:
+    """Regression (acceptance on a two-rail topology with a default route): every data NIC was
+    announced degraded, because its route check asked for peers on the other rail too, which
+    the default route reaches. A NIC is checked against the peers placement may pair it with:
+    the same rail label, or either side unlabelled."""
+    from dms.config import load_config
+    from dms.route.nics import peers_of
+
+    path = tmp_path / "workers.yml"
+    path.write_text(
+        "clusters:\n"
+        "  A:\n    nodes:\n"
+        "      a1: {data: [{interface: d0, address: 10.1.0.1, network: rail0},\n"
+        "                  {interface: d1, address: 10.2.0.1, network: rail1},\n"
+        "                  {interface: d2, address: 10.3.0.1}], roots: [/a]}\n"
+        "  B:\n    nodes:\n"
+        "      b1: {data: [{interface: d0, address: 10.1.0.9, network: rail0}], roots: [/b]}\n"
+        "      b2: {data: [{interface: d0, address: 10.2.0.9, network: rail1},\n"
+        "                  {interface: d1, address: 10.3.0.9}], roots: [/b]}\n"
+    )
+    config = load_config(path)
+    d0, d1, d2 = config.node("a1").data
+    assert peers_of(d0, "A", config) == ["10.1.0.9", "10.3.0.9"]  # its rail, and the unlabelled one
+    assert peers_of(d1, "A", config) == ["10.2.0.9", "10.3.0.9"]
+    assert peers_of(d2, "A", config) == ["10.1.0.9", "10.2.0.9", "10.3.0.9"]  # unlabelled: every peer
+    assert peers_of(config.node("b1").data[0], "B", config) == ["10.1.0.1", "10.3.0.1"]
