@@ -274,7 +274,7 @@ void ReceiverSession::handle_put(wire::PutHeader& h) {
     if (got == 0) throw ProtocolError("peer " + t_.peer() + " closed the connection in the middle of a payload");
     hasher.update(buffer_.data(), got);
     auto now = std::chrono::steady_clock::now();
-    bool check = now - checked >= kStagedCheckEvery;  // always after a read that waited
+    bool check = now - checked >= kStagedCheckEvery;  // before every write (copier.hpp)
     if (check) checked = now;
     if (writing && check && !staged.still_staged()) {
       // The read may have waited for a long time (the sender was stopped): meanwhile the

@@ -177,11 +177,35 @@ TEST_CASE("a writer held up while its staging file was published writes nothing 
   CHECK(read_file(t.file("q")) == data);
 }
 
+// A duplicate run publishes the staging file between two writes of this one, with no stall.
+int g_reads_before_publish = -1;
+ssize_t promptly_publishing_pread(int fd, void* buf, size_t n, off_t off) {
+  if (g_reads_before_publish >= 0 && g_reads_before_publish-- == 0) ::rename(g_staged.c_str(), g_published.c_str());
+  return ::pread(fd, buf, n, off);
+}
+
+TEST_CASE("a staging file published between two writes, with no stall, is not written again") {
+  // Regression (acceptance after a Redis restart): checked at most once a second, a late
+  // duplicate wrote on for up to a second into the file another run had just published.
+  TempDir t;
+  std::string data = random_bytes(300000, 8);
+  write_file(t.file("a"), data);
+  ScopedIoOps guard;
+  io_ops().pread = promptly_publishing_pread;
+  g_staged = t.file("p");
+  g_published = t.file("final");
+  g_reads_before_publish = 3;  // three buffers written, then the other run publishes
+  UnitCopier c({spec_for(t.file("a"), t.file("p"), 0, 300000, 300000)}, CopyMethod::ReadWrite, 4096);
+  auto outs = run(c, 1 << 20);
+  CHECK(outs.size() == 1 && outs[0].status == PieceStatus::OsError && outs[0].err == ESTALE);
+  CHECK(read_file(t.file("final")) == data.substr(0, 3 * 4096));  // what it wrote before the publish, no more
+}
+
 bool g_stall_once = false;
 ssize_t stalling_pread(int fd, void* buf, size_t n, off_t off) {
   if (g_stall_once) {
     g_stall_once = false;
-    std::this_thread::sleep_for(kStagedCheckEvery + std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(kHeldUpAfter + std::chrono::milliseconds(20));
   }
   return ::pread(fd, buf, n, off);
 }

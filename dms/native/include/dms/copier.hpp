@@ -66,7 +66,7 @@ class UnitCopier {
   void open_current();
   void check_source_unchanged(const char* when);
   void finish_current(PieceOutcome& out);
-  void check_still_staged();  // before writing, at most every kStagedCheckEvery
+  void check_still_staged();  // before every write (kStagedCheckEvery)
   std::vector<CopySpec> specs_;
   CopyMethod method_;
   std::vector<unsigned char> buffer_;
@@ -80,20 +80,25 @@ class UnitCopier {
   std::chrono::steady_clock::time_point checked_;
 };
 
-// A writer (the copier, the receiver) that was held up this long (a stalled read, a stopped
-// process or sender, a long wait between slices) checks that its staging name still refers to
-// the file it writes, before writing on (names_inode): meanwhile a duplicate run of its unit
-// may have published the file (docs/decisions/0019). A duplicate runs only after the janitor
-// saw a node's heartbeat lapse or the broker's visibility timeout ran out, both far longer
-// than this; and on Lustre or NFS every check is a lookup on the metadata server, so a busy
-// writer checks at most once a second.
-constexpr auto kStagedCheckEvery = std::chrono::seconds(1);
+// A writer (the copier, the receiver) checks before every write that its staging name still
+// refers to the file it writes (names_inode, one fstatat): meanwhile a duplicate run of its
+// unit may have published the file (docs/decisions/0019). Duplicates of a unit that is still
+// running do happen (messages put back after a Redis restart, lanes restarted, a janitor's
+// re-dispatch): checked at most once a second, a late duplicate wrote for up to a second into
+// a file already published (seen as a published file's mtime changed after SUCCEEDED). The
+// cost is one lookup per write buffer (a MiB or more); the window left is the microseconds
+// between the check and the write.
+constexpr auto kStagedCheckEvery = std::chrono::seconds(0);
+
+// A step held up this long (a stalled read, a stopped process or sender) returns to its
+// caller before it opens another piece (held_up_since).
+constexpr auto kHeldUpAfter = std::chrono::seconds(1);
 
 // Whether a step that began at `started` and has done some work should end before it opens
 // another piece: one held up this long returns to its caller, whose check between slices
 // (cancelled, resumed, ended) then runs before anything new is created for the request.
 inline bool held_up_since(std::chrono::steady_clock::time_point started, uint64_t used) {
-  return used > 0 && std::chrono::steady_clock::now() - started >= kStagedCheckEvery;
+  return used > 0 && std::chrono::steady_clock::now() - started >= kHeldUpAfter;
 }
 
 // Pieces at least this large have their writeback started as soon as they are written
