@@ -54,8 +54,8 @@ if state == 'SUCCEEDED' or state == 'FAILED' or state == 'CANCELLED' then return
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
   local o = cjson.decode(old)
-  redis.call('HINCRBY', KEYS[2], o[1], -o[3])
-  if o[2] ~= '' then redis.call('HINCRBY', KEYS[2], o[2], -o[3]) end
+  redis.call('HINCRBY', KEYS[2], o[1], 0 - o[3])
+  if o[2] ~= '' then redis.call('HINCRBY', KEYS[2], o[2], 0 - o[3]) end
 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ARGV[2], ARGV[3], tonumber(ARGV[4])}))
 redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[4])
@@ -69,8 +69,8 @@ for i = 1, #ARGV do
   local old = redis.call('HGET', KEYS[1], ARGV[i])
   if old then
     local o = cjson.decode(old)
-    redis.call('HINCRBY', KEYS[2], o[1], -o[3])
-    if o[2] ~= '' then redis.call('HINCRBY', KEYS[2], o[2], -o[3]) end
+    redis.call('HINCRBY', KEYS[2], o[1], 0 - o[3])
+    if o[2] ~= '' then redis.call('HINCRBY', KEYS[2], o[2], 0 - o[3]) end
     redis.call('HDEL', KEYS[1], ARGV[i])
     n = n + 1
   end

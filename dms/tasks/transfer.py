@@ -23,7 +23,7 @@ from dms.config import NodeConfig, read_secrets, with_secrets
 from dms.errors import AuthenticationError, ConfinementError, ProtocolError
 from dms.fs.roots import under_roots
 from dms.model import FailedPiece, SyncParams, UnitPiece
-from dms.route.nics import usable
+from dms.route.nics import same_rail, usable
 from dms.route.placement import NoRoute, Route
 from dms.route.queues import nic_of_queue, nic_queue
 from dms.settings import active_config, current_node
@@ -155,16 +155,20 @@ class TransferTask(DmsTask):
     def current_route(self, params: SyncParams, index: int, me: NodeConfig, pieces: list[UnitPiece]) -> Route | None:
         """The recorded destination of this unit, if its node is still alive; else a fresh one."""
         recorded = self.registry.route_of(params.request_id, index)
-        if recorded is not None:
+        # Only a route recorded for this node: a copy of the unit that another node's queue
+        # held (a duplicate, a message put back) would otherwise send from a NIC of this node
+        # picked by the other node's interface name, maybe on another rail than the destination.
+        if recorded is not None and recorded[0].partition("/")[0] == me.name:
             src_key, dst_key, _ = recorded
             if not dst_key:
                 return Route(_endpoint_of(me, src_key), None)
             node_name, _, iface = dst_key.partition("/")
             status = self.registry.node(node_name)
+            source = _endpoint_of(me, src_key)
             if status is not None and status.receiver:
                 for nic in status.nics:
-                    if nic.interface == iface:
-                        return Route(_endpoint_of(me, src_key), nic)
+                    if nic.interface == iface and same_rail(source.network, nic.network):
+                        return Route(source, nic)
         try:
             return self.placement.route(params, index, sum(p.length for p in pieces), source_node=me.name)
         except NoRoute as exc:

@@ -615,3 +615,29 @@ def test_a_unit_with_no_route_now_goes_to_its_source_cluster_instead_of_failing(
         assert store.was_dispatched(rid, 0)
     finally:
         store.r.delete(queue)
+
+
+def test_a_copy_of_a_unit_routed_for_another_node_is_routed_again_from_this_one(
+    clusters: LoopbackClusters, dms_app: Any, store: Any
+) -> None:
+    """Regression (acceptance, after a Redis restart): a copy of a unit recorded as routed from
+    node a2 ran on a1, which sent it from its own NIC picked by a2's interface name (its first
+    NIC when it has none of that name), on another rail than the recorded destination. A node
+    uses only a route recorded for itself; otherwise it routes the unit afresh."""
+    import dms.tasks.transfer  # noqa: F401  (registers dms.transfer in this process's app)
+    from dms.settings import active_config
+
+    src, dst = clusters.src_root / "copy", clusters.dst_root / "copy"
+    src.mkdir()
+    params = make_params(str(src), str(dst), request_id=unique_id("copy"), direction="A_TO_B")
+    store.create(params)
+    task = dms_app.tasks["dms.transfer"]
+    assert task.registry.assign(params.request_id, 0, "a2/lo4", "b1/lo2", 10)
+    on_a2 = task.current_route(params, 0, active_config().node("a2"), [])
+    assert on_a2 is not None and (on_a2.source.key, on_a2.destination.key) == ("a2/lo4", "b1/lo2")
+    on_a1 = task.current_route(params, 0, active_config().node("a1"), [])
+    assert on_a1 is not None and on_a1.source.key == "a1/lo", on_a1
+    assert task.registry.route_of(params.request_id, 0)[0] == "a1/lo"  # routed (and recorded) afresh
+    # the fresh route carries 0 bytes (no pieces), as a unit of empty files does: giving its NIC
+    # load back computed -0 in Lua, which HINCRBY refused ("value is not an integer")
+    assert task.registry.release_all(params.request_id) == 1
