@@ -247,6 +247,11 @@ if ARGV[1] ~= '' then
   redis.call('HDEL', KEYS[5], ARGV[1])
 end
 local n_ok, n_failed, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if ARGV[1] ~= '' and not first then
+  -- another copy of this unit recorded it first: that record is the unit's outcome; this
+  -- copy's failures (ESTALE: the first copy published the file under it) must not count
+  n_ok, n_failed = 0, 0
+end
 local i = 6
 local bytes = 0
 for j = 1, n_ok do

@@ -99,6 +99,56 @@ def test_a_hung_worker_waking_up_does_no_harm(tmp_path: Path, dms_app: Any, stor
     assert not [p for p in dst.iterdir() if p.name.endswith(".partial")]
 
 
+def test_a_late_copy_of_a_recorded_unit_fails_nothing_and_leaves_nothing(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    """Two copies of one unit run; one is held up on a piece while the other records the unit.
+    When the held-up one wakes, its piece fails (ESTALE: the file it wrote was published under
+    it): that failure failed the file, and the request, although the unit was done. The
+    first record of a unit is its outcome; the copies leave no staging file behind."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(6):
+        write_unique(src / f"f{i}.bin", 24 * MIB, 40 + i)
+    rid = unique_id("heldup")
+    q = rid.replace("-", "_")
+    params = make_params(str(src), str(dst), request_id=rid, chunk_size="256MiB", parallelism=1,
+                         control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
+    planner = start_worker(params.control_queue)
+    sleeper = start_worker(params.data_queue, concurrency=1)
+    submit(dms_app, store, params)
+    deadline = time.monotonic() + 60
+    while not (store.get(rid) or {}).get("bytes_inflight") and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.killpg(sleeper.proc.pid, signal.SIGSTOP)  # held up in the middle of the one unit
+    stopped = [sleeper]
+    try:
+        assert store.get(rid)["tasks_total"] == 1 and store.is_planned(rid)
+        os.killpg(planner.proc.pid, signal.SIGSTOP)  # finalize waits: the request stays TRANSFERRING
+        stopped.append(planner)
+        # a second copy of the unit, as a Redis restart or a janitor publishes one
+        dms_app.send_task("dms.transfer", args=(rid, 0, store.params(rid).epoch), queue=params.data_queue)
+        start_worker(params.data_queue, concurrency=1)
+        deadline = time.monotonic() + 60
+        while not store.unit_done(rid, 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.unit_done(rid, 0) and store.get(rid)["state"] == "TRANSFERRING"
+        os.killpg(sleeper.proc.pid, signal.SIGCONT)  # wakes into a unit another copy recorded
+        stopped.remove(sleeper)
+        time.sleep(3)
+        left = [p.name for p in dst.iterdir() if p.name.endswith(".partial")]
+        os.killpg(planner.proc.pid, signal.SIGCONT)
+        stopped.remove(planner)
+        info = wait(store, rid, timeout=120)
+        assert info["state"] == "SUCCEEDED", store.errors(rid)
+    finally:
+        for w in stopped:
+            os.killpg(w.proc.pid, signal.SIGCONT)
+    assert sorted(p.name for p in dst.iterdir()) == [f"f{i}.bin" for i in range(6)], left  # no staging left
+    for i in range(6):
+        assert (dst / f"f{i}.bin").read_bytes() == (src / f"f{i}.bin").read_bytes()
+
+
 def test_source_changing_during_the_transfer_is_reported_never_published_mixed_and_resumes(
     tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
 ) -> None:
