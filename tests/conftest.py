@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from dms.model import SyncParams
+from dms.request import make_params
 from tests.services import RedisServer, Worker
 
 _counter = itertools.count()
@@ -72,6 +74,15 @@ def start_worker(redis_server: RedisServer, tmp_path: Path) -> Iterator[Any]:
 
 def unique_id(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{next(_counter)}-{int(time.time() * 1000) % 100000}"
+
+
+def on_own_queues(prefix: str, source: Path, destination: Path, **options: Any) -> SyncParams:
+    """A request of a new id whose plan and units go to queues of its own (t.ctl.ID, t.data.ID):
+    a test starts, stops and throttles exactly the workers of its request."""
+    rid = unique_id(prefix)
+    q = rid.replace("-", "_")
+    return make_params(str(source), str(destination), request_id=rid, control_queue=f"t.ctl.{q}",
+                       data_queue=f"t.data.{q}", **options)  # fmt: skip
 
 
 def wait_for_state(store: Any, request_id: str, states: set[str], timeout: float = 120.0) -> dict[str, Any]:

@@ -32,6 +32,8 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:plan_lease         string the token of the plan run that may write the plan (dms.state.leases)
     dms:req:R:walk:T:G...        the fanned-out walk of plan run T, group G (dms.state.walks)
     dms:req:R:still              hash   the stand-still watch's progress mark and since when (1 day TTL)
+    dms:req:R:strays             list   what copies of a unit that lost wrote (dms.finalize.strays
+                                        blobs): finalize removes their staging files as the request ends
 
 No value grows with the size of the tree beyond a shard (SHARD files) or a
 unit (unit_max_files pieces); counters are updated by Lua scripts so a task
@@ -166,6 +168,7 @@ class Keys:
         self.finalize_lock = f"{self.base}:finalize_lock"
         self.plan_lease = f"{self.base}:plan_lease"
         self.still = f"{self.base}:still"  # the stand-still watch's last progress mark and since when
+        self.strays = f"{self.base}:strays"  # what losing copies of units wrote (note_strays)
         self.in_flight_scratch = f"{self.base}:in_flight_scratch"  # units_in_flight's BITOP target, deleted at once
 
     def walk(self, run: str, sub: int) -> str:
@@ -307,6 +310,22 @@ return 1
 """
 
 
+# Keeps a losing copy's description of what it wrote (ARGV[1]) for finalize to remove, unless
+# the request ended SUCCEEDED or CANCELLED already (0: the caller has it removed now) or is
+# gone (-1). One script, so that finalize, which takes the list after it sets the end state,
+# sees every description kept before that moment, and no description is kept after it. A
+# FAILED request keeps it: its staging files wait for `resume`, whose finalize removes them.
+_NOTE_STRAYS = """
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return -1 end
+if cur == 'SUCCEEDED' or cur == 'CANCELLED' then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end  -- a FAILED request's retention
+return 1
+"""
+
+
 # Sets each file's published bit and counts only the bits that were not set yet; not in a
 # request that has ended or does not exist (as _RECORD_UNIT: a task that woke up late, or
 # outlived Redis's data, records nothing).
@@ -441,6 +460,7 @@ class RequestStore:
         self._mark_sent = client.register_script(_MARK_SENT)
         self._stood_still = client.register_script(_STOOD_STILL)
         self._report_inflight = client.register_script(_REPORT_INFLIGHT)
+        self._note_strays = client.register_script(_NOTE_STRAYS)
 
     def close(self) -> None:
         self.r.close()
@@ -814,6 +834,22 @@ class RequestStore:
         return bool(self._mark_sent(keys=[keys.req, keys.dispatched], args=["" if epoch is None else epoch, ""]))
 
     # -- finalize ----------------------------------------------------------------------
+    def note_strays(self, request_id: str, blob: str) -> int:
+        """Keep what a losing copy of a unit wrote (a dms.finalize.strays blob) for finalize:
+        1 if kept, 0 if the request ended SUCCEEDED or CANCELLED (remove them now: dms.tidy),
+        -1 if the request is gone."""
+        keys = Keys(request_id)
+        return int(self._note_strays(keys=[keys.req, keys.strays], args=[blob]))
+
+    def take_strays(self, request_id: str) -> list[str]:
+        """The descriptions note_strays kept, removed from Redis (finalize, once ended)."""
+        keys = Keys(request_id)
+        pipe = self.r.pipeline()
+        pipe.lrange(keys.strays, 0, -1)
+        pipe.delete(keys.strays)
+        blobs, _ = pipe.execute()
+        return list(blobs)
+
     def load_digests(self, request_id: str, shard: int) -> dict[str, str]:
         return dict(self.r.hgetall(Keys(request_id).digests(shard)))
 
@@ -926,6 +962,7 @@ class RequestStore:
         pipe.hset(keys.req, mapping=fields)
         pipe.persist(keys.req)
         pipe.persist(keys.events)
+        pipe.persist(keys.strays)
         pipe.execute()
 
     def restart_plan(self, request_id: str, params: SyncParams) -> int:
@@ -997,7 +1034,7 @@ class RequestStore:
         """Start the retention clock of an ended request (docs/operations.md, "Retention")."""
         keys = Keys(request_id)
         pipe = self.r.pipeline(transaction=False)
-        for name in [keys.req, keys.errors, keys.events, keys.chain, keys.dryrun,
+        for name in [keys.req, keys.errors, keys.events, keys.chain, keys.dryrun, keys.strays,
                      *(keys.failed(s) for s in range(file_shards))]:  # fmt: skip
             pipe.expire(name, seconds)
         pipe.execute()

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from dms.chains import next_in_chain
+from dms.finalize import strays
 from dms.finalize.publish import PublishReport, publish_request
 from dms.fs.beneath import destination_beneath
 from dms.model import TERMINAL_STATES, EndReason, RequestState, SyncParams
@@ -54,6 +55,8 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
             info = store.get(request_id) or info  # the ended record: logged, then summarized
             if info["state"] == RequestState.FAILED.value:
                 store.save_carry(request_id, info["file_shards"])  # what `resume` can skip
+            else:  # after the end state: a losing copy that stops later has dms.tidy remove its strays
+                _remove_strays(store, params, store.take_strays(request_id))
             store.log_event(request_id, "ended", state=info["state"], error=info.get("error"),
                             published=info["files_done"], uptodate=info.get("files_uptodate", 0),
                             failed=info["files_failed"], deleted=report.deleted)  # fmt: skip
@@ -71,6 +74,25 @@ def finalize(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
         nxt = next_in_chain(chain, self.app)  # on its own app's broker and queue (dms.chains)
         nxt.apply_async((summary,), chain=chain or None)
     return summary
+
+
+@app.task(name="dms.tidy", bind=True, base=DmsTask, ignore_result=True)  # type: ignore[untyped-decorator]
+def tidy(self: DmsTask, request_id: str, blob: str) -> dict[str, Any]:
+    """Remove the stray staging files a losing copy of a unit described (dms.finalize.strays)
+    after its request ended: run on the destination's side (the request's finalize queue)."""
+    state = self.store.state(request_id)
+    if state not in (RequestState.SUCCEEDED, RequestState.CANCELLED):
+        return {"request_id": request_id, "removed": 0}  # gone (retention), or FAILED: resume wants them
+    return {"request_id": request_id, "removed": _remove_strays(self.store, self.store.params(request_id), [blob])}
+
+
+def _remove_strays(store: RequestStore, params: SyncParams, blobs: list[str]) -> int:
+    if not blobs:
+        return 0
+    removed = strays.remove(params, blobs)
+    if removed:
+        store.log_event(params.request_id, "strays removed", files=removed)
+    return removed
 
 
 def _final_state(

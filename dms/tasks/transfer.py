@@ -21,6 +21,7 @@ from typing import Any
 from dms import native
 from dms.config import NodeConfig, read_secrets, with_secrets
 from dms.errors import AuthenticationError, ConfinementError, ProtocolError
+from dms.finalize import strays
 from dms.fs.roots import under_roots
 from dms.model import FailedPiece, SyncParams, UnitPiece
 from dms.route.nics import same_rail, usable
@@ -144,6 +145,13 @@ class TransferTask(DmsTask):
             self.reroute(params, index, pieces, failed=dst, error=exc)
             return None
 
+    def leave_strays(self, params: SyncParams, pieces: list[UnitPiece]) -> None:
+        """This copy of a unit lost: have the staging names it may have created after its files
+        were published removed once the request ends (dms.finalize.strays), or now if it has."""
+        blob = strays.describe(params, pieces)
+        if self.store.note_strays(params.request_id, blob) == 0:  # ended already: tidy on the destination's side
+            self.publish("dms.tidy", args=(params.request_id, blob), queue=params.finalize_target)
+
     def my_nic(self, me: NodeConfig) -> Any:
         """The NIC to send from: the one whose queue delivered this message (the message may
         have been moved from another queue by an operator or a janitor), else the first; if
@@ -207,6 +215,11 @@ class TransferTask(DmsTask):
         return float(min(RETRY_DELAY * 2 ** min(self.request.retries, 16), RETRY_CAP))
 
 
+def _wrote(result: UnitResult) -> bool:
+    """Whether a run of a unit may have created a staging file (it got past its first check)."""
+    return bool(result.ok or result.failed_pieces or result.bytes_moved)
+
+
 def _secrets(node: NodeConfig) -> tuple[bytes, bytes]:
     """Read for every unit (a small file): a secret rotated on this node applies to its next unit."""
     return read_secrets(node, active_config().path)
@@ -253,10 +266,14 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         result, via = copy_unit(params, pieces, **options, may_publish=lambda: not stopped()), "local"
     if store.live_params(request_id, epoch) is None:
         # the request ended or was resumed while this ran (a hung worker waking up): its
-        # counters belong to someone else now
+        # counters belong to someone else now, and what it wrote may be strays
+        if _wrote(result):
+            self.leave_strays(params, pieces)
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
     store.mark_published(request_id, result.published, epoch=epoch)  # before the unit counts: finalize skips them
     progress = store.record_unit(request_id, unit_index, result.ok, result.failed, epoch=epoch)
+    if not progress.first and _wrote(result):  # another copy recorded the unit: this one may have
+        self.leave_strays(params, pieces)  # written after finalize published the winner's files
     if progress.first:
         store.log_event(request_id, "unit done", unit=unit_index, pieces=len(result.ok), failed=len(result.failed),
                         bytes=result.bytes_moved, worker=self.request.hostname, via=via)  # fmt: skip

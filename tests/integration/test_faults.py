@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,12 @@ from typing import Any
 import pytest
 
 from dms.client.submit import resume, submit, wait
+from dms.finalize import strays
+from dms.fs.paths import staging_path
+from dms.model import FileRecord, RequestState, UnitPiece
 from dms.request import make_params
-from tests.conftest import unique_id
+from dms.state.requests import Keys
+from tests.conftest import on_own_queues, unique_id
 from tests.trees import MIB, write_unique
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -73,10 +78,8 @@ def test_a_hung_worker_waking_up_does_no_harm(tmp_path: Path, dms_app: Any, stor
     src.mkdir()
     for i in range(4):
         write_unique(src / f"f{i}.bin", 8 * MIB, 10 + i)
-    rid = unique_id("sigstop")
-    q = rid.replace("-", "_")
-    params = make_params(str(src), str(dst), request_id=rid, chunk_size="1MiB", parallelism=2,
-                         control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
+    params = on_own_queues("sigstop", src, dst, chunk_size="1MiB", parallelism=2)
+    rid = params.request_id
     start_worker(params.control_queue)
     sleeper = start_worker(params.data_queue, concurrency=1)
     submit(dms_app, store, params)
@@ -110,10 +113,8 @@ def test_a_late_copy_of_a_recorded_unit_fails_nothing_and_leaves_nothing(
     src.mkdir()
     for i in range(6):
         write_unique(src / f"f{i}.bin", 24 * MIB, 40 + i)
-    rid = unique_id("heldup")
-    q = rid.replace("-", "_")
-    params = make_params(str(src), str(dst), request_id=rid, chunk_size="256MiB", parallelism=1,
-                         control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
+    params = on_own_queues("heldup", src, dst, chunk_size="256MiB", parallelism=1)
+    rid = params.request_id
     planner = start_worker(params.control_queue)
     sleeper = start_worker(params.data_queue, concurrency=1)
     submit(dms_app, store, params)
@@ -149,6 +150,128 @@ def test_a_late_copy_of_a_recorded_unit_fails_nothing_and_leaves_nothing(
         assert (dst / f"f{i}.bin").read_bytes() == (src / f"f{i}.bin").read_bytes()
 
 
+class _Throttle:
+    """Run a worker's process group 2% of the time (SIGSTOP/SIGCONT cycles): a copy that
+    keeps running, only slowly, as a duplicate on a loaded node does."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            os.killpg(self.pgid, signal.SIGSTOP)
+            time.sleep(0.098)
+            os.killpg(self.pgid, signal.SIGCONT)
+            time.sleep(0.002)
+
+    def __enter__(self) -> _Throttle:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        os.killpg(self.pgid, signal.SIGCONT)
+
+
+def _staged(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.endswith(".partial")] if directory.is_dir() else []
+
+
+def test_a_copy_still_running_after_the_end_leaves_no_staging_file(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    """Two copies of a unit of many small files run; the fast one records it and the request
+    ends SUCCEEDED while the slow one is still at work. The writers create a staging file
+    wherever its name is missing, so the slow copy created the staging names of files already
+    published, and nothing removed them (hidden .partial files after SUCCEEDED, seen after
+    Redis restarts on a four-host topology). The losing copy now describes what it wrote and
+    its strays are removed, with their directory's mtime put back."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    for i in range(1000):
+        write_unique(src / "d" / f"f{i:04}", 128 * 1024, 5000 + i)
+    os.utime(src / "d", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    params = on_own_queues("strays", src, dst, chunk_size="1GiB", parallelism=1)
+    rid = params.request_id
+    start_worker(params.control_queue)
+    slow = start_worker(params.data_queue, concurrency=1)
+    duplicates = params.data_queue + ".dup"
+    fast = start_worker(duplicates, concurrency=1)  # its own queue: the slow worker cannot take the copy
+    seen_after_end: list[str] = []
+    with _Throttle(slow.proc.pid):  # slow from the start: its copy is at work when the fast one ends
+        submit(dms_app, store, params)
+        deadline = time.monotonic() + 60
+        while not _staged(dst / "d") and time.monotonic() < deadline:  # the slow copy is at work
+            time.sleep(0.002)
+        assert store.get(rid)["tasks_total"] == 1, "the tree must be one unit"
+        # a second copy of the unit, as a Redis restart or a janitor publishes one
+        dms_app.send_task("dms.transfer", args=(rid, 0, store.params(rid).epoch), queue=duplicates)
+        info = wait(store, rid, timeout=120)
+        assert info["state"] == "SUCCEEDED", store.errors(rid)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # the slow copy goes on until its next check
+            seen_after_end += _staged(dst / "d")
+            time.sleep(0.05)
+    assert fast.proc.poll() is None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _staged(dst / "d"):
+        time.sleep(0.1)
+    names = sorted(p.name for p in (dst / "d").iterdir())
+    assert names == [f"f{i:04}" for i in range(1000)], [n for n in names if n.endswith(".partial")][:5]
+    removed = [e for e in store.events(rid) if e["event"] == "strays removed"]
+    assert removed, f"no stray was removed: the case did not happen (seen after the end: {seen_after_end[:3]})"
+    assert os.stat(dst / "d").st_mtime_ns == os.stat(src / "d").st_mtime_ns
+    for i in range(0, 1000, 97):
+        assert (dst / "d" / f"f{i:04}").read_bytes() == (src / "d" / f"f{i:04}").read_bytes()
+
+
+def test_strays_are_kept_until_the_end_and_removed_only_beneath_the_destination(tmp_path: Path, store: Any) -> None:
+    """The bookkeeping behind the test above: a description is kept while the request runs or
+    waits for resume (a FAILED request's, with its retention), refused once it ended
+    SUCCEEDED or CANCELLED (the caller removes the strays then); any name survives the
+    description; removal goes through no symbolic link and restores directory times."""
+    src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
+    odd = os.fsdecode(b"caf\xe9 \n name")  # not UTF-8, with a newline
+    for d in (src / "a" / "b", dst / "a" / "b", outside):
+        d.mkdir(parents=True)
+    (src / "link").mkdir()
+    (dst / "link").symlink_to(outside)  # swapped in on the destination: never gone through
+    os.utime(src / "a" / "b", ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
+    rid = unique_id("straybook")
+    params = make_params(str(src), str(dst), request_id=rid)
+    relpaths = ["top", f"a/b/{odd}", "a/b/plain", "link/x"]
+    pieces = [UnitPiece(FileRecord(i, rel, 1, 0, 0, 0o644), 0, 1) for i, rel in enumerate(relpaths)]
+    blob = strays.describe(params, pieces)
+    files, times = strays.read(blob)
+    assert sorted(files) == sorted(relpaths)
+    assert times["a/b"][0] == 1_500_000_000_000_000_000 and "" in times
+
+    assert store.note_strays(rid, blob) == -1  # no such request
+    store.create(params)
+    assert store.note_strays(rid, blob) == 1
+    store.set_state(rid, RequestState.FAILED)
+    store.set_retention(rid, 3600, 1)
+    assert store.note_strays(rid, blob) == 1  # resume may still want what they staged
+    assert 0 < store.r.ttl(Keys(rid).strays) <= 3600  # and the FAILED request's retention applies
+    assert store.take_strays(rid) == [blob, blob] and store.take_strays(rid) == []
+    store.r.hset(Keys(rid).req, "state", RequestState.SUCCEEDED.value)
+    assert store.note_strays(rid, blob) == 0 and store.take_strays(rid) == []
+
+    for rel in relpaths[:3]:
+        Path(staging_path(str(dst / rel), rid)).write_bytes(b"x")
+    Path(staging_path(str(outside / "x"), rid)).write_bytes(b"outside")
+    (dst / "a" / "b" / "plain").write_bytes(b"published")
+    assert strays.remove(params, [blob]) == 3
+    assert sorted(os.listdir(dst / "a" / "b")) == ["plain"]
+    assert sorted(os.listdir(dst)) == ["a", "link"]
+    assert os.listdir(outside) == [os.path.basename(staging_path(str(outside / "x"), rid))]
+    assert os.stat(dst / "a" / "b").st_mtime_ns == 1_500_000_000_000_000_000
+    assert strays.remove(params, [blob]) == 0
+
+
 def test_source_changing_during_the_transfer_is_reported_never_published_mixed_and_resumes(
     tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
 ) -> None:
@@ -163,10 +286,8 @@ def test_source_changing_during_the_transfer_is_reported_never_published_mixed_a
     write_unique(src / "grows.bin", 4 * MIB, 2)
     write_unique(src / "shrinks.bin", 4 * MIB, 3)
     write_unique(src / "same.bin", 2 * MIB, 4)
-    rid = unique_id("srcchange")
-    q = rid.replace("-", "_")
-    params = make_params(str(src), str(dst), request_id=rid, chunk_size="1MiB", parallelism=1,
-                         control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
+    params = on_own_queues("srcchange", src, dst, chunk_size="1MiB", parallelism=1)
+    rid = params.request_id
     start_worker(params.control_queue)
     submit(dms_app, store, params)
     deadline = time.monotonic() + 60
@@ -217,10 +338,8 @@ def test_symlinks_swapped_into_the_destination_mid_sync_are_never_written_throug
     write_unique(src / "a" / "f1", 2 * MIB, 1)
     write_unique(src / "b" / "f2", 2 * MIB, 2)
     write_unique(src / "c" / "f3", 2 * MIB, 3)
-    rid = unique_id("swap")
-    q = rid.replace("-", "_")
-    params = make_params(str(src), str(dst), request_id=rid, chunk_size="1MiB", parallelism=2,
-                         control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")  # fmt: skip
+    params = on_own_queues("swap", src, dst, chunk_size="1MiB", parallelism=2)
+    rid = params.request_id
     planner = start_worker(params.control_queue)
     submit(dms_app, store, params)
     deadline = time.monotonic() + 60
