@@ -183,4 +183,7 @@ def cancel(store: RequestStore, request_id: str) -> str | None:
         return state.value
     store.request_cancel(request_id)
     store.log_event(request_id, "cancel requested")
+    if store.cancel_unstarted(request_id):  # no plan run works on it: nothing else would end it
+        store.log_event(request_id, "ended", state=RequestState.CANCELLED.value, error="cancelled by request",
+                        published=0, uptodate=0, failed=0, deleted=0)  # fmt: skip
     return None

@@ -32,6 +32,7 @@ __all__ = [
     "node_queue",
     "node_queues",
     "route_task",
+    "sync_queue",
     "worker_queues",
 ]
 
@@ -42,12 +43,31 @@ _CONTROL_TASKS = frozenset({"dms.plan", "dms.walk", "dms.finalize"})
 
 
 def route_task(name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any = None, **kw: Any) -> Any:
-    """Default routes; a `queue=` given at publish time always wins (Celery merges it last)."""
+    """Default routes; a `queue=` given at publish time always wins (Celery merges it last).
+
+    The router runs in the publishing process, Flower's included (`celery -A dms flower`):
+    so a `dms.sync` posted to Flower's HTTP API with cluster arguments goes to the source
+    cluster's queue, where its plan must run, as dms.sync_signature() sends it."""
+    if name == "dms.sync":
+        return {"queue": sync_queue(kwargs if isinstance(kwargs, dict) else {})}
     if name in _CONTROL_TASKS:
         return {"queue": CONTROL_QUEUE}
     if name == "dms.transfer":
         return {"queue": DATA_QUEUE}
     return None
+
+
+def sync_queue(options: dict[str, Any]) -> str:
+    """Where a `dms.sync` with these keyword arguments plans: the source cluster's queue
+    (`source_cluster`, or the A of `direction="A_TO_B"`), else its `control_queue`, else
+    dms.control. Malformed values route as if absent: the task then fails, saying why."""
+    source, direction = options.get("source_cluster"), options.get("direction")
+    if not source and isinstance(direction, str) and "_TO_" in direction:
+        source = direction.partition("_TO_")[0]
+    if isinstance(source, str) and source:
+        return cluster_queue(source)
+    control = options.get("control_queue")
+    return control if isinstance(control, str) and control else CONTROL_QUEUE
 
 
 def worker_queues(control_queue: str = CONTROL_QUEUE, data_queue: str = DATA_QUEUE) -> str:

@@ -55,6 +55,7 @@ from dms.fs.names import printable, shown
 from dms.model import (
     TERMINAL_STATES,
     DirRecord,
+    EndReason,
     FailedPiece,
     FileRecord,
     LinkRecord,
@@ -74,6 +75,7 @@ __all__ = [
     "ERRORS_CAP",
     "EVENTS_CAP",
     "REQUESTS_INDEX",
+    "RETENTION_SECONDS",
     "SHARD",
     "EndSignal",
     "Keys",
@@ -86,6 +88,8 @@ SHARD = 1000
 ERRORS_CAP = 1000
 EVENTS_CAP = 2000
 REQUESTS_INDEX = "dms:requests"
+#: How long an ended request's state stays in Redis (docs/operations.md, "Retention").
+RETENTION_SECONDS = int(os.environ.get("DMS_RETENTION_SECONDS", str(7 * 24 * 3600)))
 _INT_FIELDS = (
     "files_total",
     "files_done",
@@ -310,6 +314,23 @@ return 1
 """
 
 
+# Ends a request no plan run is working on and no unit was sent for (PENDING or PLANNING, no
+# plan lease, nothing in `dispatched`): its plan message waits in a queue nobody consumes, or
+# its plan failed without saying so. Nothing was staged, so nothing is left to finalize. A
+# plan run that takes the lease afterwards finds the request ended and does nothing.
+# ARGV: now, the error, the end reason. 1 if ended.
+_CANCEL_UNSTARTED = """
+local cur = redis.call('HGET', KEYS[1], 'state')
+if cur ~= 'PENDING' and cur ~= 'PLANNING' then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('BITCOUNT', KEYS[3]) > 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'error', ARGV[2], 'end_reason', ARGV[3],
+           'updated_at', ARGV[1], 'finished_at', ARGV[1], 'settled', 1)
+redis.call('DEL', KEYS[5])  -- the cancel mark: nothing is left to see it
+redis.call('PUBLISH', KEYS[4], 'CANCELLED')
+return 1
+"""
+
+
 # Keeps a losing copy's description of what it wrote (ARGV[1]) for finalize to remove, unless
 # the request ended SUCCEEDED or CANCELLED already (0: the caller has it removed now) or is
 # gone (-1). One script, so that finalize, which takes the list after it sets the end state,
@@ -461,6 +482,7 @@ class RequestStore:
         self._stood_still = client.register_script(_STOOD_STILL)
         self._report_inflight = client.register_script(_REPORT_INFLIGHT)
         self._note_strays = client.register_script(_NOTE_STRAYS)
+        self._cancel_unstarted = client.register_script(_CANCEL_UNSTARTED)
 
     def close(self) -> None:
         self.r.close()
@@ -566,6 +588,16 @@ class RequestStore:
 
     def request_cancel(self, request_id: str) -> None:
         self.r.set(Keys(request_id).cancel, "1")
+
+    def cancel_unstarted(self, request_id: str, retention: int = RETENTION_SECONDS) -> bool:
+        """End the request CANCELLED now if nothing works on it yet (_CANCEL_UNSTARTED); True if so."""
+        keys = Keys(request_id)
+        argv: list[Any] = [time.time(), "cancelled by request", EndReason.CANCELLED.value]
+        ended = int(self._cancel_unstarted(keys=[keys.req, keys.plan_lease, keys.dispatched, keys.ended, keys.cancel],
+                                                 args=argv))  # fmt: skip
+        if ended:
+            self.set_retention(request_id, retention, 0)
+        return bool(ended)
 
     def name_owner(self, request_id: str, role: str, worker: str, incarnation: str = "") -> None:
         """Record which worker plans ("planner") or finalizes ("finalizer") a request, and under

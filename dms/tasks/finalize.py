@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 from typing import Any
 
 from dms.chains import next_in_chain
@@ -12,15 +11,13 @@ from dms.finalize.publish import PublishReport, publish_request
 from dms.fs.beneath import destination_beneath
 from dms.model import TERMINAL_STATES, EndReason, RequestState, SyncParams
 from dms.request import summarize
-from dms.state.requests import RequestStore
+from dms.state.requests import RETENTION_SECONDS, RequestStore
 from dms.tasks.base import DmsTask
 from dms.worker import incarnation
 from dms.worker.app import app
 
 __all__ = ["RETENTION_SECONDS", "finalize"]
 
-#: How long an ended request's state stays in Redis (docs/operations.md, "Retention").
-RETENTION_SECONDS = int(os.environ.get("DMS_RETENTION_SECONDS", str(7 * 24 * 3600)))
 _LOCK_TTL = 3600
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from typing import Any
 
-from dms.errors import ConfinementError, PathError, RequestExists
+from dms.errors import ConfigError, ConfinementError, PathError, RequestExists
 from dms.fs.beneath import destination_beneath
 from dms.fs.names import shown
 from dms.fs.paths import validate_pair, validate_source
@@ -41,7 +41,20 @@ def plan(self: DmsTask, request_id: str, epoch: int = 0) -> dict[str, Any]:
     return run_plan(self, request_id)
 
 
-@app.task(name="dms.sync", bind=True, base=DmsTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
+class SyncTask(DmsTask):
+    abstract = True
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """As DmsTask's, for the request this task created: its first arguments are paths, and its
+        id comes from its options or from the task id (a request left in PLANNING for good
+        otherwise, which no cancel ended)."""
+        if isinstance(exc, RequestExists):
+            return  # the id names another request, which goes on
+        request_id = (kwargs or {}).get("request_id") or task_request_id(task_id)
+        super().on_failure(exc, task_id, (request_id,), {}, einfo)
+
+
+@app.task(name="dms.sync", bind=True, base=SyncTask, trail=False, track_started=True)  # type: ignore[untyped-decorator]
 def sync(self: DmsTask, source: str, destination: str, **options: Any) -> dict[str, Any]:
     """Create the request and plan it: what dms.sync_signature() and Flower's HTTP API publish.
 
@@ -222,7 +235,8 @@ def _walk_and_cut(self: DmsTask, params: SyncParams, lease: PlanLease) -> tuple[
         _check_paths(params)
         entries = fanned_out_walk(store, params, publish_walk, lease) if fan_out_wanted(params) else None
         totals = plan_tree(store, params, on_unit=start_unit, entries=entries, fence=lease.check)
-    except (PathError, ConfinementError, OSError) as exc:
+    except (PathError, ConfinementError, ConfigError, OSError) as exc:  # ConfigError: a cluster this node's
+        # workers.yml does not know (a plain worker given a cross-cluster request)
         store.set_state(request_id, RequestState.FAILED, error=f"planning failed: {exc}", end_reason=EndReason.PLANNING)
         store.log_event(request_id, "planning failed", error=str(exc))
         self.dispatch_finalize(params)  # reports, and runs the caller's chain

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 import dms
-from dms.errors import PathError
+from dms.errors import PathError, RequestExists
+from dms.model import RequestState
+from dms.request import make_params, task_request_id
+from tests.conftest import unique_id, wait_for_state
 from tests.example_tasks import my_task
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -52,6 +55,41 @@ def test_sync_refuses_bad_input_before_starting(tmp_path: Path, dms_app: Any) ->
         dms.sync_signature(str(tmp_path), str(tmp_path / "d"), parallelism=0)
     with pytest.raises(ValueError, match="not a size"):
         dms.sync_signature(str(tmp_path), str(tmp_path / "d"), chunk_size="big")
+
+
+def test_a_sync_task_that_cannot_plan_ends_failed_saying_why(tmp_path: Path, dms_app: Any, store: Any,
+                                                            start_worker: Any) -> None:  # fmt: skip
+    """A cross-cluster dms.sync taken by a plain worker (no clusters in its workers.yml) failed
+    with an uncaught ConfigError and left its request in PLANNING for good, and the same for
+    any failure of the task itself: its first argument is a path, not the request id. Both
+    the named id and the one derived from the task's id end FAILED, saying why."""
+    from dms.route.queues import route_task
+
+    queue = unique_id("t.plain").replace("-", "_")
+    start_worker(queue, concurrency=1)
+    named = unique_id("cannot-plan")
+    kwargs = {"request_id": named, "source_cluster": "nowhere", "destination_cluster": "elsewhere"}
+    assert route_task("dms.sync", (), kwargs, {}) == {"queue": "dms.cluster.nowhere"}  # where it would go
+    dms_app.send_task("dms.sync", args=("/data/a", "/data/b"), kwargs=kwargs, queue=queue)
+    info = wait_for_state(store, named, {"FAILED"}, timeout=60)
+    assert "planning failed" in info["error"] and "nowhere" in info["error"], info["error"]
+    assert info["end_reason"] == "planning"
+    # a failure of the task itself, for the id derived from the task's, and none for an id that
+    # names another request (a second dms.sync with the same id and other paths)
+    from dms.tasks.plan import sync as sync_task
+
+    (tmp_path / "src").mkdir()
+    task_id = unique_id("task")
+    rid = task_request_id(task_id)
+    store.create(make_params(str(tmp_path / "src"), str(tmp_path / "dst"), request_id=rid))
+    sync_task.on_failure(RuntimeError("boom"), task_id, (str(tmp_path / "src"), str(tmp_path / "dst")), {}, None)
+    info = store.get(rid)
+    assert info["state"] == "FAILED" and "RuntimeError: boom" in info["error"], info
+    other = unique_id("other")
+    store.create(make_params(str(tmp_path / "src"), str(tmp_path / "dst"), request_id=other))
+    sync_task.on_failure(RequestExists(other), "t2", ("/x", "/y"), {"request_id": other}, None)
+    assert store.get(other)["state"] == "PENDING"
+    store.set_state(other, RequestState.FAILED, error="ended by the test")
 
 
 @pytest.mark.parametrize("on_timeout", ["leave", "cancel"])

@@ -110,6 +110,20 @@ def test_dms_tasks_are_listed_in_flower(tmp_path: Path, redis_server: RedisServe
             time.sleep(0.1)
         assert wait(store, via_api, timeout=120)["state"] == "SUCCEEDED"
         assert sorted(os.listdir(tmp_path / "dst2" / "batch")) == sorted(os.listdir(src / "batch"))
+
+        # with cluster arguments, Flower's process routes it to the source cluster's queue (no
+        # node of cluster "flowerx" runs here: the message waits there, and is removed)
+        body = {"args": ["/data/a", "/data/b"], "kwargs": {"request_id": unique_id("via-flower-x"),
+                                                           "direction": "flowerx_TO_flowery"}}  # fmt: skip
+        post = urllib.request.Request(f"{base}/api/task/async-apply/dms.sync", data=json.dumps(body).encode(),
+                                      headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
+        with urllib.request.urlopen(post, timeout=10) as response:
+            task_id = json.loads(response.read())["task-id"]
+        try:
+            assert any(task_id in m for m in store.queued_messages("dms.cluster.flowerx"))
+            assert not any(task_id in m for m in store.queued_messages("dms.control"))
+        finally:
+            store.r.delete("dms.cluster.flowerx")
     finally:
         stop_process_group(flower, grace=10)
         log.close()

@@ -11,7 +11,7 @@ import pytest
 
 from dms.client.submit import submit, wait
 from dms.errors import RequestExists
-from dms.model import SyncParams
+from dms.model import RequestState, SyncParams
 from dms.state.requests import Keys
 from dms.transfer.unit import copy_unit
 from tests.conftest import unique_id, wait_for_state
@@ -535,3 +535,44 @@ def test_json_logs_are_one_object_per_line_with_the_task_named(
     assert all({"time", "level", "logger", "message", "pid"} <= set(r) for r in records), records
     done = [r for r in records if "succeeded in" in r["message"]]
     assert any(r.get("task_name") == "dms.plan" or "dms.plan" in r["message"] for r in done), done
+
+
+def test_cancel_ends_a_request_no_plan_works_on_and_a_late_plan_does_nothing(
+    tmp_path: Path, dms_app: Any, store: Any, start_worker: Any
+) -> None:
+    """A request whose plan message waits in a queue nobody consumes (PENDING for good) ended
+    only when a plan ran: cancel now ends it at once. When a worker takes that plan later,
+    it finds the request ended and writes nothing."""
+    from dms.client.submit import cancel
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _small_files(src, 3, 100)
+    rid = unique_id("unstarted")
+    q = rid.replace("-", "_")
+    params = SyncParams(rid, str(src), str(dst), control_queue=f"t.ctl.{q}", data_queue=f"t.data.{q}")
+    submit(dms_app, store, params)
+    assert store.get(rid)["state"] == "PENDING"
+    assert cancel(store, rid) is None
+    info = store.get(rid)
+    assert info["state"] == "CANCELLED" and info["end_reason"] == "cancelled" and info["settled"]
+    assert not store.is_cancelled(rid) and store.r.ttl(Keys(rid).req) > 0
+    start_worker(f"{params.control_queue},{params.data_queue}", concurrency=1)  # the plan runs now
+    deadline = time.monotonic() + 30
+    while store.queued_messages(params.control_queue) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    assert store.get(rid)["state"] == "CANCELLED" and not dst.exists()
+
+
+def test_cancel_leaves_a_request_a_plan_works_on_to_that_plan(tmp_path: Path, store: Any, held_request: Any) -> None:
+    """A planned request (units sent) is not ended by cancel itself: its units and finalize end
+    it, removing what they staged (the tests above)."""
+    from dms.client.submit import cancel
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _small_files(src, 4, 100)
+    params, _ = held_request(src, dst, "started", parallelism=1, unit_max_files=1)
+    assert cancel(store, params.request_id) is None
+    assert store.get(params.request_id)["state"] not in ("CANCELLED", "FAILED", "SUCCEEDED")
+    assert store.is_cancelled(params.request_id)
+    store.set_state(params.request_id, RequestState.FAILED, error="ended by the test")  # no janitor acts on it

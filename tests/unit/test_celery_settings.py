@@ -71,3 +71,18 @@ def test_the_shipped_site_file_sets_no_guaranteed_setting() -> None:
     names = {line.split("=")[0].strip() for line in site_settings_path().read_text().splitlines()
              if "=" in line and not line.startswith((" ", "#"))}  # fmt: skip
     assert names and not names & set(GUARANTEED), names & set(GUARANTEED)
+
+
+def test_the_app_routes_a_sync_to_where_its_plan_runs() -> None:
+    """What Flower's HTTP API and a bare send_task("dms.sync", ...) get from the app's router:
+    the source cluster's queue, else the request's control queue, else dms.control."""
+    from dms.worker.app import app
+
+    def queue(options: dict[str, object] | None = None, **kwargs: object) -> str:
+        return str(app.amqp.router.route(options or {}, "dms.sync", (), kwargs)["queue"].name)
+
+    assert queue(source_cluster="A", destination_cluster="B") == "dms.cluster.A"
+    assert queue(direction="hpc1_TO_hpc2") == "dms.cluster.hpc1"
+    assert queue(control_queue="site.ctl") == "site.ctl"
+    assert queue() == queue(direction="nonsense", source_cluster="") == "dms.control"
+    assert queue({"queue": "mine"}, source_cluster="A") == "mine"  # a queue given at publish time wins
