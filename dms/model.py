@@ -66,6 +66,8 @@ class SyncParams:
     #: ... or at this many pieces, so tiny files are batched, not one task each.
     unit_max_files: int = 1000
     copy_method: str = default_of("copy_method")
+    #: --bwlimit: bytes per second for the whole request (0: no limit), shared among its lanes.
+    bwlimit: int = default_of("bwlimit")
     #: Flush data to stable storage before publishing (syncfs per batch).
     fsync: bool = default_of("fsync")
     #: Copy every file, even those whose size, mtime and mode already match (rsync -I).

@@ -21,8 +21,9 @@ __all__ = ["OPTIONS", "Option", "default_of", "unknown_options"]
 #: flag: a boolean; int: an integer in [low, high]; count: an integer >= 0, or -1 for no
 #: limit; size: bytes or "64MiB"; text: a string (with `name`, a cluster or policy name);
 #: choice: one of `choices`; patterns: rsync rules, repeatable (a single string is one
-#: rule); rules: ordered ("+"|"-", pattern) pairs (Python only).
-Kind = Literal["flag", "int", "count", "size", "text", "choice", "patterns", "rules"]
+#: rule); rules: ordered ("+"|"-", pattern) pairs (Python only); rate: bytes per second, read
+#: as rsync's --bwlimit (a bare number is KiB/s; 0 is no limit).
+Kind = Literal["flag", "int", "count", "size", "text", "choice", "patterns", "rules", "rate"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("checksum", "Skip files by content (XXH3 of both copies), not size+mtime.", cli="--checksum", short="-c"),
     Option("delete", "Delete destination entries that are not in the source (each is logged).", cli="--delete"),
     Option("max_delete", "With --delete: delete at most N entries.", "count", -1, "--max-delete", metavar="N"),
+    Option("bwlimit", "Limit the request's transfers to RATE per second in all, shared among its lanes: a bare "
+           "number is KiB/s as in rsync, or 50M, 1.5G; 0: no limit.", "rate", 0, "--bwlimit", metavar="RATE"),
     Option("dry_run", "Show what would be copied, updated and deleted; change nothing.", cli="--dry-run", short="-n"),
     Option("itemize", "List every change in rsync's itemized form (%i) at the end of --wait.",
            cli="--itemize-changes", short="-i"),

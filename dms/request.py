@@ -21,7 +21,7 @@ from dms.fs.paths import request_path
 from dms.model import SyncParams
 from dms.options import OPTIONS, Option, unknown_options
 from dms.route.queues import cluster_queue
-from dms.sizes import parse_size
+from dms.sizes import parse_rate, parse_size
 
 __all__ = ["check_request_id", "make_params", "new_request_id", "summarize", "task_request_id"]
 
@@ -132,6 +132,11 @@ def _checked(option: Option, value: Any) -> Any:
         if size < 1:
             raise ValueError(f"{name} must be at least 1 byte, got {value!r}")
         return size
+    if kind == "rate":
+        try:
+            return parse_rate(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
     if kind == "choice":
         if value not in option.choices:
             raise ValueError(f"{name} must be one of {', '.join(option.choices)}, got {value!r}")

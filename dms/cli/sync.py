@@ -13,7 +13,7 @@ from dms.cli import Interrupted, cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.display import ProgressDisplay
 from dms.cli.render import request_json, request_lines
-from dms.cli.types import SIZE
+from dms.cli.types import RATE, SIZE
 from dms.cli.untaken import UntakenWarning, both
 from dms.client.submit import check_request_paths, submit, wait
 from dms.config import DefaultsConfig, load_config
@@ -102,6 +102,8 @@ def _click_option(option: Option) -> Callable[[F], F]:
         kwargs["type"] = click.IntRange(0)
     elif option.kind == "size":
         kwargs["type"] = SIZE
+    elif option.kind == "rate":
+        kwargs["type"] = RATE
     elif option.kind == "choice":
         kwargs.update(type=click.Choice(list(option.choices)), default=option.default, show_default=True)
     elif option.kind == "patterns":

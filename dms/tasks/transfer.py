@@ -256,6 +256,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
     options: dict[str, Any] = {
         "cancelled": stopped,
         "progress": lambda moved: store.report_inflight(request_id, unit_index, moved, claim),
+        "rate": params.bwlimit / params.parallelism,  # --bwlimit: each lane's share (0: no limit)
     }
     if params.clustered:
         outcome = self.transfer_clustered(params, unit_index, pieces, options)

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: At most this much I/O per call into C++; between slices the task checks cancel.
 SLICE_BYTES = native.DEFAULT_SLICE_BYTES
+#: The smallest slice of a paced unit (--bwlimit): below it, calls cost more than bytes.
+PACED_SLICE_MIN = 64 * 1024
 
 
 @dataclass
@@ -74,6 +77,7 @@ def copy_unit(
     slice_bytes: int = SLICE_BYTES,
     progress: Callable[[int], None] = lambda moved: None,
     may_publish: Callable[[], bool] = lambda: False,
+    rate: float = 0.0,
 ) -> UnitResult:
     """Copy every piece of a unit on this node (the local transport); then, if
     `may_publish()` still says so (not cancelled, not stale), publish its whole files."""
@@ -97,7 +101,7 @@ def copy_unit(
                                      atime_ns=f.atime_ns)  # fmt: skip
             specs.append(spec)
             runnable.append(piece)
-        drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress)
+        drive(native.UnitCopier(specs, params.copy_method), runnable, result, cancelled, slice_bytes, progress, rate)
         if not result.cancelled and result.ok and may_publish():
             publish_whole_files(params, runnable, specs, result)
         result.failed = [source.readable(beneath.readable(f)) for f in result.failed]
@@ -174,6 +178,7 @@ def send_unit(
     cancelled: Callable[[], bool] = lambda: False,
     slice_bytes: int = SLICE_BYTES,
     progress: Callable[[int], None] = lambda moved: None,
+    rate: float = 0.0,
 ) -> UnitResult:
     """Send every piece of a unit to a remote receiver (the TCP transport).
 
@@ -195,7 +200,7 @@ def send_unit(
             runnable.append(p)
         if not specs:
             return result
-        result = drive(make_sender(specs), runnable, result, cancelled, slice_bytes, progress)
+        result = drive(make_sender(specs), runnable, result, cancelled, slice_bytes, progress, rate)
         result.failed = [source.readable(f) for f in result.failed]
         return result
 
@@ -209,11 +214,12 @@ def send_resending(
     cancelled: Callable[[], bool] = lambda: False,
     slice_bytes: int = SLICE_BYTES,
     progress: Callable[[int], None] = lambda moved: None,
+    rate: float = 0.0,
 ) -> UnitResult:
     """send_unit, then send again (up to `retries` times) the pieces the receiver's checksum
     rejected: they were corrupted in flight, and the source still holds the right bytes.
     `on_resend(pieces, attempt)` is called before each attempt (make_sender sees it)."""
-    result = send_unit(params, pieces, make_sender, cancelled, slice_bytes, progress)
+    result = send_unit(params, pieces, make_sender, cancelled, slice_bytes, progress, rate)
     for attempt in range(1, retries + 1):
         again = [p for p, error in result.failed_pieces if isinstance(error, IntegrityError)]
         if result.cancelled or not again:
@@ -223,7 +229,7 @@ def send_resending(
         keep = [i for i, (p, _) in enumerate(result.failed_pieces) if (p.file.file_id, p.offset) not in retried]
         result.failed = [result.failed[i] for i in keep]  # send_unit keeps the two lists in step
         result.failed_pieces = [result.failed_pieces[i] for i in keep]
-        retry = send_unit(params, again, make_sender, cancelled, slice_bytes, progress)
+        retry = send_unit(params, again, make_sender, cancelled, slice_bytes, progress, rate)
         result.ok += retry.ok
         result.failed += retry.failed
         result.failed_pieces += retry.failed_pieces
@@ -257,12 +263,18 @@ def drive(
     cancelled: Callable[[], bool],
     slice_bytes: int,
     progress: Callable[[int], None],
+    rate: float = 0.0,
 ) -> UnitResult:
     """Step a native worker to the end; before the first slice and between slices, honour
-    cancel (and report bytes moved)."""
+    cancel (and report bytes moved). With a `rate` (bytes/s, --bwlimit's share of this
+    unit), slices are a tenth of a second of it and the next waits until the bytes moved so
+    far are due: the pace holds on average, in steps too small to be bursts."""
     if cancelled():
         result.cancelled = True
         return result
+    if rate > 0:
+        slice_bytes = max(PACED_SLICE_MIN, min(slice_bytes, int(rate / 10)))
+    began = time.monotonic()
     while not worker.done:
         for index, digest, error in worker.step(slice_bytes):
             piece = runnable[index]
@@ -275,8 +287,17 @@ def drive(
         if worker.done:
             break
         progress(worker.bytes_moved)
-        if cancelled():
+        if cancelled() or (rate > 0 and not _paced(began + worker.bytes_moved / rate, cancelled)):
             result.cancelled = True
             break
     result.bytes_moved += worker.bytes_moved
     return result
+
+
+def _paced(due: float, cancelled: Callable[[], bool]) -> bool:
+    """Wait until `due` (time.monotonic()), looking at cancel every second; False if cancelled."""
+    while (now := time.monotonic()) < due:
+        time.sleep(min(1.0, due - now))
+        if time.monotonic() < due and cancelled():
+            return False
+    return True

@@ -12,6 +12,7 @@ import pytest
 from dms.client.submit import submit, wait
 from dms.errors import RequestExists
 from dms.model import RequestState, SyncParams
+from dms.request import make_params
 from dms.state.requests import Keys
 from dms.transfer.unit import copy_unit
 from tests.conftest import unique_id, wait_for_state
@@ -576,3 +577,26 @@ def test_cancel_leaves_a_request_a_plan_works_on_to_that_plan(tmp_path: Path, st
     assert store.get(params.request_id)["state"] not in ("CANCELLED", "FAILED", "SUCCEEDED")
     assert store.is_cancelled(params.request_id)
     store.set_state(params.request_id, RequestState.FAILED, error="ended by the test")  # no janitor acts on it
+
+
+@pytest.mark.parametrize(("bwlimit", "parallelism"), [("1M", 1), ("2048", 2)])  # 1 MiB/s; 2 MiB/s in 2 lanes
+def test_bwlimit_holds_the_request_to_its_rate(tmp_path: Path, dms_app: Any, store: Any, bwlimit: str,
+                                               parallelism: int) -> None:  # fmt: skip
+    """--bwlimit is the request's rate in all (rsync's reading: a bare number is KiB/s), each
+    lane pacing its share: 4 MiB at 1 MiB/s cannot end in under ~4 s, nor 8 MiB at 2 MiB/s.
+    Only the lower bound is a behaviour; a loaded machine may take longer."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    total = 4 * MIB * parallelism
+    src.mkdir()
+    for i in range(4 * parallelism):
+        (src / f"f{i}").write_bytes(os.urandom(MIB))
+    params = make_params(str(src), str(dst), request_id=unique_id("bwlimit"), bwlimit=bwlimit,
+                         parallelism=parallelism, chunk_size="1MiB")  # fmt: skip
+    assert params.bwlimit == MIB * parallelism
+    began = time.monotonic()
+    submit(dms_app, store, params)
+    info = wait(store, params.request_id, timeout=120)
+    took = time.monotonic() - began
+    assert info["state"] == "SUCCEEDED" and info["bytes_done"] == total
+    assert took >= 0.8 * total / params.bwlimit, f"{total} bytes in {took:.2f} s at {params.bwlimit} B/s"
+    assert_same_tree(src, dst)

@@ -90,6 +90,9 @@ def test_generated_and_task_derived_ids_pass_the_check() -> None:
         ({"source_cluster": "", "destination_cluster": "B"}, "source_cluster must be a non-empty string"),
         ({"direction": "A_TO_B_TO_C"}, "direction must name two clusters"),
         ({"direction": "A.x_TO_B"}, "is not a cluster name"),
+        ({"bwlimit": -1}, "bwlimit: not a rate"),
+        ({"bwlimit": "fast"}, "bwlimit: not a rate"),
+        ({"bwlimit": True}, "bwlimit: not a rate"),
     ],
 )
 def test_make_params_checks_each_option_by_its_kind(options: dict[str, object], complaint: str) -> None:
@@ -115,3 +118,22 @@ def test_a_malformed_option_on_the_command_line_is_a_usage_error(tmp_path: objec
     result = CliRunner().invoke(cli, ["sync", "/nonexistent-src", "/tmp/nonexistent-dst", "--direction", "FOO"])
     assert result.exit_code == 2, result.output
     assert "direction must look like A_TO_B" in result.output
+
+
+@pytest.mark.parametrize(
+    ("given", "per_second"),
+    [("100", 100 * 1024), (100, 100 * 1024), ("50M", 50 << 20), ("1.5G", 3 << 29), ("10MB", 10**7), ("0", 0)],
+)
+def test_bwlimit_is_read_as_rsync_reads_it(given: object, per_second: int) -> None:
+    assert make_params("/a", "/b", bwlimit=given).bwlimit == per_second
+    if isinstance(given, str):
+        ctx = cli.make_context("dms-submit", ["sync", "/a", "/b", "--bwlimit", given])
+        sub = cli.get_command(ctx, "sync")
+        assert sub is not None
+        parsed = sub.make_context("sync", ["/a", "/b", "--bwlimit", given])
+        assert parsed.params["bwlimit"] == given
+
+
+def test_a_malformed_bwlimit_on_the_command_line_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["sync", "/nonexistent-src", "/tmp/nonexistent-dst", "--bwlimit", "-5"])
+    assert result.exit_code == 2 and "not a rate" in result.output, result.output
