@@ -14,11 +14,11 @@ import sys
 
 import click
 
-from dms.cli import Interrupted, cli, exit_code_of
+from dms.cli import cli, exit_code_of
 from dms.cli.connection import control_plane, fail
 from dms.cli.render import request_json
-from dms.cli.untaken import UntakenWarning
-from dms.client.submit import check_request_paths, submit, wait
+from dms.cli.sync import wait_for_end
+from dms.client.submit import check_request_paths, submit
 from dms.errors import ConfigError, DmsError
 from dms.fs.names import shown
 from dms.model import RequestState
@@ -62,14 +62,8 @@ def check(
         check_request_paths(params)
         with control_plane(obj, worker_concurrency=params.parallelism) as plane:
             submit(plane.sender, plane.store, params, check_paths=False)
-            embedded = plane.embedded is not None
-            untaken = None if embedded else UntakenWarning(plane.store, params.request_id, sys.stderr)
-            try:
-                info = wait(plane.store, params.request_id, on_progress=untaken, alive=plane.alive)
-            except KeyboardInterrupt:
-                raise Interrupted(params.request_id, embedded=embedded) from None
-            differences = plane.store.dryrun(params.request_id)
-            errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
+            info, listed, errors = wait_for_end(plane, params, None, lines=True)
+            differences = listed or []
     except DmsError as exc:
         fail(exc, as_json)
     except ValueError as exc:

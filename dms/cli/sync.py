@@ -15,11 +15,12 @@ from dms.cli.display import ProgressDisplay
 from dms.cli.render import request_json, request_lines
 from dms.cli.types import RATE, SIZE
 from dms.cli.untaken import UntakenWarning, both
+from dms.client.connect import ControlPlane
 from dms.client.submit import check_request_paths, submit, wait
 from dms.config import DefaultsConfig, load_config
 from dms.errors import ConfigError, DmsError
 from dms.fs.names import printable
-from dms.model import RequestState
+from dms.model import RequestState, SyncParams
 from dms.options import OPTIONS, Option
 from dms.request import make_params
 
@@ -88,6 +89,24 @@ def rules_of_file(path: str, sign: str) -> list[tuple[str, str]]:
         else:
             rules.append((sign, line))
     return rules
+
+
+def wait_for_end(
+    plane: ControlPlane, params: SyncParams, show: ProgressDisplay | None, *, lines: bool
+) -> tuple[dict[str, Any], list[str] | None, list[dict[str, Any]] | None]:
+    """Wait for a submitted request to end, as `sync --wait` and `check` do: progress to
+    `show`, a warning on stderr while no worker takes it (service mode), Ctrl-C as
+    Interrupted (which says how to resume). Returns the ended record, its dry-run or
+    itemized lines if `lines`, and its first errors if files failed."""
+    embedded = plane.embedded is not None
+    try:
+        untaken = None if embedded else UntakenWarning(plane.store, params.request_id, sys.stderr)
+        info = wait(plane.store, params.request_id, on_progress=both(show, untaken), alive=plane.alive)
+    except KeyboardInterrupt:
+        raise Interrupted(params.request_id, embedded=embedded) from None
+    listed = plane.store.dryrun(params.request_id) if lines else None
+    errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
+    return info, listed, errors
 
 
 def _click_option(option: Option) -> Callable[[F], F]:
@@ -220,17 +239,11 @@ def sync(
             show = (
                 None if mode == "none" else ProgressDisplay(params.request_id, sys.stderr, mode, PLAIN_PROGRESS_SECONDS)
             )
-            try:
-                untaken = None if embedded else UntakenWarning(plane.store, params.request_id, sys.stderr)
-                info = wait(plane.store, params.request_id, on_progress=both(show, untaken), alive=plane.alive)
-            except KeyboardInterrupt:
-                raise Interrupted(params.request_id, embedded=embedded) from None
-            would = plane.store.dryrun(params.request_id) if params.dry_run or params.itemize else None
+            info, would, errors = wait_for_end(plane, params, show, lines=params.dry_run or params.itemize)
             lines_key = "dry_run_lines" if params.dry_run else "changes"
             if would is not None and not as_json:
                 for line in would:
                     click.echo(line)
-            errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
             click.echo(
                 request_json(params.request_id, info, errors, would, key=lines_key)
                 if as_json
