@@ -106,6 +106,10 @@ def resume(
     base = params or old
     new = dataclasses.replace(base, request_id=request_id, epoch=old.epoch + 1)
     carried = store.save_carry(request_id, int(info.get("file_shards", 0)))  # from a run that never finalized
+    if old.clustered and state not in TERMINAL_STATES:  # forced: units routed by the old run hold NIC load
+        from dms.state.nodes import Registry  # here: a submitting client never loads the registry
+
+        Registry.sharing(store).release_all(request_id)  # before reset_for_resume drops their routes
     store.reset_for_resume(request_id, new)
     store.log_event(request_id, "resumed", epoch=new.epoch, previous_state=state.value, carried_files=carried)
     _publish_plan(app, store, new)

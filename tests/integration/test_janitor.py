@@ -31,3 +31,30 @@ def test_a_node_that_beats_again_is_swept_afresh_when_it_falls_silent_again(stor
     finally:
         store.r.srem(NODES, node)
         store.r.delete(f"{DEAD_SINCE}{node}", f"dms:node:{node}")
+
+
+def test_a_forced_resume_gives_back_the_nic_load_of_the_units_the_old_run_routed(store: Any) -> None:
+    """resume --force of a cross-cluster request still running (its workers gone) dropped the
+    old run's routes without their load: the scheduler then saw those NICs busy for good."""
+    from dms.client.submit import resume
+    from dms.model import RequestState
+    from dms.request import make_params
+
+    registry = Registry(store.r)
+    rid = unique_id("forced")
+    params = make_params("/data/a", "/data/b", request_id=rid, source_cluster="fx", destination_cluster="fy")
+    store.create(params)
+    store.set_state(rid, RequestState.TRANSFERRING)
+    src, dst = f"{unique_id('fa')}/eth1", f"{unique_id('fb')}/eth1"
+    assert registry.assign(rid, 0, src, dst, 1000) and registry.assign(rid, 1, src, dst, 500)
+    assert registry.nic_load()[src] == 1500
+
+    class Sender:
+        def send_task(self, *args: Any, **kwargs: Any) -> None:
+            pass  # the plan message: no worker of these clusters runs here
+
+    resume(Sender(), store, rid, force=True)
+    load = registry.nic_load()
+    assert load.get(src, 0) == 0 and load.get(dst, 0) == 0, load
+    store.set_state(rid, RequestState.FAILED, error="ended by the test")
+    store.r.hdel("dms:nicload", src, dst)
