@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dms.options import default_of
@@ -98,6 +98,12 @@ class SyncParams:
     specials: bool = default_of("specials")
     #: --include/--exclude rules in order: ("+", pattern) or ("-", pattern).
     filters: tuple[tuple[str, str], ...] = ()
+    #: --files-from: only these paths (relative to the source) and the directories on the way.
+    #: Not in to_json(): a list may be long, and every task reads the params; RequestStore keeps
+    #: it in a key of its own, which the plan and the delete pass read (listed_paths).
+    files_from: tuple[str, ...] = field(default=default_of("files_from"), compare=False, repr=False)
+    #: how many paths the --files-from list holds (0: no list)
+    files_listed: int = 0
     #: Incarnation of the request: submit sets it from the clock (ms), `resume` increments it,
     #: and tasks of an earlier incarnation (a late duplicate, a worker that wakes up, a request
     #: lost with Redis's data and submitted again) recognise they are stale.
@@ -113,7 +119,9 @@ class SyncParams:
         return self.finalize_queue or self.control_queue
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        del fields["files_from"]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SyncParams:

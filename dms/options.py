@@ -22,8 +22,9 @@ __all__ = ["OPTIONS", "Option", "default_of", "unknown_options"]
 #: limit; size: bytes or "64MiB"; text: a string (with `name`, a cluster or policy name);
 #: choice: one of `choices`; patterns: rsync rules, repeatable (a single string is one
 #: rule); rules: ordered ("+"|"-", pattern) pairs (Python only); rate: bytes per second, read
-#: as rsync's --bwlimit (a bare number is KiB/s; 0 is no limit).
-Kind = Literal["flag", "int", "count", "size", "text", "choice", "patterns", "rules", "rate"]
+#: as rsync's --bwlimit (a bare number is KiB/s; 0 is no limit); paths: relative paths
+#: inside the source, as a --files-from list (Python; the CLI reads --files-from FILE).
+Kind = Literal["flag", "int", "count", "size", "text", "choice", "patterns", "rules", "rate", "paths"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("exclude", "Exclude what matches (rsync rules; repeatable).", "patterns", (), "--exclude",
            metavar="PATTERN"),
     Option("filters", "Ordered rules as ('+' or '-', pattern) pairs, before include and exclude.", "rules", ()),
+    Option("files_from", "Only these paths, relative to SOURCE (rsync --files-from): the directories on the way "
+           "are made; a listed directory is not descended into.", "paths", ()),
     Option("specials", "Recreate fifos, sockets and (as root) devices (rsync -D).", cli="--specials", short="-D"),
     Option("xattrs", "Do not copy extended attributes (and ACLs).", default=True, cli="--no-xattrs", negate=True),
     Option("fsync", "Do not flush data to disk before publishing (faster, less safe).", default=True,

@@ -16,7 +16,7 @@ from typing import Any
 
 from dms.config import DefaultsConfig
 from dms.errors import RequestError
-from dms.fs.filters import RuleSet
+from dms.fs.filters import RuleSet, listed_path
 from dms.fs.paths import request_path
 from dms.model import SyncParams
 from dms.options import OPTIONS, Option, unknown_options
@@ -99,6 +99,7 @@ def make_params(
         control_queue=control_queue,
         data_queue=data_queue,
         finalize_queue=finalize_queue,
+        files_listed=len(given["files_from"]),
         **as_given,  # every other option is a SyncParams field of the same name
     )
 
@@ -132,6 +133,11 @@ def _checked(option: Option, value: Any) -> Any:
         if size < 1:
             raise ValueError(f"{name} must be at least 1 byte, got {value!r}")
         return size
+    if kind == "paths":
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(isinstance(p, str) for p in value):
+            raise ValueError(f"{name} must be a list of paths relative to the source, got {type(value).__name__}")
+        listed = {listed_path(p) for p in value if p.strip()}  # blank entries are ignored, as in rsync
+        return tuple(sorted(listed or ({""} if value else set())))  # only blanks: the source alone
     if kind == "rate":
         try:
             return parse_rate(value)

@@ -71,19 +71,8 @@ def rules_of_file(path: str, sign: str) -> list[tuple[str, str]]:
     a pattern per line; blank lines and lines starting with ";" or "#" are skipped; a line
     starting with "+ " or "- " is an include or exclude rule whatever the option. Names are
     bytes: a line that is not UTF-8 matches the name it spells (os.fsdecode)."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except OSError as exc:
-        raise click.UsageError(f"cannot read the rules file {printable(path)}: {exc.strerror}") from None
     rules = []
-    for raw in data.splitlines():
-        line = os.fsdecode(raw.rstrip(b"\r"))
-        if not line or line[0] in ";#":
-            continue
+    for line in _lines_of_file(path, "rules file"):
         if line[:2] in ("+ ", "- "):
             rules.append((line[0], line[2:]))
         else:
@@ -107,6 +96,26 @@ def wait_for_end(
     listed = plane.store.dryrun(params.request_id) if lines else None
     errors = plane.store.errors(params.request_id, limit=20) if info["files_failed"] else None
     return info, listed, errors
+
+
+def paths_of_file(path: str) -> list[str]:
+    """The paths of a --files-from file ("-": stdin), one per line, as rsync reads one: blank
+    lines and lines starting with ";" or "#" are skipped; names are bytes (os.fsdecode)."""
+    return _lines_of_file(path, "--files-from file")
+
+
+def _lines_of_file(path: str, what: str) -> list[str]:
+    """The lines of a list file ("-": stdin) but blank ones and ";" or "#" comments."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+    except OSError as exc:
+        raise click.UsageError(f"cannot read the {what} {printable(path)}: {exc.strerror}") from None
+    lines = (os.fsdecode(raw.rstrip(b"\r")) for raw in data.splitlines())
+    return [line for line in lines if line and line[0] not in ";#"]
 
 
 def _click_option(option: Option) -> Callable[[F], F]:
@@ -155,6 +164,8 @@ def _from_command_line(ctx: click.Context, given: dict[str, Any]) -> dict[str, A
         elif value is not None:
             options[option.name] = value
     options["filters"] = _ordered_rules(ctx, {**patterns, **from_files})
+    if given.get("files_from_file"):
+        options["files_from"] = paths_of_file(given["files_from_file"])
     return options
 
 
@@ -176,6 +187,14 @@ def _from_command_line(ctx: click.Context, given: dict[str, Any]) -> dict[str, A
     multiple=True,
     metavar="FILE",
     help="Exclude the patterns in FILE, one per line (rsync's form; - for stdin; repeatable).",
+)
+@click.option(
+    "--files-from",
+    "files_from_file",
+    metavar="FILE",
+    help="Only the paths in FILE, relative to SOURCE, one per line (rsync's form; - for stdin): the "
+    "directories on the way are made, a listed directory is not descended into (list it as DIR/ for its "
+    "immediate contents).",
 )
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the end; exit 0 only if the sync SUCCEEDED.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -366,7 +366,7 @@ def delete_extraneous(store: RequestStore, params: SyncParams, name_shards: int,
     run reports instead of deleting.
     """
     rid = params.request_id
-    rules = RuleSet(params.filters)
+    rules = store.rules(params)
     lines: list[str] = []
     beneath = destination_beneath(params)
     try:

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dms.fs.filters import RuleSet
 from dms.model import DirRecord, FileRecord, LinkRecord, SyncParams
 from dms.plan.diff import native_quick_check, up_to_date
 from dms.plan.remote_check import remote_up_to_date
@@ -83,7 +82,7 @@ def _walk_rows(store: RequestStore, params: SyncParams, start: str, recursive: b
         check = lambda files: [up_to_date(f, params) for f in files]  # noqa: E731
     else:
         check = lambda files: remote_up_to_date(store, params, files)  # noqa: E731
-    walk = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
+    walk = walk_tree(params.source, store.rules(params), xattrs=params.xattrs, listings=params.delete,
                      specials=params.specials, start=start, recursive=recursive, hardlinks=False,
                      quick_check_into=checked_into)  # fmt: skip
     rows: list[list[Any]] = []

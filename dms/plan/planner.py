@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import stat
@@ -17,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dms import native
-from dms.fs.beneath import destination_beneath
-from dms.fs.filters import RuleSet
+from dms.fs.beneath import Beneath, destination_beneath
 from dms.fs.names import shown
 from dms.fs.paths import staging_path
 from dms.model import DirRecord, FileRecord, LinkRecord, RecordedPiece, SyncParams, UnitPiece
@@ -48,6 +48,7 @@ class PlanTotals:
     link_shards: int = 0
     name_shards: int = 0
     excluded: int = 0
+    listed_missing: int = 0  # paths of the --files-from list that the source does not have
 
     def as_fields(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -102,7 +103,7 @@ def plan_tree(
     quick_check = planner.visible and not params.ignore_times
     if entries is None:  # one serial walk; dms.plan.fanout gives the same entries from subtree tasks
         checked_into = native_quick_check(params)
-        entries = walk_tree(params.source, RuleSet(params.filters), xattrs=params.xattrs, listings=params.delete,
+        entries = walk_tree(params.source, store.rules(params), xattrs=params.xattrs, listings=params.delete,
                             specials=params.specials, quick_check_into=checked_into)  # fmt: skip
         quick_check = quick_check and checked_into is None  # what the walk did not check is checked here
     else:
@@ -126,7 +127,30 @@ def plan_tree(
             planner.excluded += 1
         elif isinstance(found, Skipped):
             planner.skipped(found)
-    return planner.finish()
+    totals = planner.finish()
+    if params.files_listed:
+        totals = dataclasses.replace(totals, listed_missing=_report_missing_listed(store, params))
+    return totals
+
+
+def _report_missing_listed(store: RequestStore, params: SyncParams) -> int:
+    """Record an error for each path of the --files-from list the source does not have (as
+    rsync's "link_stat failed", exit 23): looked up beneath the source, through no symbolic
+    link. Returns how many."""
+    missing = 0
+    with Beneath(params.source) as source:
+        for entry in store.listed_paths(params.request_id):
+            path = entry.rstrip("/")
+            if not path:
+                continue
+            parent, name = os.path.split(path)
+            try:
+                os.lstat(name, dir_fd=source.dir_fd(parent, create=False))
+            except OSError as exc:
+                missing += 1
+                reason = source.readable_text(exc.strerror or str(exc)) if exc.errno != errno.ELOOP else str(exc)
+                store.add_error(params.request_id, path, f"listed in --files-from: {reason}", exc.errno)
+    return missing
 
 
 class _Planner:

@@ -32,6 +32,7 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R:plan_lease         string the token of the plan run that may write the plan (dms.state.leases)
     dms:req:R:walk:T:G...        the fanned-out walk of plan run T, group G (dms.state.walks)
     dms:req:R:still              hash   the stand-still watch's progress mark and since when (1 day TTL)
+    dms:req:R:files_from         string the --files-from paths, NUL-separated bytes, zlib-compressed
     dms:req:R:strays             list   what copies of a unit that lost wrote (dms.finalize.strays
                                         blobs): finalize removes their staging files as the request ends
 
@@ -42,15 +43,18 @@ that runs twice (redelivery) counts once.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dms.errors import BrokerUnavailable, RequestError, RequestExists
+from dms.fs.filters import RuleSet
 from dms.fs.names import printable, shown
 from dms.model import (
     TERMINAL_STATES,
@@ -110,6 +114,7 @@ _INT_FIELDS = (
     "name_shards",
     "excluded",
     "deleted",
+    "listed_missing",
 )
 
 #: At most this many lines of a dry run's report are kept (the counts are exact).
@@ -172,6 +177,7 @@ class Keys:
         self.finalize_lock = f"{self.base}:finalize_lock"
         self.plan_lease = f"{self.base}:plan_lease"
         self.still = f"{self.base}:still"  # the stand-still watch's last progress mark and since when
+        self.files_from = f"{self.base}:files_from"  # the --files-from list (listed_paths)
         self.strays = f"{self.base}:strays"  # what losing copies of units wrote (note_strays)
         self.in_flight_scratch = f"{self.base}:in_flight_scratch"  # units_in_flight's BITOP target, deleted at once
 
@@ -504,6 +510,8 @@ class RequestStore:
         fields: dict[str, Any] = {"state": RequestState.PENDING.value, "created_at": now, "updated_at": now,
                                   "epoch": params.epoch, "base_epoch": params.epoch}  # fmt: skip
         fields.update({name: 0 for name in _INT_FIELDS})
+        if params.files_from:  # before the record: a plan that reads it finds it
+            self.r.set(keys.files_from, _packed_paths(params.files_from))
         self.r.hset(keys.req, mapping=fields)
         self.r.zadd(REQUESTS_INDEX, {params.request_id: now})
 
@@ -866,6 +874,18 @@ class RequestStore:
         return bool(self._mark_sent(keys=[keys.req, keys.dispatched], args=["" if epoch is None else epoch, ""]))
 
     # -- finalize ----------------------------------------------------------------------
+    def rules(self, params: SyncParams) -> RuleSet:
+        """The request's filter rules: its --include/--exclude, and its --files-from list if any
+        (the walk, the fanned-out walks and the delete pass judge entries by these)."""
+        return RuleSet(params.filters, self.listed_paths(params.request_id) if params.files_listed else ())
+
+    def listed_paths(self, request_id: str) -> tuple[str, ...]:
+        """The request's --files-from list (empty if it has none)."""
+        blob = self.r.get(Keys(request_id).files_from)
+        if not blob:
+            return ()
+        return tuple(os.fsdecode(p) for p in zlib.decompress(base64.b64decode(blob)).split(b"\0") if p)
+
     def note_strays(self, request_id: str, blob: str) -> int:
         """Keep what a losing copy of a unit wrote (a dms.finalize.strays blob) for finalize:
         1 if kept, 0 if the request ended SUCCEEDED or CANCELLED (remove them now: dms.tidy),
@@ -983,6 +1003,8 @@ class RequestStore:
         names += [] if started_over else [keys.routes]
         names += [keys.failed(s) for s in range(counts["files"])]
         self.r.delete(*names)
+        if params.files_from:  # a resubmission with its own list (sync --id ID)
+            self.r.set(keys.files_from, _packed_paths(params.files_from))
         now = time.time()
         fields: dict[str, Any] = {name: 0 for name in _INT_FIELDS}
         fields.update({"params": params.to_json(), "state": RequestState.PENDING.value, "updated_at": now,
@@ -995,6 +1017,7 @@ class RequestStore:
         pipe.persist(keys.req)
         pipe.persist(keys.events)
         pipe.persist(keys.strays)
+        pipe.persist(keys.files_from)
         pipe.execute()
 
     def restart_plan(self, request_id: str, params: SyncParams) -> int:
@@ -1066,10 +1089,15 @@ class RequestStore:
         """Start the retention clock of an ended request (docs/operations.md, "Retention")."""
         keys = Keys(request_id)
         pipe = self.r.pipeline(transaction=False)
-        for name in [keys.req, keys.errors, keys.events, keys.chain, keys.dryrun, keys.strays,
+        for name in [keys.req, keys.errors, keys.events, keys.chain, keys.dryrun, keys.strays, keys.files_from,
                      *(keys.failed(s) for s in range(file_shards))]:  # fmt: skip
             pipe.expire(name, seconds)
         pipe.execute()
+
+
+def _packed_paths(paths: Sequence[str]) -> str:
+    """Paths as NUL-separated bytes (any name), zlib-compressed, base64: one Redis string."""
+    return base64.b64encode(zlib.compress(b"\0".join(os.fsencode(p) for p in paths))).decode("ascii")
 
 
 def _error_entry(relpath: str, message: str, errno: int | None) -> str:

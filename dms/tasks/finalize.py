@@ -118,6 +118,11 @@ def _final_state(
             )
         vanished = len(errors) == info["files_failed"] and all(e.get("errno") == errno.ENOENT for e in errors)
         return RequestState.FAILED, counted, EndReason.VANISHED if vanished else EndReason.FILES
+    if info.get("listed_missing"):  # the errors name them
+        first = (store.errors(params.request_id, limit=CAUSE_WINDOW) or [{}])[-1]
+        detail = f"; first: {first['path']}: {first['error']}" if first else ""
+        missing = f"{info['listed_missing']} path(s) of the --files-from list are not in the source{detail}"
+        return RequestState.FAILED, missing, EndReason.FILES
     return RequestState.SUCCEEDED, None, None
 
 

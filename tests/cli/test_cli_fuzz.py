@@ -87,6 +87,8 @@ OPTIONS: dict[str, list[tuple[str, list[str] | None]]] = {
         ("-i", None),
         ("--include-from", RULE_FILES),
         ("--exclude-from", RULE_FILES),
+        ("--files-from", RULE_FILES),
+        ("--bwlimit", ["0", "-1", "1M", "fast", "", "1.5G", "100"]),
     ],
     "check": [("--id", ODD), ("--include", ["[", "", "*", "/"]), ("--exclude", ["[", "*"]), ("--json", None)],
     "status": [("--json", None), ("--files", None)],

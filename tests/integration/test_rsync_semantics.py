@@ -171,6 +171,49 @@ def test_rules_from_files_like_rsync(tmp_path: Path, redis_server: Any) -> None:
     assert missing.returncode == 2 and "cannot read the rules file" in missing.stderr, missing.stderr
 
 
+def test_files_from_like_rsync(tmp_path: Path, redis_server: Any) -> None:
+    """--files-from FILE read as rsync reads it: paths relative to the source (a leading "/",
+    "./" and ".." resolved away), comments and blank lines skipped, the directories on the way
+    made, a listed directory not descended into unless listed as DIR/ (its immediate
+    contents), hard links among the listed names kept, what is not listed left alone."""
+    src = tmp_path / "src"
+    build_semantics_tree(src)
+    listed = tmp_path / "list"
+    listed.write_bytes(
+        b"# only these\n\nfile1\n/a/b/f3.sh\r\ndeep/x/y/\nempty\n./sp ace \xc3\xa9/na\xc3\xafve file\n"
+        b"../h1\na/h2\n; and a link\ndangling\ndirlink\n"
+    )
+    for dst in (tmp_path / "dms", tmp_path / "rsync"):
+        dst.mkdir()
+        plant_extras(dst)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")} | redis_server.env()
+    ran = subprocess.run([sys.executable, "-m", "dms.cli", "sync", f"{src}", f"{tmp_path / 'dms'}", "--wait",
+                          f"--files-from={listed}"], capture_output=True, env=env, timeout=120)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    theirs = rsync(src, tmp_path / "rsync", "--no-D", f"--files-from={listed}")
+    assert theirs.returncode == 0, theirs.stderr
+    assert_like_rsync(tmp_path / "rsync", tmp_path / "dms")
+    got = tmp_path / "dms"
+    assert (got / "a" / "b" / "f3.sh").exists() and not (got / "a" / "f2").exists()
+    assert (got / "deep" / "x" / "y" / "z").is_dir() and not (got / "deep" / "x" / "y" / "z" / "f4").exists()
+    assert os.stat(got / "h1").st_ino == os.stat(got / "a" / "h2").st_ino
+    # with --delete, what the list does not name is never deleted, however stale
+    again = subprocess.run([sys.executable, "-m", "dms.cli", "sync", f"{src}", f"{got}", "--wait", "--delete",
+                            f"--files-from={listed}"], capture_output=True, env=env, timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert (got / "stale-file").exists() and (got / "stale-dir" / "inner" / "old.txt").exists()
+    # a path the source does not have fails the request, naming it, as rsync's link_stat error
+    # does (exit 23); "../.." is resolved inside the source, never above it
+    upward = tmp_path / "upward"
+    upward.write_text("../../etc/passwd\nfile1\n")
+    ran = subprocess.run([sys.executable, "-m", "dms.cli", "sync", f"{src}", f"{tmp_path / 'up'}", "--wait",
+                          f"--files-from={upward}"], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    theirs = rsync(src, tmp_path / "rsync-up", f"--files-from={upward}")
+    assert ran.returncode == theirs.returncode == 23, (ran.stderr, theirs.stderr)
+    assert "etc/passwd: listed in --files-from: No such file or directory" in ran.stdout + ran.stderr
+    assert sorted(os.listdir(tmp_path / "up")) == ["file1"]
+
+
 def _pairs(lines: set[str]) -> set[str]:
     """Itemized lines with each new hard-link pair as one entry: which name of the pair is
     sent and which linked to it is each tool's own choice."""

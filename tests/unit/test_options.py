@@ -13,14 +13,16 @@ from dms.cli import cli
 from dms.cli.sync import sync
 from dms.config import DefaultsConfig
 from dms.errors import RequestError
+from dms.fs.filters import RuleSet
 from dms.model import SyncParams
 from dms.options import OPTIONS
 from dms.request import check_request_id, make_params, task_request_id
 
 
 def test_the_command_line_offers_exactly_the_table_options_with_a_flag() -> None:
-    # besides the table: how the caller waits, and rules files (read into `filters` by the CLI)
-    own = {"request_id", "wait_", "as_json", "include_from", "exclude_from"}
+    # besides the table: how the caller waits, and list files (read into `filters` and
+    # `files_from` by the CLI)
+    own = {"request_id", "wait_", "as_json", "include_from", "exclude_from", "files_from_file"}
     offered = {p.name for p in sync.params if isinstance(p, click.Option)} - own
     assert offered == {o.name for o in OPTIONS if o.cli}
     for option in OPTIONS:
@@ -137,3 +139,30 @@ def test_bwlimit_is_read_as_rsync_reads_it(given: object, per_second: int) -> No
 def test_a_malformed_bwlimit_on_the_command_line_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["sync", "/nonexistent-src", "/tmp/nonexistent-dst", "--bwlimit", "-5"])
     assert result.exit_code == 2 and "not a rate" in result.output, result.output
+
+
+def test_a_files_from_list_is_read_as_rsync_reads_it_and_kept_out_of_the_params_json() -> None:
+    params = make_params("/a", "/b", files_from=["/x//y/", "./z", "../w", "  ", "z"])
+    assert params.files_from == ("w", "x/y/", "z") and params.files_listed == 3
+    assert "files_from" not in params.to_json()  # every task reads the params: the list has a key of its own
+    back = SyncParams.from_json(params.to_json())
+    assert back == params and back.files_listed == 3 and back.files_from == ()
+    assert make_params("/a", "/b", files_from=["."]).files_from == ("",)  # the source alone
+    assert make_params("/a", "/b", files_from=[""]).files_from == ("",)  # a list of blanks: not the whole tree
+    assert make_params("/a", "/b", files_from=[]).files_listed == 0  # no list
+    with pytest.raises(ValueError, match="files_from must be a list of paths"):
+        make_params("/a", "/b", files_from="x")
+    with pytest.raises(ValueError, match="NUL"):
+        make_params("/a", "/b", files_from=["a\0b"])
+
+
+def test_a_files_from_list_narrows_the_rules() -> None:
+    rules = RuleSet([("-", "*.tmp")], ["a/b/c.txt", "d/", "x/y.tmp", ""])
+    assert not rules.excluded("a", True) and not rules.excluded("a/b", True)  # on the way
+    assert rules.excluded("a", False)  # a file where the way needs a directory
+    assert not rules.excluded("a/b/c.txt", False) and rules.excluded("a/b/other", False)
+    assert not rules.excluded("d", True) and not rules.excluded("d/in", False) and not rules.excluded("d/sub", True)
+    assert rules.excluded("d/sub/deep", False)  # DIR/ lists its immediate contents only
+    assert rules.excluded("x/y.tmp", False)  # listed, and excluded by a rule
+    assert rules.excluded("e", False) and bool(RuleSet([], [""]))
+    assert not RuleSet([], ["/"]).excluded("top", False)  # "./" in the file: the source's own contents
