@@ -121,7 +121,10 @@ def command_lines(draw: st.DrawFn, paths: list[str]) -> tuple[list[str], str, li
     head = draw(st.sampled_from([[], [], [], ["--config"], ["--broker"]]))
     if head:  # the group's own options, with odd values too
         head = [*head, draw(st.sampled_from([*paths, *ODD, "redis://127.0.0.1:1/0", "unix:///nope", "redis://"]))]
-    if draw(st.booleans()):  # after `--`, a leading dash is a path or an id, not an option
+    # after `--`, a leading dash is a path or an id, not an option; a positional "--" is one
+    # only after a first `--` (before it, it ends the options and makes the next token a
+    # positional: `sync SRC -- --delete` syncs into ./--delete, as rsync would)
+    if "--" in positional or draw(st.booleans()):
         return [*head, command, *options, "--", *positional], command, positional
     return [*head, command, *positional, *options], command, positional
 
