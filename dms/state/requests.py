@@ -146,8 +146,16 @@ def connect(url: str, *, timeout: float = 30.0) -> redis.Redis:
     probe = redis.Redis.from_url(
         url, socket_connect_timeout=5, socket_timeout=timeout, retry=Retry(ExponentialBackoff(), 0)
     )
+    deadline = time.monotonic() + RETRY_SECONDS
     try:
-        probe.ping()  # at first contact, fail fast: "Redis is not there" is an answer
+        while True:
+            try:
+                probe.ping()  # at first contact, fail fast: "Redis is not there" is an answer
+                break
+            except redis.BusyLoadingError:  # it is there, loading its data after a restart: wait for it
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise BrokerUnavailable(f"cannot reach the DMS Redis at {redacted(url)}: {exc}") from exc
     finally:

@@ -184,6 +184,14 @@ def _parse(buf: bytearray, pos: int) -> tuple[Reply, int]:
     raise ConnectionError(f"not a RESP reply from Redis: {bytes(buf[pos - len(rest) - 3 : end])[:40]!r}")
 
 
+#: Error replies of a Redis that refused the command because it cannot take commands yet.
+_NOT_YET = ("LOADING ", "BUSY ", "TRYAGAIN ", "MASTERDOWN ")
+
+
+def _not_yet(error: RespError) -> bool:
+    return str(error).startswith(_NOT_YET)
+
+
 def _to_dict(reply: Reply) -> dict[str, str]:
     return dict(zip(reply[::2], reply[1::2], strict=True)) if reply else {}
 
@@ -204,19 +212,26 @@ class RespClient:
 
     def run(self, commands: Sequence[tuple[Sequence[Any], Convert | None]]) -> list[Any]:
         """Send commands in one write, read their replies; reconnect and resend on a lost
-        connection for up to RETRY_SECONDS; raise the first error reply."""
+        connection, and resend while Redis says it cannot take commands yet (LOADING its
+        data after a restart, BUSY with a script), for up to RETRY_SECONDS; raise the first
+        error reply."""
         deadline = time.monotonic() + RETRY_SECONDS
         delay = 0.05
         while True:
             try:
                 replies = self._connection().roundtrip([args for args, _ in commands])
-                break
             except (OSError, ValueError) as exc:  # ConnectionError, timeouts; ValueError: a garbled reply
                 self.close()
                 if time.monotonic() + delay > deadline:
                     raise ConnectionError(f"Redis at {self._where()} is unreachable: {exc}") from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+            else:
+                not_yet = next((r for r in replies if isinstance(r, RespError) and _not_yet(r)), None)
+                if not_yet is None:
+                    break
+                if time.monotonic() + delay > deadline:  # refused, so none of them ran: resending is safe
+                    raise ConnectionError(f"Redis at {self._where()} is not ready: {not_yet}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
         for reply in replies:
             if isinstance(reply, RespError):
                 raise reply

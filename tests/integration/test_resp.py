@@ -4,6 +4,10 @@ behaves like one over redis-py, it fails fast when Redis is absent and rides out
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,6 +16,7 @@ from typing import Any
 import pytest
 
 import dms.state.resp
+from dms.client.processes import stop_process_group
 from dms.errors import BrokerUnavailable
 from dms.model import RequestState
 from dms.request import make_params
@@ -119,6 +124,46 @@ def test_no_redis_fails_fast_and_a_restart_is_ridden_out(tmp_path: Path, monkeyp
             dead.get("k")
     finally:
         server.stop()
+
+
+def test_a_redis_loading_its_data_is_waited_for_not_an_error(tmp_path: Path) -> None:
+    """Just after a restart, Redis answers every command with LOADING until its data is read
+    back (0.1 s for a small AOF, seconds for a large one). `dms-submit sync --wait` died there
+    with a traceback (RespError: LOADING ...), and a command that began then failed with
+    "cannot reach the DMS Redis", while the request went on to SUCCEEDED. Both clients now
+    wait for the load, as they wait out a restart."""
+    import redis
+
+    seed = RedisServer(tmp_path, options=["--enable-debug-command", "local"]).start()
+    try:
+        redis.Redis(unix_socket_path=seed.socket).execute_command("DEBUG", "POPULATE", 2_000_000, "key", 100)
+        redis.Redis(unix_socket_path=seed.socket).set("mark", "kept")
+        redis.Redis(unix_socket_path=seed.socket).save()
+    finally:
+        seed.stop()
+    for attempt in ("resp", "redis-py"):
+        server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", seed.socket, "--save", "",
+                                   "--appendonly", "no", "--dir", str(tmp_path), "--logfile",
+                                   str(tmp_path / f"{attempt}.log")], start_new_session=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(seed.socket) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            loading = False
+            while not loading and time.monotonic() < deadline:
+                with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as raw:
+                    raw.connect(seed.socket)
+                    raw.sendall(b"PING\r\n")
+                    loading = raw.recv(100).startswith(b"-LOADING")
+            assert loading, "Redis was never seen loading: the case did not happen"
+            if attempt == "resp":
+                client = connect_light(seed.state_url)  # refused by LOADING before: BrokerUnavailable
+                assert client.get("mark") == "kept"
+                client.close()
+            else:
+                assert connect(seed.state_url).get("mark") == "kept"
+        finally:
+            stop_process_group(server)
 
 
 def test_passwords_and_acl_users_in_the_url_are_used(tmp_path: Path) -> None:
