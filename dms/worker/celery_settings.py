@@ -62,7 +62,7 @@ GUARANTEED: dict[str, Any] = {
     # (DMS_REDIS_RETRY_SECONDS, 120 s): storing a result and publishing the next unit retry
     # with backoff instead of failing the request (DmsTask.publish adds its own 180 s).
     "result_backend_always_retry": True,
-    "result_backend_max_retries": 45,
+    "result_backend_max_retries": 150,  # at 0-2 s each (full jitter): about two minutes
     "task_publish_retry": True,
     "task_publish_retry_policy": PUBLISH_RETRY_POLICY,
     "broker_connection_retry_on_startup": True,
@@ -75,7 +75,9 @@ TUNABLE: dict[str, Any] = {
     "task_time_limit": 3600,
     "result_expires": 7 * 24 * 3600,
     "result_backend_base_sleep_between_retries_ms": 500,
-    "result_backend_max_sleep_between_retries_ms": 4000,
+    # a worker storing a result when Redis went away sits in this loop, its consumer with it:
+    # a Redis back is seen within 2 s (dms.worker.broker_recovery.RECONNECT_MAX likewise)
+    "result_backend_max_sleep_between_retries_ms": 2000,
     # Events for Flower: plan and finalize send them; dms.transfer turns them off on its
     # task class (one per unit would flood Flower at scale).
     "worker_send_task_events": True,

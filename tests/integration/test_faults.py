@@ -7,6 +7,7 @@ data port in test_clusters.py and the C++ fuzz corpus.)
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -446,6 +447,39 @@ def test_redis_restarting_mid_request_the_worker_lives_and_the_request_completes
         assert worker.proc is not None and worker.proc.poll() is None, log[-3000:]
         assert "Unrecoverable error" not in log, log[-3000:]
         assert "could not recover" not in log and "could not restore" not in log, log[-3000:]
+    finally:
+        worker.stop()
+        server.stop()
+
+
+def test_an_idle_worker_tries_to_reconnect_every_two_seconds_at_most(tmp_path: Path) -> None:
+    """A worker's consumer that lost Redis retried at kombu's intervals (2 s, then 2 s more each
+    time, up to 30 s): on a four-host topology a worker reached a Redis back after a 20-s
+    outage 10 s late, and the janitor took its node for dead meanwhile. It now tries every
+    RECONNECT_MAX seconds at most, and reconnects."""
+    from dms.worker.broker_recovery import RECONNECT_MAX
+    from tests.services import RedisServer, Worker
+
+    server = RedisServer(tmp_path / "redis", options=["--appendonly", "yes"])
+    server.directory.mkdir()
+    server.start()
+    worker = Worker("idle", "dms.control", server.env(), tmp_path / "idle.log", concurrency=1)
+    try:
+        worker.start()
+        assert server.proc is not None
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        server.proc = None
+        time.sleep(12)  # kombu's intervals would have reached 4 and 6 s by now
+        server.start()
+        deadline = time.monotonic() + 30
+        while worker.log().count("Connected to") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log = worker.log()
+        assert log.count("Connected to") >= 2, log[-3000:]
+        waits = [float(w) for w in re.findall(r"Trying again in ([\d.]+) seconds", log)]
+        assert len(waits) >= 4 and max(waits) <= RECONNECT_MAX, waits
+        assert worker.proc is not None and worker.proc.poll() is None
     finally:
         worker.stop()
         server.stop()
