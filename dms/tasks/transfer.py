@@ -187,6 +187,12 @@ class TransferTask(DmsTask):
         self, params: SyncParams, index: int, pieces: list[UnitPiece], failed: NicEndpoint, error: Exception
     ) -> None:
         message = f"{failed.key}: {type(error).__name__}: {error}"
+        if self.store.live_params(params.request_id, params.epoch) is None:
+            # a late copy whose request ended (or was resumed) while it tried to connect: nothing
+            # to route again, and nothing to add to an ended request's log
+            log.info("request %s unit %d: data connection failed (%s) after the request ended", params.request_id,
+                     index, message)  # fmt: skip
+            return
         log.warning(
             "request %s unit %d: data connection failed (%s); routing it again", params.request_id, index, message
         )

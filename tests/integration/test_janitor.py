@@ -58,3 +58,20 @@ def test_a_forced_resume_gives_back_the_nic_load_of_the_units_the_old_run_routed
     assert load.get(src, 0) == 0 and load.get(dst, 0) == 0, load
     store.set_state(rid, RequestState.FAILED, error="ended by the test")
     store.r.hdel("dms:nicload", src, dst)
+
+
+def test_a_late_copy_that_fails_to_connect_after_the_end_routes_nothing(store: Any, dms_app: Any) -> None:
+    """A late copy of a unit whose connect failed 27 s after its request ended routed the unit
+    again and logged "unit rerouted" into the ended request's log (an acceptance run)."""
+    from dms.model import RequestState
+    from dms.request import make_params
+    from dms.state.nodes import NicEndpoint
+    from dms.tasks.transfer import transfer
+
+    rid = unique_id("late-connect")
+    params = make_params("/data/a", "/data/b", request_id=rid, source_cluster="lx", destination_cluster="ly")
+    store.create(params)
+    store.set_state(rid, RequestState.SUCCEEDED)
+    failed = NicEndpoint("ly1", "ly", "e0", "10.0.0.9", 7400, "rail0")
+    transfer.reroute(store.params(rid), 0, [], failed=failed, error=TimeoutError(110, "connect: Connection timed out"))
+    assert [e for e in store.events(rid) if e["event"] == "unit rerouted"] == []
