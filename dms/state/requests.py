@@ -345,6 +345,15 @@ return 1
 """
 
 
+# Takes a lock for ARGV[1] for ARGV[2] seconds unless another owner holds it; 1 if taken.
+_TAKE_LOCK = """
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
 # Keeps a losing copy's description of what it wrote (ARGV[1]) for finalize to remove, unless
 # the request ended SUCCEEDED or CANCELLED already (0: the caller has it removed now) or is
 # gone (-1). One script, so that finalize, which takes the list after it sets the end state,
@@ -497,6 +506,7 @@ class RequestStore:
         self._report_inflight = client.register_script(_REPORT_INFLIGHT)
         self._note_strays = client.register_script(_NOTE_STRAYS)
         self._cancel_unstarted = client.register_script(_CANCEL_UNSTARTED)
+        self._take_lock = client.register_script(_TAKE_LOCK)
 
     def close(self) -> None:
         self.r.close()
@@ -939,7 +949,14 @@ class RequestStore:
         return {first + int(o) for o in offsets}
 
     def acquire_finalize_lock(self, request_id: str, owner: str, ttl: int) -> bool:
-        return bool(self.r.set(Keys(request_id).finalize_lock, owner, nx=True, ex=ttl))
+        """Take the finalize lock for `owner` (the finalize task's id), or take it again for the
+        same id: a finalize message comes back with its id only when the run that took the lock
+        is gone (Celery cancels the tasks running at a broker connection loss; a worker's
+        previous run, or a Redis restart, leaves messages only dead runs had). Without that, a
+        finalize cancelled by a Redis restart held the lock for its TTL (an hour), and its
+        own message, back at once, ran as "another finalize is running": the request stayed
+        FINALIZING (seen in the chaos schedule)."""
+        return int(self._take_lock(keys=[Keys(request_id).finalize_lock], args=[owner, ttl])) == 1
 
     def release_finalize_lock(self, request_id: str) -> None:
         self.r.delete(Keys(request_id).finalize_lock)

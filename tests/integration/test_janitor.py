@@ -75,3 +75,16 @@ def test_a_late_copy_that_fails_to_connect_after_the_end_routes_nothing(store: A
     failed = NicEndpoint("ly1", "ly", "e0", "10.0.0.9", 7400, "rail0")
     transfer.reroute(store.params(rid), 0, [], failed=failed, error=TimeoutError(110, "connect: Connection timed out"))
     assert [e for e in store.events(rid) if e["event"] == "unit rerouted"] == []
+
+
+def test_the_finalize_lock_is_taken_again_by_its_own_message(store: Any) -> None:
+    """A finalize cancelled by a Redis restart left its lock for an hour, and its own message,
+    put back at once, found the lock taken and did nothing: the request stayed FINALIZING
+    (the chaos schedule). The same task id takes it again; another id still cannot."""
+    rid = unique_id("lock")
+    assert store.acquire_finalize_lock(rid, "task-1", 60)
+    assert store.acquire_finalize_lock(rid, "task-1", 60)  # its message, back after its run was cancelled
+    assert not store.acquire_finalize_lock(rid, "task-2", 60)  # a second finalize while one runs
+    store.release_finalize_lock(rid)
+    assert store.acquire_finalize_lock(rid, "task-2", 60)
+    store.release_finalize_lock(rid)
