@@ -73,16 +73,26 @@ def test_the_shipped_site_file_sets_no_guaranteed_setting() -> None:
     assert names and not names & set(GUARANTEED), names & set(GUARANTEED)
 
 
-def test_the_app_routes_a_sync_to_where_its_plan_runs() -> None:
+ROUTES = """
+import json
+from dms.worker.app import app
+cases = [({}, {"source_cluster": "A", "destination_cluster": "B"}), ({}, {"direction": "hpc1_TO_hpc2"}),
+         ({}, {"control_queue": "site.ctl"}), ({}, {}), ({}, {"direction": "nonsense", "source_cluster": ""}),
+         ({"queue": "mine"}, {"source_cluster": "A"})]
+print(json.dumps([app.amqp.router.route(o, "dms.sync", (), k)["queue"].name for o, k in cases]))
+"""
+
+
+def test_the_app_routes_a_sync_to_where_its_plan_runs(tmp_path: Path) -> None:
     """What Flower's HTTP API and a bare send_task("dms.sync", ...) get from the app's router:
-    the source cluster's queue, else the request's control queue, else dms.control."""
-    from dms.worker.app import app
-
-    def queue(options: dict[str, object] | None = None, **kwargs: object) -> str:
-        return str(app.amqp.router.route(options or {}, "dms.sync", (), kwargs)["queue"].name)
-
-    assert queue(source_cluster="A", destination_cluster="B") == "dms.cluster.A"
-    assert queue(direction="hpc1_TO_hpc2") == "dms.cluster.hpc1"
-    assert queue(control_queue="site.ctl") == "site.ctl"
-    assert queue() == queue(direction="nonsense", source_cluster="") == "dms.control"
-    assert queue({"queue": "mine"}, source_cluster="A") == "mine"  # a queue given at publish time wins
+    the source cluster's queue, else the request's control queue, else dms.control; a queue
+    given at publish time wins. In a fresh interpreter, as the cases above: the router builds
+    the app's producer side, which must not happen in the test process before its fixtures
+    point the app at the test's Redis."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DMS_")}
+    base["PYTHONPATH"] = str(REPO)
+    r = subprocess.run([sys.executable, "-c", ROUTES], cwd=tmp_path, env={**base, "DMS_BROKER_URL": BROKER},
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == ["dms.cluster.A", "dms.cluster.hpc1", "site.ctl", "dms.control", "dms.control",
+                                    "mine"]  # fmt: skip
