@@ -20,14 +20,13 @@ No Celery and no Redis here: the tasks move the descriptions.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
-import zlib
 from collections.abc import Iterable, Sequence
 
 from dms.fs.beneath import Beneath, destination_beneath
+from dms.fs.names import pack_names, unpack_names
 from dms.fs.paths import staging_path
 from dms.model import SyncParams, UnitPiece
 
@@ -41,8 +40,8 @@ _FILE, _DIR = b"F", b"D"
 def describe(params: SyncParams, pieces: Sequence[UnitPiece]) -> str:
     """The files of `pieces` and their directories' source times, as one ASCII string.
 
-    Names are bytes (any name, not only UTF-8 ones), NUL-separated (no name holds a NUL),
-    zlib-compressed: a unit of 1,000 small files describes itself in a few KiB."""
+    Names are bytes (any name, not only UTF-8 ones), packed by dms.fs.names.pack_names: a unit
+    of 1,000 small files describes itself in a few KiB."""
     files = sorted({os.fsencode(p.file.relpath) for p in pieces})
     items = [_FILE + f for f in files]
     dirs = sorted({os.path.dirname(f) for f in files})
@@ -53,14 +52,14 @@ def describe(params: SyncParams, pieces: Sequence[UnitPiece]) -> str:
             except OSError:
                 continue  # gone from the source meanwhile: its destination keeps the time it has
             items.append(_DIR + b"%d/%d/" % (st.st_mtime_ns, st.st_atime_ns) + d)
-    return base64.b64encode(zlib.compress(b"\0".join(items))).decode("ascii")
+    return pack_names(items)
 
 
 def read(blob: str) -> tuple[list[str], dict[str, tuple[int, int]]]:
     """(file relpaths, {directory relpath: (mtime_ns, atime_ns)}) of a describe() string."""
     files: list[str] = []
     times: dict[str, tuple[int, int]] = {}
-    for item in zlib.decompress(base64.b64decode(blob)).split(b"\0"):
+    for item in unpack_names(blob):
         kind, rest = item[:1], item[1:]
         if kind == _FILE:
             files.append(os.fsdecode(rest))

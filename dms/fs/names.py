@@ -20,10 +20,13 @@ documented in docs/operations.md ("Names").
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import zlib
+from collections.abc import Iterable
 
-__all__ = ["printable", "shown", "unshown"]
+__all__ = ["pack_names", "printable", "shown", "unpack_names", "unshown"]
 
 _ESCAPE = re.compile(r"\\(\\|x([0-9a-f]{2}))")
 
@@ -74,3 +77,14 @@ def unshown(text: str) -> bytes:
         pos = m.end()
     out += text[pos:].encode()
     return bytes(out)
+
+
+def pack_names(names: Iterable[bytes]) -> str:
+    """Many names (or items that hold one) as one ASCII string for a Redis value or a task
+    argument: NUL-separated (no name holds a NUL), zlib-compressed, base64."""
+    return base64.b64encode(zlib.compress(b"\0".join(names))).decode("ascii")
+
+
+def unpack_names(packed: str) -> list[bytes]:
+    """The items of a pack_names() string."""
+    return zlib.decompress(base64.b64decode(packed)).split(b"\0")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import logging
 import os
 import stat
@@ -148,8 +147,7 @@ def _report_missing_listed(store: RequestStore, params: SyncParams) -> int:
                 os.lstat(name, dir_fd=source.dir_fd(parent, create=False))
             except OSError as exc:
                 missing += 1
-                reason = source.readable_text(exc.strerror or str(exc)) if exc.errno != errno.ELOOP else str(exc)
-                store.add_error(params.request_id, path, f"listed in --files-from: {reason}", exc.errno)
+                store.add_error(params.request_id, path, f"listed in --files-from: {exc.strerror or exc}", exc.errno)
     return missing
 
 

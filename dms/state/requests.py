@@ -43,19 +43,17 @@ that runs twice (redelivery) counts once.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dms.errors import BrokerUnavailable, RequestError, RequestExists
 from dms.fs.filters import RuleSet
-from dms.fs.names import printable, shown
+from dms.fs.names import pack_names, printable, shown, unpack_names
 from dms.model import (
     TERMINAL_STATES,
     DirRecord,
@@ -529,7 +527,7 @@ class RequestStore:
                                   "epoch": params.epoch, "base_epoch": params.epoch}  # fmt: skip
         fields.update({name: 0 for name in _INT_FIELDS})
         if params.files_from:  # before the record: a plan that reads it finds it
-            self.r.set(keys.files_from, _packed_paths(params.files_from))
+            self.r.set(keys.files_from, pack_names(map(os.fsencode, params.files_from)))
         self.r.hset(keys.req, mapping=fields)
         self.r.zadd(REQUESTS_INDEX, {params.request_id: now})
 
@@ -899,10 +897,8 @@ class RequestStore:
 
     def listed_paths(self, request_id: str) -> tuple[str, ...]:
         """The request's --files-from list (empty if it has none)."""
-        blob = self.r.get(Keys(request_id).files_from)
-        if not blob:
-            return ()
-        return tuple(os.fsdecode(p) for p in zlib.decompress(base64.b64decode(blob)).split(b"\0") if p)
+        packed = self.r.get(Keys(request_id).files_from)
+        return tuple(os.fsdecode(p) for p in unpack_names(packed) if p) if packed else ()
 
     def note_strays(self, request_id: str, blob: str) -> int:
         """Keep what a losing copy of a unit wrote (a dms.finalize.strays blob) for finalize:
@@ -1029,7 +1025,7 @@ class RequestStore:
         names += [keys.failed(s) for s in range(counts["files"])]
         self.r.delete(*names)
         if params.files_from:  # a resubmission with its own list (sync --id ID)
-            self.r.set(keys.files_from, _packed_paths(params.files_from))
+            self.r.set(keys.files_from, pack_names(map(os.fsencode, params.files_from)))
         now = time.time()
         fields: dict[str, Any] = {name: 0 for name in _INT_FIELDS}
         fields.update({"params": params.to_json(), "state": RequestState.PENDING.value, "updated_at": now,
@@ -1118,11 +1114,6 @@ class RequestStore:
                      *(keys.failed(s) for s in range(file_shards))]:  # fmt: skip
             pipe.expire(name, seconds)
         pipe.execute()
-
-
-def _packed_paths(paths: Sequence[str]) -> str:
-    """Paths as NUL-separated bytes (any name), zlib-compressed, base64: one Redis string."""
-    return base64.b64encode(zlib.compress(b"\0".join(os.fsencode(p) for p in paths))).decode("ascii")
 
 
 def _error_entry(relpath: str, message: str, errno: int | None) -> str:
