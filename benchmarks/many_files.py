@@ -60,7 +60,9 @@ def check(src: Path, dst: Path, files: int) -> None:
 
 
 class Sampler(threading.Thread):
-    """Largest Redis value under dms:req:* and largest queued message, sampled every 0.5 s."""
+    """Largest Redis value under dms:req:*, the most the request keys held together (MEMORY
+    USAGE summed over them) and Redis's used_memory over what it used before the first run,
+    and the largest queued message; sampled every 0.5 s."""
 
     def __init__(self, socket_path: str) -> None:
         super().__init__(daemon=True)
@@ -70,14 +72,22 @@ class Sampler(threading.Thread):
         self.stop = threading.Event()
         self.largest_value = (0, "")
         self.largest_message = 0
+        self.request_keys_peak = 0
+        self.baseline = int(self.r.info("memory")["used_memory"])
+        self.used_peak = 0
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
             try:
+                used = int(self.r.info("memory")["used_memory"])
+                total = 0
                 for key in self.r.scan_iter("dms:req:*", count=1000):
                     size = self.r.memory_usage(key) or 0
+                    total += size
                     if size > self.largest_value[0]:
                         self.largest_value = (size, key.decode())
+                self.request_keys_peak = max(self.request_keys_peak, total)
+                self.used_peak = max(self.used_peak, used - self.baseline)
                 for queue in (b"dms.data", b"dms.control"):
                     for message in self.r.lrange(queue, 0, 50):
                         self.largest_message = max(self.largest_message, len(message))
@@ -164,6 +174,9 @@ def run(args: argparse.Namespace) -> None:
     size, key = sampler.largest_value
     print(f"largest Redis value of a request: {size / 1024:.0f} KiB ({key}); "
           f"largest queued message: {sampler.largest_message} B")  # fmt: skip
+    print(f"Redis peak: request keys {sampler.request_keys_peak / args.files:.1f} B per file "
+          f"({sampler.request_keys_peak / 2**20:.1f} MiB); used_memory over the start "
+          f"{sampler.used_peak / args.files:.1f} B per file (queued messages and result keys too)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -69,6 +69,11 @@ class RequestError(FatalError):
     """A sync request is malformed or refused."""
 
 
+class UnitGone(RequestError):
+    """A transfer unit's manifest is not in Redis: recorded and dropped (a copy of it
+    finished first), or the plan it belonged to was dropped."""
+
+
 class PathError(RequestError):
     """A source or destination path is missing, unreadable or badly placed."""
 

@@ -153,11 +153,8 @@ class FileRecord:
     sparse: bool = False
 
     def to_wire(self) -> list[Any]:
-        return [*self.base_wire(), self.uid, self.gid, [list(x) for x in self.xattrs], int(self.sparse)]
-
-    def base_wire(self) -> list[Any]:
-        """What a transfer unit needs of the file (metadata stays in the file shards)."""
-        return [self.file_id, self.relpath, self.size, self.mtime_ns, self.atime_ns, self.mode]
+        return [self.file_id, self.relpath, self.size, self.mtime_ns, self.atime_ns, self.mode, self.uid, self.gid,
+                [list(x) for x in self.xattrs], int(self.sparse)]  # fmt: skip
 
     @classmethod
     def from_wire(cls, row: list[Any]) -> FileRecord:
@@ -220,27 +217,29 @@ class UnitPiece:
     file: FileRecord
     offset: int
     length: int
-    #: the inlined record has the file's owner and xattrs, so the transfer that copies
-    #: the whole file may publish it (false for units stored by an older DMS)
-    full_record: bool = True
 
     @property
     def whole_file(self) -> bool:
         return self.offset == 0 and self.length == self.file.size
 
-    def to_wire(self) -> list[Any]:
+    def to_row(self, previous_id: int) -> list[Any]:
+        """The piece as a row of a packed manifest (dms.state.packed): its file id as the step
+        from the previous piece's, and offset, length, sparse flag and xattrs only when not
+        (0, size, false, none), which is every small file: what compresses least is kept
+        short (decision 0036)."""
         f = self.file
-        return [*f.base_wire(), self.offset, self.length, int(f.sparse), f.uid, f.gid, [list(x) for x in f.xattrs]]
+        row = [f.file_id - previous_id, f.relpath, f.size, f.mtime_ns, f.atime_ns, f.mode, f.uid, f.gid]
+        if not self.whole_file or f.sparse or f.xattrs:
+            row += [self.offset, self.length, int(f.sparse), [list(x) for x in f.xattrs]]
+        return row
 
     @classmethod
-    def from_wire(cls, row: list[Any]) -> UnitPiece:
-        sparse = bool(row[8]) if len(row) > 8 else False
-        file_id, relpath, size, mtime_ns, atime_ns, mode = row[:6]
-        if len(row) > 11:
-            xattrs = tuple((str(n), str(v)) for n, v in row[11])
-            record = FileRecord(file_id, relpath, size, mtime_ns, atime_ns, mode, row[9], row[10], xattrs, sparse)
-            return cls(record, row[6], row[7])
-        return cls(FileRecord(file_id, relpath, size, mtime_ns, atime_ns, mode, sparse=sparse), row[6], row[7], False)
+    def from_row(cls, row: list[Any], previous_id: int) -> UnitPiece:
+        step, relpath, size, mtime_ns, atime_ns, mode, uid, gid = row[:8]
+        offset, length, sparse, xattrs = row[8:] if len(row) > 8 else (0, size, 0, [])
+        record = FileRecord(previous_id + step, relpath, size, mtime_ns, atime_ns, mode, uid, gid,
+                            tuple((str(n), str(v)) for n, v in xattrs), bool(sparse))  # fmt: skip
+        return cls(record, offset, length)
 
 
 @dataclass(frozen=True)

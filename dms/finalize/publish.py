@@ -62,7 +62,7 @@ def publish_request(
             delete_extraneous(store, params, name_shards, report)
         return report
     chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
-    for shard in range(file_shards):
+    for shard in store.shards_with_work(params.request_id, file_shards):  # files their transfers published: none
         if cancelled():
             report.cancelled = True
         _publish_shard(store, params, shard, chunker, report)
@@ -92,12 +92,10 @@ def _publish_shard(
     verified against the recorded digests instead, and counted if it matches.
     """
     rid = params.request_id
-    files = store.load_files(rid, shard)
+    files, digests = store.finalize_work(rid, shard)
     published = store.published_ids(rid, shard)
-    if len(published) == len(files):
-        return  # every file was published by the transfer that copied it whole
     with destination_beneath(params) as beneath:  # every path goes through directories opened without symlinks
-        shard_run = _ShardPublish(store, params, shard, chunker, report, beneath)
+        shard_run = _ShardPublish(store, params, shard, chunker, report, beneath, digests)
         candidates = shard_run.candidates(files, published)
         bad = _verify_in_parallel(shard_run.verify_specs, shard_run.spec_owner)
         if params.fsync and candidates:
@@ -142,10 +140,10 @@ class _ShardPublish:
     what to verify, then the renames; failures and forgotten digests are recorded once."""
 
     def __init__(self, store: RequestStore, params: SyncParams, shard: int, chunker: native.FileChunker,
-                 report: PublishReport, beneath: Beneath) -> None:  # fmt: skip
+                 report: PublishReport, beneath: Beneath, digests: dict[str, str]) -> None:  # fmt: skip
         self.store, self.params, self.shard, self.chunker = store, params, shard, chunker
         self.report, self.beneath = report, beneath
-        self.digests = store.load_digests(params.request_id, shard)
+        self.digests = digests
         self.failed = store.load_failed(params.request_id, shard)
         self.verify_specs: list[native.VerifySpec] = []
         self.spec_owner: list[int] = []  # verify spec -> index into the candidates

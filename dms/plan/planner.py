@@ -1,8 +1,10 @@
-"""Turn a source tree into a stored plan: file and directory shards, and transfer units.
+"""Turn a source tree into a stored plan: transfer units, and directory, link and listing shards.
 
 Streaming on purpose: records go to Redis a shard or a unit at a time, so the
 planner's memory stays bounded by one shard plus the files of the open unit,
-whatever the size of the tree.
+whatever the size of the tree. A file's record is written once, in the manifest
+of the unit that moves it (no file shard): the unit keeps it for finalize only if
+it does not publish the file itself (RequestStore.record_unit).
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ class _Planner:
             return write_shard
 
         self.chunker = native.FileChunker(params.chunk_size, params.unit_bytes, params.unit_max_files)
-        self.files = _Shards(fenced(store.write_files))
+        self.files_count = 0  # file ids number the files to copy (dense: finalize's shards follow them)
         self.dirs = _Shards(fenced(store.write_dirs))
         self.links = _Shards(fenced(store.write_links))
         self.names = _Shards(fenced(store.write_names))
@@ -178,6 +180,7 @@ class _Planner:
         self.report: list[str] = []  # dry run
         self.carry = store.load_carry(rid)  # chunks a previous incarnation already staged (resume)
         self.carried: list[RecordedPiece] = []
+        self.carried_files: list[FileRecord] = []  # their records, for finalize
         self.order: Interleaver[list[UnitPiece]] = Interleaver(self.new_unit, params.parallelism)  # across files
         # Across clusters the planner cannot see the destination: a serial walk sends every file
         # (the fanned-out walk, the default, asks a destination receiver instead: dms.plan.remote_check).
@@ -189,9 +192,8 @@ class _Planner:
         self.uptodate_bytes += size
 
     def file(self, found: FileRecord) -> None:
-        # file ids number the files to copy, so shards and units stay dense
-        entry = dataclasses.replace(found, file_id=self.files.count)
-        self.files.add(entry)
+        entry = dataclasses.replace(found, file_id=self.files_count)
+        self.files_count += 1
         self.bytes += entry.size
         if self.params.itemize:
             self.note(itemize.file_sent(self.params, entry, self.visible))
@@ -217,6 +219,7 @@ class _Planner:
                 self.carried.append(RecordedPiece(entry.file_id, offset, length, staged[1]))
             else:
                 self.new_unit([UnitPiece(entry, offset, length)])
+        self.carried_files.append(entry)
         if len(self.carried) >= 1000:
             self.record_carried()
         return True
@@ -225,9 +228,10 @@ class _Planner:
         """Count the chunks carried over as done, and their bytes as staged by an earlier run
         (`bytes_carried`: a resume's summary says how much of `bytes_done` this run moved)."""
         self.fence()
-        self.store.record_unit(self.rid, None, self.carried, [], epoch=self.params.epoch)
+        self.store.record_unit(self.rid, None, self.carried, [], epoch=self.params.epoch, records=self.carried_files)
         self.store.add_count(self.rid, "bytes_carried", sum(p.length for p in self.carried))
         self.carried.clear()
+        self.carried_files.clear()
 
     def directory(self, found: DirRecord) -> None:
         self.dirs.add(found)
@@ -267,7 +271,7 @@ class _Planner:
         self.order.walked()
 
     def new_unit(self, pieces: list[UnitPiece]) -> None:
-        # a unit carries its files' records, so it can run before their shard is stored
+        # a unit carries its files' records: the only place the plan writes them
         index = self.units
         self.fence()
         self.store.write_unit(self.rid, index, pieces, describe_unit(pieces))
@@ -288,21 +292,21 @@ class _Planner:
         if not self.params.dry_run:
             self.write_units(self.chunker.finish())
             self.order.drain()
-        for shards in (self.files, self.dirs, self.links, self.names):
+        for shards in (self.dirs, self.links, self.names):
             shards.flush()
         self.fence()
-        if self.carried:
+        if self.carried_files:
             self.record_carried()
         self.store.add_dryrun(self.rid, self.report)
         return PlanTotals(
-            files_total=self.files.count,
+            files_total=self.files_count,
             bytes_total=self.bytes,
             dirs_total=self.dirs.count,
             tasks_total=self.units,
             skipped=self.skips,
             files_uptodate=self.uptodate,
             bytes_uptodate=self.uptodate_bytes,
-            file_shards=self.files.shards,
+            file_shards=-(-self.files_count // SHARD),  # ceil: the finalize hashes file ids fall in
             dir_shards=self.dirs.shards,
             links_total=self.links.count,
             link_shards=self.links.shards,

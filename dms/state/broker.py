@@ -149,7 +149,10 @@ def store_on_socket(socket_path: str) -> RequestStore:
     """The request store of a private redis-server reached on its Unix socket."""
     import redis
 
-    return RequestStore(redis.Redis(unix_socket_path=socket_path, decode_responses=True, socket_timeout=30))
+    # surrogate escapes: packed plan values are bytes, read back exactly (dms.state.packed)
+    client = redis.Redis(unix_socket_path=socket_path, decode_responses=True, socket_timeout=30,
+                         encoding_errors="surrogateescape")  # fmt: skip
+    return RequestStore(client)
 
 
 def drop_broker_keys(store: RequestStore) -> int:

@@ -6,17 +6,20 @@ One request, id R, owns these keys (documented in docs/architecture.md):
     dms:req:R                    hash   params, state, counters, timestamps, error
     dms:req:R:errors             list   per-file errors, newest first, capped at ERRORS_CAP
     dms:req:R:events             list   the request's event log, oldest first, capped at EVENTS_CAP
-    dms:req:R:files:S            string JSON list of FileRecord rows, file ids S*SHARD ...
-    dms:req:R:dirs:S             string JSON list of DirRecord rows
-    dms:req:R:links:S            string JSON list of LinkRecord rows (symlinks, hard links)
-    dms:req:R:names:S            string JSON list of [dir relpath, [names]] (for --delete)
+    dms:req:R:dirs:S             string DirRecord rows (dms.state.packed: JSON, Zstandard-compressed)
+    dms:req:R:links:S            string LinkRecord rows (symlinks, hard links), packed
+    dms:req:R:names:S            string [dir relpath, [names]] rows (for --delete), packed
     dms:req:R:dryrun             list   "copy|update|delete|link <path>" lines of a dry run, or with -i
                                         the itemized changes (dms.plan.itemize), of a dry run or not
     dms:req:R:carry              hash   relpath -> [size, mtime_ns, {offset: "len:digest"}] of files a
                                         failed or interrupted run left partly staged (for resume)
-    dms:req:R:unit:K             string JSON list of UnitPiece rows of transfer unit K
-    dms:req:R:unit:K:about       string one line saying what unit K moves (Flower's argsrepr)
-    dms:req:R:digests:S          hash   "file_id:offset" -> "length:digest" (first write wins)
+    dms:req:R:unit:K             string UnitPiece rows of transfer unit K (each with its file's
+                                        record), packed; dropped when the unit is recorded
+    dms:req:R:unit:K:about       string one line saying what unit K moves (Flower's argsrepr); as unit:K
+    dms:req:R:digests:S          hash   finalize's work in file shard S (file ids S*SHARD ...), first
+                                        write wins: "file_id:offset" -> "length:digest" of each chunk
+                                        of a file no transfer published, and "file_id" -> its record
+                                        (FileRecord JSON). Files their transfer published have nothing
     dms:req:R:failed:S           hash   file_id -> error JSON (first write wins)
     dms:req:R:units_done         bitmap bit K set when unit K has been recorded
     dms:req:R:dispatched         bitmap bit K set once unit K was published to a queue
@@ -38,7 +41,10 @@ One request, id R, owns these keys (documented in docs/architecture.md):
 
 No value grows with the size of the tree beyond a shard (SHARD files) or a
 unit (unit_max_files pieces); counters are updated by Lua scripts so a task
-that runs twice (redelivery) counts once.
+that runs twice (redelivery) counts once. What the plan holds per file is the
+manifests of units not yet done, and the records and digests of files finalize
+has still to publish: a tree of small files that their transfers published
+leaves about a bit per file (decision 0036, docs/scale.md).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dms.errors import BrokerUnavailable, RequestError, RequestExists
+from dms.errors import BrokerUnavailable, RequestError, RequestExists, UnitGone
 from dms.fs.filters import RuleSet
 from dms.fs.names import pack_names, printable, shown, unpack_names
 from dms.model import (
@@ -67,6 +73,7 @@ from dms.model import (
     UnitPiece,
 )
 from dms.settings import redacted
+from dms.state.packed import pack_rows, unpack_rows
 
 if TYPE_CHECKING:  # redis-py is imported where it is used: a client process may not load it (dms.state.resp)
     import redis
@@ -197,9 +204,6 @@ class Keys:
         literal = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.base)
         return f"{literal}:{suffix}"
 
-    def files(self, shard: int) -> str:
-        return f"{self.base}:files:{shard}"
-
     def dirs(self, shard: int) -> str:
         return f"{self.base}:dirs:{shard}"
 
@@ -241,10 +245,13 @@ class UnitProgress:
         return self.planned and self.tasks_done >= self.tasks_total
 
 
-# Records a unit's outcome once: digests and failures are first-write-wins, and
-# the counters move only for what was new, so a redelivered task counts once.
-# ARGV[1] is the unit index, or "" to record failures that belong to no unit
-# (finalize's verification and publish failures). Nothing is recorded into a request
+# Records a unit's outcome once: digests, failures and the file records finalize needs are
+# first-write-wins, and the counters move only for what was new, so a redelivered task
+# counts once; the first record of a unit drops its manifest (KEYS[6], KEYS[7]).
+# ARGV[1] is the unit index, or "" to record what belongs to no unit (finalize's
+# verification and publish failures, chunks a resume carried over). ARGV[6] is how many
+# file records follow the digests and failures, ARGV[7] the bytes of the files the unit
+# published itself (counted as done; they keep no digest). Nothing is recorded into a request
 # that has ended: a task that woke up after its request ended (a hung node) may have
 # passed its own check just before, and finalize has dropped the digests it would
 # count as new. Nor into a request that does not exist: Redis lost its data while the
@@ -266,13 +273,17 @@ if ARGV[1] ~= '' then
   redis.call('HDEL', KEYS[5], ARGV[1])
 end
 local n_ok, n_failed, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n_records, bytes = tonumber(ARGV[6]), 0
 if ARGV[1] ~= '' and not first then
   -- another copy of this unit recorded it first: that record is the unit's outcome; this
   -- copy's failures (ESTALE: the first copy published the file under it) must not count
-  n_ok, n_failed = 0, 0
+  n_ok, n_failed, n_records = 0, 0, 0
 end
-local i = 6
-local bytes = 0
+if first then
+  bytes = tonumber(ARGV[7])  -- the bytes of the files this unit published (no digest kept)
+  redis.call('DEL', KEYS[6], KEYS[7])  -- its manifest: the plan holds only units not yet done
+end
+local i = 8
 for j = 1, n_ok do
   if redis.call('HSETNX', KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2]) == 1 then
     bytes = bytes + tonumber(ARGV[i+3])
@@ -285,6 +296,10 @@ for j = 1, n_failed do
     failed_new = failed_new + 1
     redis.call('LPUSH', KEYS[3], ARGV[i+2])
   end
+  i = i + 3
+end
+for j = 1, n_records do
+  redis.call('HSETNX', KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2])
   i = i + 3
 end
 if failed_new > 0 then
@@ -690,33 +705,26 @@ class RequestStore:
         pipe.execute()
 
     # -- the plan ------------------------------------------------------------------
-    def write_files(self, request_id: str, shard: int, files: Sequence[FileRecord]) -> None:
-        self.r.set(Keys(request_id).files(shard), json.dumps([f.to_wire() for f in files]))
-
-    def load_files(self, request_id: str, shard: int) -> list[FileRecord]:
-        text = self.r.get(Keys(request_id).files(shard))
-        return [FileRecord.from_wire(row) for row in json.loads(text)] if text else []
-
     def write_dirs(self, request_id: str, shard: int, dirs: Sequence[DirRecord]) -> None:
-        self.r.set(Keys(request_id).dirs(shard), json.dumps([d.to_wire() for d in dirs]))
+        self.r.set(Keys(request_id).dirs(shard), pack_rows([d.to_wire() for d in dirs]))
 
     def load_dirs(self, request_id: str, shard: int) -> list[DirRecord]:
-        text = self.r.get(Keys(request_id).dirs(shard))
-        return [DirRecord.from_wire(row) for row in json.loads(text)] if text else []
+        value = self.r.get(Keys(request_id).dirs(shard))
+        return [DirRecord.from_wire(row) for row in unpack_rows(value)] if value else []
 
     def write_links(self, request_id: str, shard: int, links: Sequence[LinkRecord]) -> None:
-        self.r.set(Keys(request_id).links(shard), json.dumps([x.to_wire() for x in links]))
+        self.r.set(Keys(request_id).links(shard), pack_rows([x.to_wire() for x in links]))
 
     def load_links(self, request_id: str, shard: int) -> list[LinkRecord]:
-        text = self.r.get(Keys(request_id).links(shard))
-        return [LinkRecord.from_wire(row) for row in json.loads(text)] if text else []
+        value = self.r.get(Keys(request_id).links(shard))
+        return [LinkRecord.from_wire(row) for row in unpack_rows(value)] if value else []
 
     def write_names(self, request_id: str, shard: int, listings: Sequence[tuple[str, Sequence[str]]]) -> None:
-        self.r.set(Keys(request_id).names(shard), json.dumps([[d, list(n)] for d, n in listings]))
+        self.r.set(Keys(request_id).names(shard), pack_rows([[d, list(n)] for d, n in listings]))
 
     def load_names(self, request_id: str, shard: int) -> list[tuple[str, list[str]]]:
-        text = self.r.get(Keys(request_id).names(shard))
-        return [(str(d), [str(x) for x in n]) for d, n in json.loads(text)] if text else []
+        value = self.r.get(Keys(request_id).names(shard))
+        return [(str(d), [str(x) for x in n]) for d, n in unpack_rows(value)] if value else []
 
     def add_dryrun(self, request_id: str, lines: Sequence[str]) -> None:
         """Append report lines of a dry run (kept up to DRYRUN_CAP)."""
@@ -743,7 +751,7 @@ class RequestStore:
     def write_unit(self, request_id: str, index: int, pieces: Sequence[UnitPiece], description: str = "") -> None:
         keys = Keys(request_id)
         pipe = self.r.pipeline(transaction=False)
-        pipe.set(keys.unit(index), json.dumps([p.to_wire() for p in pieces]))
+        pipe.set(keys.unit(index), pack_rows(_unit_rows(pieces)))
         if description:
             pipe.set(keys.unit_description(index), description[:300])
         pipe.execute()
@@ -752,10 +760,12 @@ class RequestStore:
         return str(self.r.get(Keys(request_id).unit_description(index)) or "")
 
     def load_unit(self, request_id: str, index: int) -> list[UnitPiece]:
-        text = self.r.get(Keys(request_id).unit(index))
-        if text is None:
-            raise RequestError(f"request {request_id!r} has no transfer unit {index}")
-        return [UnitPiece.from_wire(row) for row in json.loads(text)]
+        """The pieces of unit `index`; UnitGone once it is recorded (its manifest is dropped
+        then: ask unit_done) or if the plan holds no such unit."""
+        value = self.r.get(Keys(request_id).unit(index))
+        if value is None:
+            raise UnitGone(f"request {request_id!r} has no transfer unit {index}")
+        return _unit_pieces(unpack_rows(value))
 
     def mark_planned(self, request_id: str, **totals: int) -> UnitProgress:
         """Publish the plan's totals; the returned progress tells if every unit already finished."""
@@ -774,12 +784,21 @@ class RequestStore:
         ok: Iterable[RecordedPiece],
         failed: Iterable[FailedPiece],
         epoch: int | None = None,
+        *,
+        records: Iterable[FileRecord] = (),
+        published_bytes: int = 0,
     ) -> UnitProgress:
-        """Record a unit's digests and failures, once; `index=None` records failures of no unit.
-        With `epoch`: nothing, if the request is another incarnation now (a resume, or a plan
-        started over): its unit numbers and file ids name other work."""
+        """Record a unit's digests and failures, once; `index=None` records what belongs to
+        no unit. `records`: the files of the unit that finalize still has to publish (or clear
+        away), kept in their shard's finalize hash beside their digests; `published_bytes`:
+        the bytes of the files the unit published itself. The first record of a unit drops its
+        manifest. With `epoch`: nothing, if the request is another incarnation now (a resume,
+        or a plan started over): its unit numbers and file ids name other work."""
         keys = Keys(request_id)
-        key_list = [keys.req, keys.units_done, keys.errors, keys.inflight, keys.running]
+        unit = "" if index is None else index
+        manifest = -1 if index is None else index  # -1: a key never written, never dropped (no unit)
+        key_list = [keys.req, keys.units_done, keys.errors, keys.inflight, keys.running,
+                    keys.unit(manifest), keys.unit_description(manifest)]  # fmt: skip
         key_index: dict[str, int] = {}
 
         def slot(key: str) -> int:
@@ -803,11 +822,18 @@ class RequestStore:
                 _error_entry(f.relpath, f.message, f.errno),
             ]
             n_failed += 1
-        unit = "" if index is None else index
+        record_args: list[Any] = []
+        seen: set[int] = set()
+        for r in records:
+            if r.file_id not in seen:
+                seen.add(r.file_id)
+                record_args += [slot(keys.digests(r.file_id // SHARD)), r.file_id, json.dumps(r.to_wire())]
         fence = "" if epoch is None else epoch
         result = self._record_unit(
-            keys=key_list, args=[unit, n_ok, n_failed, ERRORS_CAP, fence, *ok_args, *failed_args]
-        )
+            keys=key_list,
+            args=[unit, n_ok, n_failed, ERRORS_CAP, fence, len(seen), published_bytes,
+                  *ok_args, *failed_args, *record_args],
+        )  # fmt: skip
         first, done, total, planned, sent, failed_new, ended = result
         return UnitProgress(
             bool(first), int(done), int(total), planned == "1", sent == "1", int(failed_new), bool(ended)
@@ -916,8 +942,33 @@ class RequestStore:
         blobs, _ = pipe.execute()
         return list(blobs)
 
-    def load_digests(self, request_id: str, shard: int) -> dict[str, str]:
-        return dict(self.r.hgetall(Keys(request_id).digests(shard)))
+    def finalize_work(self, request_id: str, shard: int) -> tuple[list[FileRecord], dict[str, str]]:
+        """What finalize has to do in one shard: the records of its files that no transfer
+        published (in file id order), and their chunks' digests ("file_id:offset" ->
+        "length:digest"), from one hash."""
+        records: list[FileRecord] = []
+        digests: dict[str, str] = {}
+        for field, value in self.r.hgetall(Keys(request_id).digests(shard)).items():
+            if ":" in field:
+                digests[field] = value
+            else:
+                records.append(FileRecord.from_wire(json.loads(value)))
+        records.sort(key=lambda f: f.file_id)
+        return records, digests
+
+    def shards_with_work(self, request_id: str, file_shards: int) -> list[int]:
+        """The shards, of `file_shards`, that hold anything for finalize (a file no transfer
+        published): one EXISTS each, pipelined. A tree whose files were all published by
+        their transfers has none, so finalize decodes nothing of it."""
+        keys = Keys(request_id)
+        found: list[int] = []
+        for start in range(0, file_shards, 1000):
+            pipe = self.r.pipeline(transaction=False)
+            shards = range(start, min(file_shards, start + 1000))
+            for shard in shards:
+                pipe.exists(keys.digests(shard))
+            found += [shard for shard, there in zip(shards, pipe.execute(), strict=True) if int(there)]
+        return found
 
     def load_failed(self, request_id: str, shard: int) -> dict[int, dict[str, Any]]:
         return {int(k): json.loads(v) for k, v in self.r.hgetall(Keys(request_id).failed(shard)).items()}
@@ -973,9 +1024,8 @@ class RequestStore:
         so `resume` moves only the missing chunks. Returns how many files it saved."""
         keys = Keys(request_id)
         saved = 0
-        for shard in range(file_shards):
-            files = self.load_files(request_id, shard)
-            digests = self.load_digests(request_id, shard)
+        for shard in self.shards_with_work(request_id, file_shards):
+            files, digests = self.finalize_work(request_id, shard)
             if not digests:
                 continue
             published = self.published_ids(request_id, shard)
@@ -1048,10 +1098,9 @@ class RequestStore:
         differently, and no unit, digest or publish mark of the old numbering may count.
         Chunks already staged are carried over by path. A cancel asked for stays. Returns
         how many files were carried."""
-        written = self._shards_written(Keys(request_id), ("files", "dirs", "links", "names", "digests", "failed"))
-        shards = {kind: written[kind] for kind in ("files", "dirs", "links", "names")}
-        # a unit carries its files' records, so digests may be stored for a shard not written yet
-        shards["files"] = max(shards["files"], written["digests"], written["failed"])
+        written = self._shards_written(Keys(request_id), ("dirs", "links", "names", "digests", "failed"))
+        shards = {kind: written[kind] for kind in ("dirs", "links", "names")}
+        shards["files"] = max(written["digests"], written["failed"])  # file shards: their finalize hashes
         carried = self.save_carry(request_id, shards["files"])
         self.reset_for_resume(request_id, params, shards, started_over=True)
         return carried
@@ -1094,7 +1143,7 @@ class RequestStore:
         (and the cancel mark, with `keep_cancel`)."""
         keys = Keys(request_id)
         names = [keys.unit(k) for k in range(units)] + [keys.unit_description(k) for k in range(units)]
-        names += [keys.files(s) for s in range(file_shards)] + [keys.dirs(s) for s in range(dir_shards)]
+        names += [keys.dirs(s) for s in range(dir_shards)]
         names += [keys.links(s) for s in range(link_shards)] + [keys.names(s) for s in range(name_shards)]
         names += [keys.digests(s) for s in range(file_shards)]
         names += [keys.units_done, keys.dispatched, keys.published, keys.inflight, keys.running, keys.still]
@@ -1114,6 +1163,24 @@ class RequestStore:
                      *(keys.failed(s) for s in range(file_shards))]:  # fmt: skip
             pipe.expire(name, seconds)
         pipe.execute()
+
+
+def _unit_rows(pieces: Sequence[UnitPiece]) -> list[Any]:
+    """A unit's manifest rows (UnitPiece.to_row): each file id as the step from the one before."""
+    rows, previous = [], 0
+    for p in pieces:
+        rows.append(p.to_row(previous))
+        previous = p.file.file_id
+    return rows
+
+
+def _unit_pieces(rows: list[Any]) -> list[UnitPiece]:
+    pieces, previous = [], 0
+    for row in rows:
+        piece = UnitPiece.from_row(row, previous)
+        pieces.append(piece)
+        previous = piece.file.file_id
+    return pieces
 
 
 def _error_entry(relpath: str, message: str, errno: int | None) -> str:

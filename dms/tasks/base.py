@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Task
 
+from dms.errors import UnitGone
 from dms.model import RequestState, SyncParams
 from dms.route.lanes import Lanes
 from dms.route.placement import NoRoute, Placement, Route
@@ -62,7 +63,12 @@ class DmsTask(Task):  # type: ignore[misc]
         queue = params.data_queue
         if params.clustered:
             if route is None:
-                nbytes = sum(p.length for p in self.store.load_unit(params.request_id, index))
+                try:
+                    nbytes = sum(p.length for p in self.store.load_unit(params.request_id, index))
+                except UnitGone:
+                    if self.store.unit_done(params.request_id, index):
+                        return  # recorded meanwhile (its manifest is dropped then): no message is needed
+                    raise
                 try:
                     route = self.placement.route(params, index, nbytes)
                 except NoRoute as exc:

@@ -20,7 +20,7 @@ from typing import Any
 
 from dms import native
 from dms.config import NodeConfig, read_secrets, with_secrets
-from dms.errors import AuthenticationError, ConfinementError, ProtocolError
+from dms.errors import AuthenticationError, ConfinementError, ProtocolError, UnitGone
 from dms.finalize import strays
 from dms.fs.roots import under_roots
 from dms.model import FailedPiece, SyncParams, UnitPiece
@@ -29,6 +29,7 @@ from dms.route.placement import NoRoute, Route
 from dms.route.queues import nic_of_queue, nic_queue
 from dms.settings import active_config, current_node
 from dms.state.nodes import NicEndpoint
+from dms.state.requests import RequestStore, UnitProgress
 from dms.tasks.base import DmsTask
 from dms.transfer.unit import UnitResult, copy_unit, send_resending
 from dms.worker import incarnation
@@ -73,9 +74,14 @@ class TransferTask(DmsTask):
     def fail_unit(self, request_id: str, index: int, message: str, epoch: int) -> None:
         """Fail every piece of the unit, as a task of incarnation `epoch` (its message's)."""
         params = self.store.params(request_id)
-        pieces = self.store.load_unit(request_id, index)
+        try:
+            pieces = self.store.load_unit(request_id, index)
+        except UnitGone:
+            if not self.store.unit_done(request_id, index):
+                raise
+            pieces = []  # another copy recorded it first: only the lane is left to advance
         failed = [FailedPiece(p.file.file_id, p.file.relpath, message) for p in pieces]
-        progress = self.store.record_unit(request_id, index, [], failed, epoch=epoch)
+        progress = self.store.record_unit(request_id, index, [], failed, epoch=epoch, records=[p.file for p in pieces])
         if params.clustered:
             self.registry.release(request_id, [index])
         self.advance(params, index, progress)
@@ -242,9 +248,16 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
         # lane: advancing again is idempotent (a unit is published once, finalize once)
         self.advance(params, unit_index, store.record_unit(request_id, None, [], [], epoch=epoch))
         return {"request_id": request_id, "unit": unit_index, "status": "done already"}
-    pieces = store.load_unit(request_id, unit_index)
+    try:
+        pieces = store.load_unit(request_id, unit_index)
+    except UnitGone:  # recorded by another copy since the check above: its manifest is dropped
+        if not store.unit_done(request_id, unit_index):
+            raise
+        self.advance(params, unit_index, store.record_unit(request_id, None, [], [], epoch=epoch))
+        return {"request_id": request_id, "unit": unit_index, "status": "done already"}
     if store.is_cancelled(request_id):
-        progress = store.record_unit(request_id, unit_index, [], [], epoch=epoch)
+        # a copy that died mid-unit may have staged some of its files: finalize clears them
+        progress = store.record_unit(request_id, unit_index, [], [], epoch=epoch, records=[p.file for p in pieces])
         self.advance(params, unit_index, progress)
         return {"request_id": request_id, "unit": unit_index, "status": "cancelled"}
 
@@ -278,7 +291,7 @@ def transfer(self: TransferTask, request_id: str, unit_index: int, epoch: int = 
             self.leave_strays(params, pieces)
         return {"request_id": request_id, "unit": unit_index, "status": "stale"}
     store.mark_published(request_id, result.published, epoch=epoch)  # before the unit counts: finalize skips them
-    progress = store.record_unit(request_id, unit_index, result.ok, result.failed, epoch=epoch)
+    progress = _record(store, request_id, unit_index, pieces, result, epoch)
     if not progress.first and _wrote(result):  # another copy recorded the unit: this one may have
         self.leave_strays(params, pieces)  # written after finalize published the winner's files
     if progress.first:
@@ -303,3 +316,17 @@ def _endpoint_of(me: NodeConfig, key: str) -> NicEndpoint:
     iface = key.partition("/")[2]
     nic = next((n for n in me.data if n.interface == iface), me.data[0])
     return NicEndpoint(me.name, me.cluster, nic.interface, nic.address, 0, nic.network)
+
+
+def _record(
+    store: RequestStore, request_id: str, index: int, pieces: list[UnitPiece], result: UnitResult, epoch: int
+) -> UnitProgress:
+    """Record the unit: a file it published keeps nothing but its published bit (its bytes
+    count as done); every other file keeps its record and its chunks' digests for finalize,
+    which publishes it, fails it, or clears its staging file away (decision 0036)."""
+    published = set(result.published)
+    return store.record_unit(
+        request_id, index, [p for p in result.ok if p.file_id not in published], result.failed, epoch=epoch,
+        records=[p.file for p in pieces if p.file.file_id not in published],
+        published_bytes=sum(p.length for p in result.ok if p.file_id in published),
+    )  # fmt: skip

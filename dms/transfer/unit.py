@@ -109,10 +109,10 @@ def copy_unit(
 
 
 def publishable(params: SyncParams, piece: UnitPiece) -> bool:
-    """Whether the transfer may publish this piece's file: the piece is the whole file, its
-    record carries owner and xattrs, and it has no xattrs to copy (finalize's order, owner
-    then xattrs then mode, keeps an owner change from clearing them)."""
-    return piece.whole_file and piece.full_record and not (params.xattrs and piece.file.xattrs)
+    """Whether the transfer may publish this piece's file: the piece is the whole file, and it
+    has no xattrs to copy (finalize's order, owner then xattrs then mode, keeps an owner
+    change from clearing them)."""
+    return piece.whole_file and not (params.xattrs and piece.file.xattrs)
 
 
 def publish_whole_files(params: SyncParams, runnable: Sequence[UnitPiece], specs: Sequence[CopySpec],
