@@ -73,6 +73,7 @@ class Sampler(threading.Thread):
         self.largest_value = (0, "")
         self.largest_message = 0
         self.request_keys_peak = 0
+        self.peak_kinds: dict[str, int] = {}  # at the peak: key kind (unit, walk, digests, ...) -> bytes
         self.baseline = int(self.r.info("memory")["used_memory"])
         self.used_peak = 0
 
@@ -81,12 +82,16 @@ class Sampler(threading.Thread):
             try:
                 used = int(self.r.info("memory")["used_memory"])
                 total = 0
+                kinds: dict[str, int] = {}
                 for key in self.r.scan_iter("dms:req:*", count=1000):
                     size = self.r.memory_usage(key) or 0
                     total += size
+                    kind = key.decode().split(":")[3] if key.count(b":") >= 3 else "request"
+                    kinds[kind] = kinds.get(kind, 0) + size
                     if size > self.largest_value[0]:
                         self.largest_value = (size, key.decode())
-                self.request_keys_peak = max(self.request_keys_peak, total)
+                if total > self.request_keys_peak:
+                    self.request_keys_peak, self.peak_kinds = total, kinds
                 self.used_peak = max(self.used_peak, used - self.baseline)
                 for queue in (b"dms.data", b"dms.control"):
                     for message in self.r.lrange(queue, 0, 50):
@@ -177,6 +182,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"Redis peak: request keys {sampler.request_keys_peak / args.files:.1f} B per file "
           f"({sampler.request_keys_peak / 2**20:.1f} MiB); used_memory over the start "
           f"{sampler.used_peak / args.files:.1f} B per file (queued messages and result keys too)")  # fmt: skip
+    kinds = sorted(sampler.peak_kinds.items(), key=lambda kv: -kv[1])
+    print("  at the peak: " + ", ".join(f"{kind} {size / args.files:.1f} B" for kind, size in kinds))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dms.state.packed import pack_rows, unpack_rows
 from dms.state.requests import Keys, RequestStore
 
 __all__ = ["CLAIM_SECONDS", "KEEP_SECONDS", "ClaimLost", "WalkLost", "WalkStore"]
@@ -87,7 +88,7 @@ class WalkStore:
         """Store chunk `index` of a group and keep the walker's claim alive; only while
         `owner` holds the claim (two walkers of one changing subtree would mix chunks)."""
         key = self._key(request_id, sub)
-        self._write(key, f"{key}:{index}", owner, [json.dumps(rows)])
+        self._write(key, f"{key}:{index}", owner, [pack_rows(rows)])  # packed: walkers run ahead of the planner
 
     def mark_done(self, request_id: str, sub: int, chunks: int, owner: str) -> None:
         key = self._key(request_id, sub)
@@ -110,7 +111,7 @@ class WalkStore:
         if text is None:
             raise WalkLost(f"chunk {index} of walk group {sub} (run {self.run}) is gone")
         self.r.delete(key)
-        return list(json.loads(text))
+        return unpack_rows(text)
 
     def drop(self, request_id: str) -> None:
         """Every key of every run of a request's fanned-out walk (chunks, claims, done marks)."""

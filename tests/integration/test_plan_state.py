@@ -56,6 +56,7 @@ def test_the_plan_keeps_few_bytes_per_file_and_drops_what_is_done(
     assert len(units) == info["tasks_total"]
     assert not [k for k in planned if ":files:" in k]  # no file shard: the records are in the units only
     per_file = sum(planned.values()) / FILES
+    print(f"plan state while every unit waits: {per_file:.1f} B per file")  # docs/scale.md quotes it
     assert per_file <= 32, f"{per_file:.1f} bytes per file while every unit waits: {planned}"
 
     start_worker(params.data_queue)
