@@ -118,7 +118,7 @@ def answers_on_socket(socket_path: str) -> bool:
     return False
 
 
-def compact_append_only(socket_path: str, grown: int = 256 << 10, timeout: float = 10.0) -> bool:
+def compact_append_only(socket_path: str, grown: int = 64 << 10, timeout: float = 10.0) -> bool:
     """Rewrite a private server's append-only file to what its data set holds now, when it
     has grown by more than `grown` bytes since the last rewrite (BGREWRITEAOF, waited for up
     to `timeout`). Why: every write of a finished request's plan (shards, units, digests) is
